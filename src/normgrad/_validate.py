@@ -1,0 +1,81 @@
+"""Input checks shared by every layer.
+
+Each check raises before anything is computed or written, so a layer that rejects
+its input leaves its parameter dict exactly as it was. Messages say what was
+expected, what arrived, and how to fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def float_array(value: Any, name: str) -> np.ndarray:
+    """Return ``value`` if it is a floating-point ndarray, else raise ``TypeError``."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(
+            f"{name} must be a numpy.ndarray of floats; got {type(value).__name__}. "
+            f"Wrap it with np.asarray({name}, dtype=np.float64)."
+        )
+    if not np.issubdtype(value.dtype, np.floating):
+        raise TypeError(
+            f"{name} must have a floating dtype (float32 or float64); got {value.dtype}. "
+            f"Convert it with {name}.astype(np.float64)."
+        )
+    return value
+
+
+def ndim(x: np.ndarray, name: str, expected: int, layout: str, hint: str = "") -> None:
+    """Raise ``ValueError`` unless ``x.ndim == expected``; ``layout`` reads like ``(N, D)``."""
+    if x.ndim != expected:
+        extra = f" {hint}" if hint else ""
+        raise ValueError(
+            f"{name} must be {expected}-D {layout}; got shape {tuple(x.shape)}.{extra}"
+        )
+
+
+def shape(x: np.ndarray, name: str, expected: Sequence[int], why: str = "") -> None:
+    """Raise ``ValueError`` unless ``x.shape == expected``."""
+    expected = tuple(int(s) for s in expected)
+    if tuple(x.shape) != expected:
+        extra = f" ({why})" if why else ""
+        raise ValueError(f"{name} must have shape {expected}{extra}; got {tuple(x.shape)}.")
+
+
+def choice(value: Any, name: str, allowed: Sequence[str]) -> str:
+    """Raise ``ValueError`` unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        options = " or ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name} must be {options}; got {value!r}.")
+    return value
+
+
+def nonnegative(value: Any, name: str) -> float:
+    """Return ``value`` as a float, raising ``ValueError`` if it is negative or not finite."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number; got {value!r}.") from None
+    if not np.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}.")
+    return v
+
+
+def unit_interval(value: Any, name: str) -> float:
+    """Return ``value`` as a float in [0, 1], else raise ``ValueError``."""
+    v = nonnegative(value, name)
+    if v > 1:
+        raise ValueError(f"{name} must lie in [0, 1]; got {value!r}.")
+    return v
+
+
+def compute_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype statistics are accumulated in: float64, or wider if the input is wider.
+
+    float32 and float16 inputs are centred and reduced in float64 and the result is
+    cast back, so data whose mean is 1e6 times its spread still normalizes correctly.
+    """
+    return np.promote_types(dtype, np.float64)

@@ -1,0 +1,92 @@
+"""The ``normgrad`` command line (also ``python -m normgrad``).
+
+Subcommands:
+    check   finite-difference check of every layer's every backward route (exit 1 on failure)
+    bench   time batch norm's forward and backward routes, against PyTorch when installed
+    demo    what ``make demo`` runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from normgrad import __version__
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from normgrad import checks
+
+    selected = args.layer.split(",") if args.layer else None
+    rows = checks.run_checks(selected, seed=args.seed, tol=args.tol)
+    print(checks.format_table(rows))
+    failed = [r for r in rows if not r.passed]
+    print(f"\n{len(rows) - len(failed)} passed, {len(failed)} failed "
+          f"(finite differences, float64, random upstream gradient, tol {args.tol:g})")
+    return 1 if failed else 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from normgrad import bench
+
+    shapes = bench.parse_shapes(args.shapes) if args.shapes else bench.DEFAULT_SHAPES
+    dtypes = bench.parse_dtypes(args.dtypes) if args.dtypes else bench.DEFAULT_DTYPES
+    records = bench.run(shapes, dtypes, warmup=args.warmup, repeats=args.repeats,
+                        with_torch=not args.no_torch, threads=args.threads)
+    print(bench.format_report(records))
+    if args.json:
+        bench.write_json(records, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    print("normgrad demo: every backward route, checked against finite differences\n")
+    return _cmd_check(argparse.Namespace(layer=None, seed=args.seed, tol=1e-8))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="normgrad",
+        description="Normalization layers with hand-derived backward passes, proved three ways.",
+    )
+    parser.add_argument("--version", action="version", version=f"normgrad {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check", help="finite-difference check of every layer and route")
+    p.add_argument("--layer", help="comma-separated layer names (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tol", type=float, default=1e-8, help="pass below this rel error")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("bench", help="time batch norm forward and backward routes")
+    p.add_argument("--shapes", help="e.g. 4096x1024,100x500 (default: 100x500,4096x1024,"
+                                     "65536x256)")
+    p.add_argument("--dtypes", help="e.g. float64 (default: float32,float64)")
+    p.add_argument("--repeats", type=int, default=7, help="timed calls; the median is kept")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls first")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (NumPy's element-wise work is single-threaded)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
+    p.add_argument("--json", help="write the records to this file")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("demo", help="the main job: what `make demo` runs")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ValueError as exc:
+        print(f"normgrad {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

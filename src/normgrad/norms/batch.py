@@ -1,0 +1,284 @@
+"""Batch normalization: the forward pass and three hand-derived backward routes.
+
+Ioffe & Szegedy 2015, "Batch Normalization: Accelerating Deep Network Training by
+Reducing Internal Covariate Shift", arXiv:1502.03167, Algorithm 1 and section 3.
+
+Formula, for x: (N, D), reducing over the batch axis (axis 0), per feature d::
+
+    mu    = 1/N sum_i x_i                         # (D,)
+    var   = 1/N sum_i (x_i - mu)^2                # (D,)  biased, as in the paper and cs231n
+    xhat  = (x - mu) / sqrt(var + eps)            # (N, D)
+    y     = gamma * xhat + beta                   # (N, D)
+
+Train mode normalizes by the batch statistics and updates the running ones. Test mode
+normalizes by ``running_mean`` and ``running_var``, so the layer is a fixed affine map.
+
+The three backward routes give the same ``(dx, dgamma, dbeta)`` from the same cache and
+are written to read like their derivations (``docs/derivation.md``):
+
+- ``batchnorm_backward``: the staged computation graph, node by node;
+- ``batchnorm_backward_paper``: the paper's chain-rule equations, unsimplified;
+- ``batchnorm_backward_alt``: the simplified closed form
+  ``dx = gamma / sqrt(var + eps) * (dout - (dbeta + xhat * dgamma) / N)``.
+
+Numerics: statistics are accumulated and x is centred in float64 (or wider), never as
+E[x^2] - E[x]^2, and results are cast back to x's dtype. float32 data whose mean is 1e6
+times its spread still normalizes to within 1e-3.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from normgrad import _validate as v
+from normgrad.norms.running import RunningStats
+
+
+class BatchNormCache(NamedTuple):
+    """What the backward routes need from the forward pass (all three share it)."""
+
+    x: np.ndarray  # (N, D) the input: the graph and paper routes rebuild x - mu from it
+    xhat: np.ndarray  # (N, D) normalized input: dgamma = sum(dout * xhat), and the alt route
+    mu: np.ndarray  # (D,) the mean x was centred by (batch mean in train, running in test)
+    var: np.ndarray  # (D,) the variance x was scaled by; the paper's dL/dvar node needs it
+    eps: float  # added to var under the square root
+    gamma: np.ndarray  # (D,) the scale: dL/dxhat = dout * gamma
+    train: bool  # in test mode mu and var are constants, so they pass no gradient
+
+
+def batchnorm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, bn_param: dict[str, Any]
+) -> tuple[np.ndarray, BatchNormCache]:
+    """Batch normalization forward pass (cs231n signature and semantics).
+
+    y = gamma * (x - mu) / sqrt(var + eps) + beta, with mu and var the per-feature
+    mean and biased variance over the batch axis N in train mode, and the running
+    statistics in test mode.
+
+    Args:
+        x: (N, D) input, any floating dtype; N >= 2 in train mode.
+        gamma: (D,) scale. Read, never modified.
+        beta: (D,) shift. Read, never modified.
+        bn_param: dict with
+            - ``mode``: ``"train"`` or ``"test"`` (required);
+            - ``eps``: >= 0, default 1e-5;
+            - ``momentum``: in [0, 1], default 0.9, or ``None`` for a cumulative average;
+            - ``running_mean``, ``running_var``: (D,), created as zeros of x's dtype when
+              absent and written back after each train step;
+            - ``momentum_convention``: ``"course"`` (default; momentum weighs the old
+              running value, ``running = momentum*running + (1-momentum)*batch``) or
+              ``"torch"`` (momentum weighs the new batch value, as torch.nn.BatchNorm);
+            - ``unbiased_running_var``: default False; True stores var * N/(N-1) in
+              ``running_var`` as PyTorch does (normalization always uses the biased var);
+            - ``num_batches_tracked``: count of train steps, kept when present or when
+              ``momentum`` is None. ``torch_bn_param()`` builds PyTorch's settings.
+
+    Returns:
+        out: (N, D) in x's dtype, and the cache for the backward routes.
+
+    Raises:
+        TypeError: x, gamma or beta is not a floating ndarray.
+        ValueError: a wrong shape, mode, eps, momentum, or fewer than 2 rows in train
+            mode. bn_param is left exactly as it was.
+    """
+    v.float_array(x, "x")
+    v.ndim(x, "x", 2, "(N, D)", "For (N, C, H, W) input use spatial_batchnorm_forward.")
+    N, D = x.shape
+    v.float_array(gamma, "gamma")
+    v.float_array(beta, "beta")
+    v.shape(gamma, "gamma", (D,), "one scale per feature of x: (N, D)")
+    v.shape(beta, "beta", (D,), "one shift per feature of x: (N, D)")
+    if not isinstance(bn_param, dict):
+        raise TypeError(f"bn_param must be a dict; got {type(bn_param).__name__}.")
+    mode = v.choice(bn_param.get("mode"), "bn_param['mode']", ("train", "test"))
+    eps = v.nonnegative(bn_param.get("eps", 1e-5), "bn_param['eps']")
+    stats = RunningStats.from_param(bn_param, D, x.dtype)
+    train = mode == "train"
+    if train and N < 2:
+        raise ValueError(
+            f"batch norm in train mode needs at least 2 rows to estimate a variance; got "
+            f"x of shape {tuple(x.shape)}. Use a larger batch, or mode 'test'."
+        )
+
+    cdt = v.compute_dtype(x.dtype)
+    if train:
+        mu = x.mean(axis=0, dtype=cdt)  # (D,)
+        xmu = x - mu  # (N, D) centred in cdt: mu is cdt, so x is promoted
+        var = np.mean(xmu * xmu, axis=0)  # (D,) two-pass variance
+    else:
+        mu = stats.mean.astype(cdt)  # (D,)
+        var = stats.var.astype(cdt)  # (D,)
+        xmu = x - mu  # (N, D)
+    inv_std = 1.0 / np.sqrt(var + eps)  # (D,)
+    xhat = xmu * inv_std  # (N, D)
+    out = (gamma * xhat + beta).astype(x.dtype, copy=False)  # (N, D)
+
+    # Nothing above wrote to bn_param; the update is the last step.
+    if train:
+        stats.update(mu, var, N).write(bn_param)
+    cache = BatchNormCache(x, xhat.astype(x.dtype, copy=False), mu, var, eps, gamma, train)
+    return out, cache
+
+
+def _check_dout(dout: np.ndarray, cache: BatchNormCache) -> None:
+    v.float_array(dout, "dout")
+    v.shape(dout, "dout", cache.x.shape, "the shape of the forward output")
+
+
+def _reduce_dgamma_dbeta(dout: np.ndarray, xhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """dgamma = sum_i dout_i * xhat_i and dbeta = sum_i dout_i, both (D,), in float64 or wider.
+
+    y = gamma * xhat + beta, and gamma and beta are broadcast over the batch, so their
+    gradients sum the upstream gradient over it. Every route shares these two lines.
+    """
+    cdt = v.compute_dtype(dout.dtype)
+    dbeta = dout.sum(axis=0, dtype=cdt)  # (D,)
+    dgamma = (dout * xhat).sum(axis=0, dtype=cdt)  # (D,)
+    return dgamma, dbeta
+
+
+def _frozen_backward(dout: np.ndarray, cache: BatchNormCache) -> tuple[np.ndarray, ...]:
+    """Test mode: mu and var are constants, so y is affine in x: dx = dout * gamma / std."""
+    dgamma, dbeta = _reduce_dgamma_dbeta(dout, cache.xhat)
+    dx = dout * (cache.gamma / np.sqrt(cache.var + cache.eps))  # (N, D)
+    return _cast(dx, dgamma, dbeta, cache)
+
+
+def _cast(
+    dx: np.ndarray, dgamma: np.ndarray, dbeta: np.ndarray, cache: BatchNormCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    g = cache.gamma.dtype
+    return (
+        dx.astype(cache.x.dtype, copy=False),
+        dgamma.astype(g, copy=False),
+        dbeta.astype(g, copy=False),
+    )
+
+
+def batchnorm_backward(
+    dout: np.ndarray, cache: BatchNormCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward through the staged computation graph, node by node (cs231n route 1).
+
+    The forward pass as a graph of elementary nodes, rebuilt from the cache::
+
+        xmu = x - mu;  sq = xmu**2;  var = mean_i(sq);  sqrtvar = sqrt(var + eps)
+        ivar = 1 / sqrtvar;  xhat = xmu * ivar;  gammax = gamma * xhat;  y = gammax + beta
+
+    Each step below walks one node backwards and multiplies by its local derivative.
+
+    Args:
+        dout: (N, D) upstream gradient dL/dy.
+        cache: from ``batchnorm_forward``.
+
+    Returns:
+        dx: (N, D), dgamma: (D,), dbeta: (D,).
+    """
+    _check_dout(dout, cache)
+    if not cache.train:
+        return _frozen_backward(dout, cache)
+    x, xhat, mu, var, eps, gamma, _ = cache
+    N = x.shape[0]
+    xmu = x - mu  # (N, D) node xmu
+    sqrtvar = np.sqrt(var + eps)  # (D,) node sqrtvar
+    ivar = 1.0 / sqrtvar  # (D,) node ivar
+
+    # y = gammax + beta; beta is broadcast over N, so its gradient sums over N.
+    # gammax = gamma * xhat; d/dgamma = xhat (summed over N), d/dxhat = gamma.
+    dgamma, dbeta = _reduce_dgamma_dbeta(dout, xhat)  # (D,), (D,)
+    dxhat = dout * gamma  # (N, D)
+    # xhat = xmu * ivar; d/divar = xmu (summed over N), d/dxmu = ivar.
+    divar = np.sum(dxhat * xmu, axis=0)  # (D,)
+    dxmu1 = dxhat * ivar  # (N, D)
+    # ivar = 1 / sqrtvar; local derivative -1 / sqrtvar^2.
+    dsqrtvar = -divar / sqrtvar**2  # (D,)
+    # sqrtvar = sqrt(var + eps); local derivative 1 / (2 sqrtvar).
+    dvar = 0.5 * dsqrtvar / sqrtvar  # (D,)
+    # var = 1/N sum_i sq_i; each sq_i receives dvar / N.
+    dsq = np.broadcast_to(dvar / N, x.shape)  # (N, D)
+    # sq = xmu**2; local derivative 2 xmu.
+    dxmu2 = 2.0 * xmu * dsq  # (N, D)
+    # xmu = x - mu has two parents; first gather both branches into xmu.
+    dxmu = dxmu1 + dxmu2  # (N, D)
+    # d/dx = 1 per element; d/dmu = -1 summed over N.
+    dx1 = dxmu  # (N, D)
+    dmu = -np.sum(dxmu, axis=0)  # (D,)
+    # mu = 1/N sum_i x_i; each x_i receives dmu / N.
+    dx2 = np.broadcast_to(dmu / N, x.shape)  # (N, D)
+    dx = dx1 + dx2  # (N, D)
+    return _cast(dx, dgamma, dbeta, cache)
+
+
+def batchnorm_backward_paper(
+    dout: np.ndarray, cache: BatchNormCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward by the paper's chain-rule equations, before any simplification.
+
+    Ioffe & Szegedy 2015, section 3 (m there is N here)::
+
+        dL/dxhat_i = dL/dy_i * gamma
+        dL/dvar    = sum_i dL/dxhat_i * (x_i - mu) * (-1/2) (var + eps)^(-3/2)
+        dL/dmu     = sum_i dL/dxhat_i * (-1 / sqrt(var + eps))
+                     + dL/dvar * sum_i -2 (x_i - mu) / N
+        dL/dx_i    = dL/dxhat_i / sqrt(var + eps) + dL/dvar * 2 (x_i - mu) / N + dL/dmu / N
+        dL/dgamma  = sum_i dL/dy_i * xhat_i
+        dL/dbeta   = sum_i dL/dy_i
+
+    The second term of dL/dmu is zero in exact arithmetic (sum_i (x_i - mu) = 0); the
+    paper keeps it, and so does this route.
+
+    Args:
+        dout: (N, D) upstream gradient dL/dy.
+        cache: from ``batchnorm_forward``.
+
+    Returns:
+        dx: (N, D), dgamma: (D,), dbeta: (D,).
+    """
+    _check_dout(dout, cache)
+    if not cache.train:
+        return _frozen_backward(dout, cache)
+    x, xhat, mu, var, eps, gamma, _ = cache
+    N = x.shape[0]
+    xmu = x - mu  # (N, D)
+    dxhat = dout * gamma  # (N, D)
+    dvar = np.sum(dxhat * xmu, axis=0) * -0.5 * (var + eps) ** -1.5  # (D,)
+    dmu = np.sum(dxhat * (-1.0 / np.sqrt(var + eps)), axis=0) + dvar * np.sum(
+        -2.0 * xmu, axis=0
+    ) / N  # (D,)
+    dx = dxhat / np.sqrt(var + eps) + dvar * 2.0 * xmu / N + dmu / N  # (N, D)
+    dgamma, dbeta = _reduce_dgamma_dbeta(dout, xhat)  # (D,), (D,)
+    return _cast(dx, dgamma, dbeta, cache)
+
+
+def batchnorm_backward_alt(
+    dout: np.ndarray, cache: BatchNormCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward by the simplified closed form (the seed notebook's section 02)::
+
+        dx_i = gamma / sqrt(var + eps) * (dL/dy_i - (dL/dbeta + xhat_i * dL/dgamma) / N)
+
+    It follows from the paper's equations once sum_i (x_i - mu) = 0 removes the second
+    term of dL/dmu, and dL/dvar is rewritten with dL/dgamma (docs/derivation.md, part 3).
+    One pass for the two reductions and one for dx: the fastest reference route.
+
+    Args:
+        dout: (N, D) upstream gradient dL/dy.
+        cache: from ``batchnorm_forward``.
+
+    Returns:
+        dx: (N, D), dgamma: (D,), dbeta: (D,).
+    """
+    _check_dout(dout, cache)
+    if not cache.train:
+        return _frozen_backward(dout, cache)
+    x, xhat, _, var, eps, gamma, _ = cache
+    N = x.shape[0]
+    dgamma, dbeta = _reduce_dgamma_dbeta(dout, xhat)  # (D,), (D,)
+    scale = gamma / np.sqrt(var + eps)  # (D,)
+    dx = xhat * (dgamma / N)  # (N, D)  xhat_i * dgamma / N
+    dx += dbeta / N  # (N, D)  + dbeta / N
+    np.subtract(dout, dx, out=dx)  # (N, D)  dout_i - (...)
+    dx *= scale  # (N, D)
+    return _cast(dx, dgamma, dbeta, cache)

@@ -1,0 +1,122 @@
+"""Running (inference-time) statistics of batch-style normalizations.
+
+One home for the update rule that batch norm and spatial batch norm share, in both
+conventions a user may expect:
+
+- course (cs231n, default): ``running = momentum * running + (1 - momentum) * batch``,
+  momentum 0.9, biased batch variance;
+- torch (``torch.nn.BatchNorm*d``): ``running = (1 - momentum) * running + momentum * batch``,
+  momentum 0.1, unbiased batch variance ``var * N / (N - 1)``;
+- cumulative average (PyTorch's ``momentum=None``): the batch gets weight
+  ``1 / num_batches_tracked`` after the count is incremented.
+
+``RunningStats.from_param`` reads and checks every key before anything is written;
+``update`` returns a new object, and ``write`` puts it back into the param dict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from normgrad import _validate as v
+
+CONVENTIONS = ("course", "torch")
+
+
+@dataclass(frozen=True)
+class RunningStats:
+    """Running mean and variance, (D,) each, and how to update them."""
+
+    mean: np.ndarray  # (D,)
+    var: np.ndarray  # (D,)
+    momentum: float | None
+    convention: str
+    unbiased: bool
+    num_batches_tracked: int | None  # None: not tracked (course default)
+
+    @classmethod
+    def from_param(cls, param: dict[str, Any], D: int, dtype: np.dtype) -> RunningStats:
+        """Read and validate the running-statistics keys of ``param`` for D features."""
+        mean = param.get("running_mean")
+        var = param.get("running_var")
+        mean = np.zeros(D, dtype=dtype) if mean is None else mean
+        var = np.zeros(D, dtype=dtype) if var is None else var
+        for name, arr in (("running_mean", mean), ("running_var", var)):
+            v.float_array(arr, f"bn_param['{name}']")
+            v.shape(arr, f"bn_param['{name}']", (D,), "one value per feature")
+        momentum = param.get("momentum", 0.9)
+        if momentum is not None:
+            momentum = v.unit_interval(momentum, "bn_param['momentum']")
+        convention = v.choice(
+            param.get("momentum_convention", "course"), "bn_param['momentum_convention']",
+            CONVENTIONS,
+        )
+        unbiased = param.get("unbiased_running_var", False)
+        if not isinstance(unbiased, (bool, np.bool_)):
+            raise TypeError(f"bn_param['unbiased_running_var'] must be a bool; got {unbiased!r}.")
+        tracked = param.get("num_batches_tracked")
+        if tracked is None and momentum is None:
+            tracked = 0
+        if tracked is not None and (
+            isinstance(tracked, bool) or not isinstance(tracked, (int, np.integer)) or tracked < 0
+        ):
+            raise ValueError(
+                f"bn_param['num_batches_tracked'] must be an int >= 0; got {tracked!r}."
+            )
+        return cls(mean, var, momentum, convention, bool(unbiased),
+                   None if tracked is None else int(tracked))
+
+    def weights(self, num_batches_tracked: int | None) -> tuple[float, float]:
+        """(weight of the old running value, weight of the new batch value)."""
+        if self.momentum is None:
+            assert num_batches_tracked is not None
+            w = 1.0 / num_batches_tracked
+            return 1.0 - w, w
+        if self.convention == "course":
+            return self.momentum, 1.0 - self.momentum
+        return 1.0 - self.momentum, self.momentum
+
+    def update(self, batch_mean: np.ndarray, batch_var: np.ndarray, n: int) -> RunningStats:
+        """Blend one batch's statistics, computed over ``n`` values per feature, in.
+
+        batch_mean, batch_var: (D,), the batch var biased (divided by n).
+        """
+        tracked = None if self.num_batches_tracked is None else self.num_batches_tracked + 1
+        keep, w = self.weights(tracked)
+        var_in = batch_var * (n / (n - 1)) if self.unbiased else batch_var  # (D,)
+        mean = (keep * self.mean + w * batch_mean).astype(self.mean.dtype, copy=False)
+        var = (keep * self.var + w * var_in).astype(self.var.dtype, copy=False)
+        return replace(self, mean=mean, var=var, num_batches_tracked=tracked)
+
+    def write(self, param: dict[str, Any]) -> None:
+        """Store the running statistics (and the batch count, if tracked) into ``param``."""
+        param["running_mean"] = self.mean
+        param["running_var"] = self.var
+        if self.num_batches_tracked is not None:
+            param["num_batches_tracked"] = self.num_batches_tracked
+
+
+def torch_bn_param(
+    num_features: int | None = None, momentum: float | None = 0.1, eps: float = 1e-5
+) -> dict[str, Any]:
+    """A ``bn_param`` with ``torch.nn.BatchNorm1d``'s semantics, in train mode.
+
+    momentum weighs the new batch value (None: cumulative average), the running var is
+    unbiased, and, given ``num_features``, the running stats start as PyTorch's do
+    (mean zeros, var ones, float64 here).
+    """
+    param: dict[str, Any] = {
+        "mode": "train",
+        "eps": eps,
+        "momentum": momentum,
+        "momentum_convention": "torch",
+        "unbiased_running_var": True,
+        "num_batches_tracked": 0,
+    }
+    if num_features is not None:
+        param["running_mean"] = np.zeros(num_features)
+        param["running_var"] = np.ones(num_features)
+    return param
