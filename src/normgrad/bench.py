@@ -23,11 +23,7 @@ from normgrad.norms import batch
 
 DEFAULT_SHAPES: tuple[tuple[int, int], ...] = ((100, 500), (4096, 1024), (65536, 256))
 DEFAULT_DTYPES: tuple[str, ...] = ("float32", "float64")
-ROUTES: dict[str, Callable[..., Any]] = {
-    "graph": batch.batchnorm_backward,
-    "paper": batch.batchnorm_backward_paper,
-    "alt": batch.batchnorm_backward_alt,
-}
+ROUTES = batch.ROUTES
 
 
 @dataclass(frozen=True)

@@ -3,32 +3,22 @@
 Each ``CheckCase`` names a layer and one of its backward routes, the forward and
 backward functions, and how to draw float64 inputs. ``run_checks`` runs
 ``gradient_check.check_layer`` on each and returns the rows of the table the CLI prints.
-A layer joins ``normgrad check`` by adding its cases to ``CASES``.
+A layer joins ``normgrad check`` by adding its cases to its area's list in
+``normgrad.checkcases`` (batch norm, the other normalizations, the course's ops).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from normgrad.checkcases import CheckCase
+from normgrad.checkcases import batch as batch_cases
+from normgrad.checkcases import norms as norm_cases
+from normgrad.checkcases import ops as op_cases
 from normgrad.gradient_check import LayerCheck, check_layer
-from normgrad.norms import batch
-
-Inputs = dict[str, np.ndarray]
-
-
-@dataclass(frozen=True)
-class CheckCase:
-    """One backward route of one layer, and how to exercise it."""
-
-    layer: str
-    route: str
-    forward: Callable[..., tuple[np.ndarray, Any]]
-    backward: Callable[[np.ndarray, Any], Any]
-    make_inputs: Callable[[np.random.Generator], Inputs]
 
 
 @dataclass(frozen=True)
@@ -42,30 +32,8 @@ class CheckRow:
     passed: bool
 
 
-def _batchnorm_inputs(rng: np.random.Generator) -> Inputs:
-    # The course's check: x = 5 * randn + 12, so a missing centring shows up at once.
-    N, D = 7, 5
-    return {
-        "x": 5.0 * rng.standard_normal((N, D)) + 12.0,
-        "gamma": rng.standard_normal(D),
-        "beta": rng.standard_normal(D),
-    }
-
-
-def _batchnorm_train(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray):
-    return batch.batchnorm_forward(x, gamma, beta, {"mode": "train"})
-
-
-_BATCHNORM_ROUTES = {
-    "graph": batch.batchnorm_backward,
-    "paper": batch.batchnorm_backward_paper,
-    "alt": batch.batchnorm_backward_alt,
-}
-
-CASES: list[CheckCase] = [
-    CheckCase("batchnorm", route, _batchnorm_train, bw, _batchnorm_inputs)
-    for route, bw in _BATCHNORM_ROUTES.items()
-]
+# Registry order is table order: batch norm, the other normalizations, the course's ops.
+CASES: list[CheckCase] = [*batch_cases.CASES, *norm_cases.CASES, *op_cases.CASES]
 
 
 def layers() -> list[str]:

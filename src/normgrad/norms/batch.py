@@ -135,7 +135,7 @@ def _reduce_dgamma_dbeta(dout: np.ndarray, xhat: np.ndarray) -> tuple[np.ndarray
     """
     cdt = v.compute_dtype(dout.dtype)
     dbeta = dout.sum(axis=0, dtype=cdt)  # (D,)
-    dgamma = (dout * xhat).sum(axis=0, dtype=cdt)  # (D,)
+    dgamma = np.einsum("nd,nd->d", dout, xhat, dtype=cdt)  # (D,) no (N, D) temporary
     return dgamma, dbeta
 
 
@@ -282,3 +282,11 @@ def batchnorm_backward_alt(
     np.subtract(dout, dx, out=dx)  # (N, D)  dout_i - (...)
     dx *= scale  # (N, D)
     return _cast(dx, dgamma, dbeta, cache)
+
+
+# Every backward route by name: the CLI, the benchmarks and the checks iterate this.
+ROUTES = {
+    "graph": batchnorm_backward,
+    "paper": batchnorm_backward_paper,
+    "alt": batchnorm_backward_alt,
+}
