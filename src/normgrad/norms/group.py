@@ -1,0 +1,121 @@
+"""Group normalization: per-sample statistics over groups of channels.
+
+Wu & He 2018, "Group Normalization", arXiv:1803.08494, section 3 (equations 1-3, 6).
+
+Formula, for x: (N, C, H, W) with C split into G contiguous groups of C/G channels,
+reducing over (C/G, H, W), per sample n and group g::
+
+    xg      = x.reshape(N, G, C/G, H, W)
+    mu_ng   = mean over (C/G, H, W) of xg               # (N, G, 1, 1, 1)
+    var_ng  = mean over (C/G, H, W) of (xg - mu)^2      # (N, G, 1, 1, 1)  biased
+    xhat    = ((xg - mu) / sqrt(var + eps)).reshape(N, C, H, W)
+    y       = gamma * xhat + beta                       # gamma, beta: (1, C, 1, 1)
+
+The affine parameters are per channel, not per group. Statistics are per sample, so
+train and test are the same computation and there are no running statistics.
+
+Special cases: G = 1 is layer norm over (C, H, W) with a per-channel affine; G = C is
+instance norm. Backward in closed form (``core.standardize_backward`` over the group
+axes), with dxhat = dout * gamma::
+
+    dx = 1/sqrt(var + eps) * (dxhat - mean_g(dxhat) - xhat * mean_g(dxhat * xhat))
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from normgrad import _validate as v
+from normgrad.norms import core
+
+_GROUP_AXES = (2, 3, 4)  # (C/G, H, W) of the (N, G, C/G, H, W) view
+
+
+class GroupNormCache(NamedTuple):
+    """What ``spatial_groupnorm_backward`` needs from the forward pass."""
+
+    xhat: np.ndarray  # (N, G, C/G, H, W): dgamma = sum(dout * xhat), and the dx formula
+    inv_std: np.ndarray  # (N, G, 1, 1, 1): 1 / sqrt(var + eps) per sample and group
+    gamma: np.ndarray  # (1, C, 1, 1): dxhat = dout * gamma
+    dtype: np.dtype  # x's dtype: dx is cast back to it
+
+
+def spatial_groupnorm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, G: int, gn_param: dict[str, Any]
+) -> tuple[np.ndarray, GroupNormCache]:
+    """Group normalization forward pass (cs231n signature and semantics).
+
+    Args:
+        x: (N, C, H, W) input, any floating dtype.
+        gamma: (1, C, 1, 1) scale per channel. Read, never modified.
+        beta: (1, C, 1, 1) shift per channel. Read, never modified.
+        G: number of groups, a positive int dividing C; channels
+            [g*C/G, (g+1)*C/G) form group g.
+        gn_param: dict with ``eps`` (>= 0, default 1e-5). Never modified.
+
+    Returns:
+        out: (N, C, H, W) in x's dtype, and the cache for the backward pass.
+
+    Raises:
+        TypeError: x, gamma or beta is not a floating ndarray, G is not an int, or
+            gn_param is not a dict.
+        ValueError: x is not 4-D, G does not divide C, gamma or beta is not
+            (1, C, 1, 1), or eps < 0.
+    """
+    v.float_array(x, "x")
+    v.ndim(x, "x", 4, "(N, C, H, W)",
+           "For (N, D) input use layernorm_forward (group norm with G = 1), or add "
+           "spatial axes with x.reshape(N, D, 1, 1).")
+    N, C, H, W = x.shape
+    if isinstance(G, bool) or not isinstance(G, (int, np.integer)):
+        raise TypeError(f"G must be an int, the number of channel groups; got {G!r}.")
+    if G <= 0 or C % G != 0:
+        divisors = [d for d in range(1, C + 1) if C % d == 0]
+        raise ValueError(
+            f"G must be a positive divisor of the C = {C} channels of x (shape "
+            f"{tuple(x.shape)}) so that each group has C/G channels; got G = {G}. "
+            f"Choose G from {divisors}."
+        )
+    v.float_array(gamma, "gamma")
+    v.float_array(beta, "beta")
+    why = "one value per channel, as the course; reshape a (C,) array with .reshape(1, C, 1, 1)"
+    v.shape(gamma, "gamma", (1, C, 1, 1), why)
+    v.shape(beta, "beta", (1, C, 1, 1), why)
+    eps = core.read_eps(core.param_dict(gn_param, "gn_param"), "gn_param")
+
+    st = core.standardize(x.reshape(N, G, C // G, H, W), _GROUP_AXES, eps)
+    xhat = st.xhat.reshape(N, C, H, W)  # (N, C, H, W)
+    out = (gamma * xhat + beta).astype(x.dtype, copy=False)  # (N, C, H, W)
+    cache = GroupNormCache(st.xhat.astype(x.dtype, copy=False), st.inv_std, gamma, x.dtype)
+    return out, cache
+
+
+def spatial_groupnorm_backward(
+    dout: np.ndarray, cache: GroupNormCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group normalization backward pass, simplified closed form.
+
+    Args:
+        dout: (N, C, H, W) upstream gradient dL/dy.
+        cache: from ``spatial_groupnorm_forward``.
+
+    Returns:
+        dx: (N, C, H, W), dgamma: (1, C, 1, 1), dbeta: (1, C, 1, 1).
+    """
+    xhat_g, inv_std, gamma, dtype = cache
+    N, G, Cg, H, W = xhat_g.shape
+    core.check_dout(dout, (N, G * Cg, H, W))
+    cdt = np.promote_types(v.compute_dtype(dout.dtype), xhat_g.dtype)
+    g = dout.astype(cdt, copy=False)  # (N, C, H, W)
+    xhat = xhat_g.reshape(g.shape)  # (N, C, H, W)
+    dbeta = g.sum(axis=(0, 2, 3), keepdims=True)  # (1, C, 1, 1)
+    dgamma = np.sum(g * xhat, axis=(0, 2, 3), keepdims=True)  # (1, C, 1, 1)
+    dxhat = (g * gamma).reshape(xhat_g.shape)  # (N, G, C/G, H, W)
+    dx = core.standardize_backward(dxhat, xhat_g, inv_std, _GROUP_AXES)  # (N, G, C/G, H, W)
+    return (
+        dx.reshape(g.shape).astype(dtype, copy=False),
+        dgamma.astype(gamma.dtype, copy=False),
+        dbeta.astype(gamma.dtype, copy=False),
+    )

@@ -1,0 +1,108 @@
+"""Instance normalization: per-sample, per-channel statistics over the spatial axes.
+
+Ulyanov, Vedaldi & Lempitsky 2016, "Instance Normalization: The Missing Ingredient for
+Fast Stylization", arXiv:1607.08022, equation 2.
+
+Formula, for x: (N, C, H, W), reducing over (H, W), per sample n and channel c::
+
+    mu_nc   = 1/(H W) sum_{h,w} x_nchw                   # (N, C, 1, 1)
+    var_nc  = 1/(H W) sum_{h,w} (x_nchw - mu_nc)^2       # (N, C, 1, 1)  biased
+    xhat    = (x - mu) / sqrt(var + eps)                 # (N, C, H, W)
+    y       = gamma_c * xhat + beta_c                    # gamma, beta: (C,)
+
+The same holds for x: (N, C, L) (reducing over L) and for more spatial axes: every axis
+after the channel axis is reduced. It is group norm with G = C. Statistics are per
+sample, so train and test are the same computation: there are no running statistics
+(PyTorch's default, ``track_running_stats=False``). Backward in closed form
+(``core.standardize_backward`` over the spatial axes), with dxhat = dout * gamma::
+
+    dx = 1/sqrt(var + eps) * (dxhat - mean_hw(dxhat) - xhat * mean_hw(dxhat * xhat))
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from normgrad import _validate as v
+from normgrad.norms import core
+
+
+class InstanceNormCache(NamedTuple):
+    """What ``instancenorm_backward`` needs from the forward pass."""
+
+    xhat: np.ndarray  # (N, C, H, W): dgamma = sum(dout * xhat), and the dx formula uses it
+    inv_std: np.ndarray  # (N, C, 1, 1): 1 / sqrt(var + eps) per sample and channel
+    gamma: np.ndarray  # (1, C, 1, 1): gamma broadcast against x, dxhat = dout * gamma
+    axes: tuple[int, ...]  # the spatial axes reduced over, (2, 3) for 4-D x
+
+
+def instancenorm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, in_param: dict[str, Any]
+) -> tuple[np.ndarray, InstanceNormCache]:
+    """Instance normalization forward pass.
+
+    Args:
+        x: (N, C, H, W) input, any floating dtype; also (N, C, L) or more spatial axes.
+            Each (n, c) slice needs at least one value.
+        gamma: (C,) scale per channel. Read, never modified.
+        beta: (C,) shift per channel. Read, never modified.
+        in_param: dict with ``eps`` (>= 0, default 1e-5); ``mode`` is ignored, train and
+            test being identical. Never modified.
+
+    Returns:
+        out: x's shape and dtype, and the cache for ``instancenorm_backward``.
+
+    Raises:
+        TypeError: x, gamma or beta is not a floating ndarray, or in_param not a dict.
+        ValueError: x has fewer than 3 axes, gamma or beta is not (C,), or eps < 0.
+    """
+    v.float_array(x, "x")
+    if x.ndim < 3:
+        raise ValueError(
+            f"x must be 4-D (N, C, H, W) (or (N, C, L)) with spatial axes to normalize over; "
+            f"got shape {tuple(x.shape)}. For (N, D) input use layernorm_forward, or add "
+            f"a spatial axis with x.reshape(N, C, -1)."
+        )
+    C = x.shape[1]
+    v.float_array(gamma, "gamma")
+    v.float_array(beta, "beta")
+    v.shape(gamma, "gamma", (C,), "one scale per channel of x: (N, C, H, W)")
+    v.shape(beta, "beta", (C,), "one shift per channel of x: (N, C, H, W)")
+    eps = core.read_eps(core.param_dict(in_param, "in_param"), "in_param")
+
+    axes = tuple(range(2, x.ndim))  # the spatial axes
+    bshape = (1, C) + (1,) * len(axes)  # gamma, beta broadcast against x
+    gamma_b = gamma.reshape(bshape)  # (1, C, 1, 1)
+    st = core.standardize(x, axes, eps)  # xhat: (N, C, H, W); inv_std: (N, C, 1, 1)
+    out = (gamma_b * st.xhat + beta.reshape(bshape)).astype(x.dtype, copy=False)  # (N, C, H, W)
+    cache = InstanceNormCache(st.xhat.astype(x.dtype, copy=False), st.inv_std, gamma_b, axes)
+    return out, cache
+
+
+def instancenorm_backward(
+    dout: np.ndarray, cache: InstanceNormCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Instance normalization backward pass, simplified closed form.
+
+    Args:
+        dout: (N, C, H, W) upstream gradient dL/dy (x's shape).
+        cache: from ``instancenorm_forward``.
+
+    Returns:
+        dx: (N, C, H, W), dgamma: (C,), dbeta: (C,).
+    """
+    xhat, inv_std, gamma_b, axes = cache
+    core.check_dout(dout, xhat.shape)
+    cdt = np.promote_types(v.compute_dtype(dout.dtype), xhat.dtype)
+    g = dout.astype(cdt, copy=False)  # (N, C, H, W)
+    sum_axes = (0, *axes)  # every axis but C
+    dbeta = g.sum(axis=sum_axes)  # (C,)
+    dgamma = np.sum(g * xhat, axis=sum_axes)  # (C,)
+    dx = core.standardize_backward(g * gamma_b, xhat, inv_std, axes)  # (N, C, H, W)
+    return (
+        dx.astype(xhat.dtype, copy=False),
+        dgamma.astype(gamma_b.dtype, copy=False),
+        dbeta.astype(gamma_b.dtype, copy=False),
+    )

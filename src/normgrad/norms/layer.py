@@ -1,0 +1,215 @@
+"""Layer normalization: per-sample statistics over the features.
+
+Ba, Kiros & Hinton 2016, "Layer Normalization", arXiv:1607.06450, section 3.
+
+Formula, for x: (N, D), reducing over the feature axis (axis 1), per sample n::
+
+    mu_n   = 1/D sum_d x_nd                         # (N, 1)
+    var_n  = 1/D sum_d (x_nd - mu_n)^2              # (N, 1)  biased
+    xhat   = (x - mu) / sqrt(var + eps)             # (N, D)
+    y      = gamma * xhat + beta                    # (N, D)  gamma, beta: (D,)
+
+It is batch norm with the reduction axis turned from N to D, so train and test mode
+are the same computation, there are no running statistics, and a batch of one works.
+Backward in closed form (``core.standardize_backward``), with dxhat = dout * gamma::
+
+    dx = 1/sqrt(var + eps) * (dxhat - mean_d(dxhat) - xhat * mean_d(dxhat * xhat))
+
+Two entry points:
+
+- ``layernorm_forward/backward``: the cs231n layer, x: (N, D), gamma and beta (D,);
+- ``layernorm_nd_forward/backward``: PyTorch's ``F.layer_norm``, normalizing over the
+  trailing ``normalized_shape`` of x: (*, *normalized_shape), gamma and beta each of
+  shape ``normalized_shape`` or ``None`` (no scale, or no shift; the gradient of an
+  absent parameter is returned as ``None``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from normgrad import _validate as v
+from normgrad.norms import core
+
+
+class LayerNormCache(NamedTuple):
+    """What ``layernorm_backward`` and ``layernorm_nd_backward`` need from the forward pass."""
+
+    xhat: np.ndarray  # x's shape: dgamma = sum(dout * xhat), and the dx formula uses it
+    inv_std: np.ndarray  # (N, 1) or (*, 1, ..., 1): 1 / sqrt(var + eps) per sample
+    gamma: np.ndarray | None  # normalized_shape: dxhat = dout * gamma; None = no scale
+    has_beta: bool  # whether a shift was given, so dbeta is an array rather than None
+    axes: tuple[int, ...]  # the reduction axes: the trailing len(normalized_shape) axes
+    dtype: np.dtype  # x's dtype: dx is cast back to it
+
+
+def layernorm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, ln_param: dict[str, Any]
+) -> tuple[np.ndarray, LayerNormCache]:
+    """Layer normalization forward pass (cs231n signature and semantics).
+
+    y = gamma * (x - mu) / sqrt(var + eps) + beta, with mu and var the mean and biased
+    variance of each row of x over its D features. Train and test are identical.
+
+    Args:
+        x: (N, D) input, any floating dtype.
+        gamma: (D,) scale. Read, never modified.
+        beta: (D,) shift. Read, never modified.
+        ln_param: dict with ``eps`` (>= 0, default 1e-5); other keys (such as the
+            course's ``mode``) are ignored. Never modified.
+
+    Returns:
+        out: (N, D) in x's dtype, and the cache for ``layernorm_backward``.
+
+    Raises:
+        TypeError: x, gamma or beta is not a floating ndarray, or ln_param not a dict.
+        ValueError: x is not 2-D, gamma or beta is not (D,), or eps < 0.
+    """
+    v.float_array(x, "x")
+    v.ndim(x, "x", 2, "(N, D)",
+           "For any trailing normalized_shape use layernorm_nd_forward; for (N, C, H, W) "
+           "per-sample statistics over (C, H, W) use layernorm_nd_forward with "
+           "normalized_shape=(C, H, W).")
+    D = x.shape[1]
+    v.float_array(gamma, "gamma")
+    v.float_array(beta, "beta")
+    v.shape(gamma, "gamma", (D,), "one scale per feature of x: (N, D)")
+    v.shape(beta, "beta", (D,), "one shift per feature of x: (N, D)")
+    eps = core.read_eps(core.param_dict(ln_param, "ln_param"), "ln_param")
+    return _forward(x, gamma, beta, (1,), eps)
+
+
+def layernorm_backward(
+    dout: np.ndarray, cache: LayerNormCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Layer normalization backward pass, simplified closed form.
+
+    Args:
+        dout: (N, D) upstream gradient dL/dy.
+        cache: from ``layernorm_forward``.
+
+    Returns:
+        dx: (N, D), dgamma: (D,), dbeta: (D,).
+    """
+    return _backward(dout, cache)  # type: ignore[return-value]
+
+
+def layernorm_nd_forward(
+    x: np.ndarray,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    normalized_shape: int | Sequence[int],
+    ln_param: dict[str, Any] | None = None,
+) -> tuple[np.ndarray, LayerNormCache]:
+    """Layer norm over the trailing ``normalized_shape`` of x, as PyTorch's F.layer_norm.
+
+    For x: (*, *S) with S = normalized_shape, statistics are taken over the last len(S)
+    axes, one mean and variance per leading index; y = gamma * xhat + beta with gamma
+    and beta of shape S. Train and test are identical.
+
+    Args:
+        x: (*, *normalized_shape) input, any floating dtype, with at least one leading
+            axis or none (x.shape == normalized_shape normalizes the whole array).
+        gamma: normalized_shape scale, or None for no scale. Read, never modified.
+        beta: normalized_shape shift, or None for no shift. Read, never modified.
+        normalized_shape: an int (one trailing axis) or a sequence of ints.
+        ln_param: dict with ``eps`` (>= 0, default 1e-5), or None. Never modified.
+
+    Returns:
+        out: x's shape and dtype, and the cache for ``layernorm_nd_backward``.
+
+    Raises:
+        TypeError: x, gamma or beta is not a floating ndarray (or None for the latter).
+        ValueError: x's trailing shape is not normalized_shape, gamma or beta has another
+            shape, normalized_shape is empty or not positive ints, or eps < 0.
+    """
+    v.float_array(x, "x")
+    S = _normalized_shape(normalized_shape)
+    k = len(S)
+    if x.ndim < k or tuple(x.shape[x.ndim - k:]) != S:
+        raise ValueError(
+            f"x must end in normalized_shape {S}: shape (*, {', '.join(map(str, S))}); got "
+            f"{tuple(x.shape)}. Pass normalized_shape=x.shape[-k:] for the last k axes."
+        )
+    for name, p in (("gamma", gamma), ("beta", beta)):
+        if p is not None:
+            v.float_array(p, name)
+            v.shape(p, name, S, "normalized_shape, or None for no affine parameter")
+    eps = core.read_eps(core.param_dict(ln_param, "ln_param"), "ln_param")
+    return _forward(x, gamma, beta, tuple(range(x.ndim - k, x.ndim)), eps)
+
+
+def layernorm_nd_backward(
+    dout: np.ndarray, cache: LayerNormCache
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Backward of ``layernorm_nd_forward``, simplified closed form.
+
+    Args:
+        dout: (*, *normalized_shape) upstream gradient dL/dy.
+        cache: from ``layernorm_nd_forward``.
+
+    Returns:
+        dx: x's shape; dgamma and dbeta: normalized_shape, or None where the forward
+        pass had no gamma or no beta.
+    """
+    return _backward(dout, cache)
+
+
+def _normalized_shape(normalized_shape: int | Sequence[int]) -> tuple[int, ...]:
+    if isinstance(normalized_shape, (int, np.integer)) and not isinstance(normalized_shape, bool):
+        S: tuple[Any, ...] = (int(normalized_shape),)
+    else:
+        try:
+            S = tuple(normalized_shape)  # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError(
+                f"normalized_shape must be an int or a tuple of ints; got {normalized_shape!r}."
+            ) from None
+    if not S or not all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in S
+    ):
+        raise ValueError(
+            f"normalized_shape must be a non-empty tuple of positive ints, such as "
+            f"x.shape[-1:]; got {normalized_shape!r}."
+        )
+    return tuple(int(s) for s in S)
+
+
+def _forward(
+    x: np.ndarray,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    axes: tuple[int, ...],
+    eps: float,
+) -> tuple[np.ndarray, LayerNormCache]:
+    st = core.standardize(x, axes, eps)  # xhat: x's shape; inv_std: 1 along axes
+    out = st.xhat if gamma is None else gamma * st.xhat  # x's shape
+    if beta is not None:
+        out = out + beta  # x's shape
+    out = np.asarray(out).astype(x.dtype, copy=gamma is None and beta is None)
+    cache = LayerNormCache(
+        st.xhat.astype(x.dtype, copy=False), st.inv_std, gamma, beta is not None, axes, x.dtype
+    )
+    return out, cache
+
+
+def _backward(
+    dout: np.ndarray, cache: LayerNormCache
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    xhat, inv_std, gamma, has_beta, axes, dtype = cache
+    core.check_dout(dout, xhat.shape)
+    cdt = np.promote_types(v.compute_dtype(dout.dtype), xhat.dtype)
+    g = dout.astype(cdt, copy=False)  # x's shape
+    pshape = [xhat.shape[a] for a in axes]  # normalized_shape
+    pdt = dtype if gamma is None else gamma.dtype
+    dbeta = core.sum_to_shape(g, pshape).astype(pdt) if has_beta else None  # S
+    if gamma is None:
+        dgamma, dxhat = None, g  # x's shape
+    else:
+        dgamma = core.sum_to_shape(g * xhat, pshape).astype(gamma.dtype)  # S
+        dxhat = g * gamma  # x's shape
+    dx = core.standardize_backward(dxhat, xhat, inv_std, axes)  # x's shape
+    return dx.astype(dtype, copy=False), dgamma, dbeta

@@ -1,0 +1,105 @@
+"""RMS normalization: rescale by the root mean square, without centring.
+
+Zhang & Sennrich 2019, "Root Mean Square Layer Normalization", arXiv:1910.07467,
+equation 4.
+
+Formula, for x: (*, *S) with S = gamma.shape, reducing over the trailing len(S) axes,
+one statistic per leading index (for x: (N, D) and gamma: (D,), per sample)::
+
+    ms    = 1/M sum_S x^2                     # (*, 1, ..., 1)  M = prod(S)
+    xhat  = x / sqrt(ms + eps)                # (*, *S)
+    y     = gamma * xhat                      # (*, *S)  no shift
+
+As PyTorch's ``F.rms_norm(x, gamma.shape, gamma, eps)``. It is layer norm without the
+mean, so it is not invariant to a shift of x, only to a rescaling. Train and test are
+the same computation. Backward in closed form (``core.standardize_backward`` with
+``center=False``), with dxhat = dout * gamma::
+
+    dx = 1/sqrt(ms + eps) * (dxhat - xhat * mean_S(dxhat * xhat))
+
+Without the mean there is no ``- mean_S(dxhat)`` term, so the components of dx over a
+normalization group no longer sum to zero; what holds instead is
+sum_S dx * x = (eps / (ms + eps)) * sum_S dxhat * xhat, which is 0 at eps = 0
+(docs/derivation_norms_draft.md, section 6).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from normgrad import _validate as v
+from normgrad.norms import core
+
+
+class RMSNormCache(NamedTuple):
+    """What ``rmsnorm_backward`` needs from the forward pass."""
+
+    xhat: np.ndarray  # x's shape: dgamma = sum(dout * xhat), and the dx formula uses it
+    inv_rms: np.ndarray  # (*, 1, ..., 1): 1 / sqrt(mean(x^2) + eps) per leading index
+    gamma: np.ndarray  # S: dxhat = dout * gamma
+    axes: tuple[int, ...]  # the trailing gamma.ndim axes reduced over
+
+
+def rmsnorm_forward(
+    x: np.ndarray, gamma: np.ndarray, rms_param: dict[str, Any] | None = None
+) -> tuple[np.ndarray, RMSNormCache]:
+    """RMS normalization forward pass over the trailing axes of x that gamma spans.
+
+    Args:
+        x: (*, *S) input, any floating dtype, for S = gamma.shape; (N, D) with gamma
+            (D,) is the usual case.
+        gamma: S scale, at least 1-D. Read, never modified.
+        rms_param: dict with ``eps`` (>= 0, default 1e-5; ``None`` means
+            ``np.finfo(x.dtype).eps``, PyTorch's default for ``F.rms_norm``), or None.
+            Never modified.
+
+    Returns:
+        out: x's shape and dtype, and the cache for ``rmsnorm_backward``.
+
+    Raises:
+        TypeError: x or gamma is not a floating ndarray, or rms_param not a dict.
+        ValueError: gamma is 0-D, x does not end in gamma's shape, or eps < 0.
+    """
+    v.float_array(x, "x")
+    v.float_array(gamma, "gamma")
+    S = tuple(gamma.shape)
+    k = len(S)
+    if k == 0 or x.ndim < k or tuple(x.shape[x.ndim - k:]) != S:
+        want = "at least 1-D" if k == 0 else f"x's trailing shape, here {S}"
+        raise ValueError(
+            f"gamma's shape must equal the trailing axes of x that RMS norm normalizes "
+            f"over ({want}); got gamma {S} and x {tuple(x.shape)}. For x: (N, D) pass "
+            f"gamma of shape (D,), i.e. x.shape[-k:] for the last k axes."
+        )
+    param = core.param_dict(rms_param, "rms_param")
+    raw_eps = param.get("eps", 1e-5)
+    eps = float(np.finfo(x.dtype).eps) if raw_eps is None else core.read_eps(param, "rms_param")
+
+    axes = tuple(range(x.ndim - k, x.ndim))  # the trailing axes
+    st = core.standardize(x, axes, eps, center=False)  # xhat: x's shape; inv_std: 1 along S
+    out = (gamma * st.xhat).astype(x.dtype, copy=False)  # x's shape
+    cache = RMSNormCache(st.xhat.astype(x.dtype, copy=False), st.inv_std, gamma, axes)
+    return out, cache
+
+
+def rmsnorm_backward(
+    dout: np.ndarray, cache: RMSNormCache
+) -> tuple[np.ndarray, np.ndarray]:
+    """RMS normalization backward pass, simplified closed form.
+
+    Args:
+        dout: (*, *S) upstream gradient dL/dy (x's shape).
+        cache: from ``rmsnorm_forward``.
+
+    Returns:
+        dx: x's shape, dgamma: S (gamma's shape).
+    """
+    xhat, inv_rms, gamma, axes = cache
+    core.check_dout(dout, xhat.shape)
+    cdt = np.promote_types(v.compute_dtype(dout.dtype), xhat.dtype)
+    g = dout.astype(cdt, copy=False)  # x's shape
+    dgamma = core.sum_to_shape(g * xhat, gamma.shape)  # S
+    dx = core.standardize_backward(g * gamma, xhat, inv_rms, axes, center=False)  # x's shape
+    return dx.astype(xhat.dtype, copy=False), dgamma.astype(gamma.dtype, copy=False)

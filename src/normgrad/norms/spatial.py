@@ -1,0 +1,101 @@
+"""Spatial batch normalization: batch norm for (N, C, H, W) feature maps.
+
+Ioffe & Szegedy 2015, "Batch Normalization", arXiv:1502.03167, section 3.2: in a
+convolutional layer, one mean and variance per channel, over the batch and every
+spatial position, so that the normalization is convolutional too.
+
+Formula, for x: (N, C, H, W), reducing over (N, H, W), per channel c::
+
+    mu_c   = 1/(N H W) sum_{n,h,w} x_nchw              # (C,)
+    var_c  = 1/(N H W) sum_{n,h,w} (x_nchw - mu_c)^2   # (C,)  biased
+    y      = gamma_c * (x - mu_c) / sqrt(var_c + eps) + beta_c
+
+That is exactly batch norm on the (N*H*W, C) matrix whose rows are the pixels, so this
+module only moves the channel axis last, reshapes, and calls
+``batch.batchnorm_forward`` and ``batch.batchnorm_backward_alt``: the maths, the
+running statistics and both momentum conventions (``bn_param``) are batch norm's.
+Train mode normalizes by the batch statistics and updates the running ones (with the
+unbiased option dividing by N*H*W - 1, as torch.nn.BatchNorm2d); test mode uses the
+running statistics.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from normgrad import _validate as v
+from normgrad.norms import batch
+
+
+class SpatialBatchNormCache(NamedTuple):
+    """What ``spatial_batchnorm_backward`` needs from the forward pass."""
+
+    bn: batch.BatchNormCache  # batch norm's cache for the (N*H*W, C) view
+    shape: tuple[int, int, int, int]  # (N, C, H, W): to fold dx back from (N*H*W, C)
+
+
+def _to_rows(a: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) -> (N*H*W, C): one row per pixel, one column per channel."""
+    return a.transpose(0, 2, 3, 1).reshape(-1, a.shape[1])
+
+
+def _from_rows(a: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:
+    """(N*H*W, C) -> (N, C, H, W), the inverse of ``_to_rows``."""
+    N, C, H, W = shape
+    return a.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+
+
+def spatial_batchnorm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, bn_param: dict[str, Any]
+) -> tuple[np.ndarray, SpatialBatchNormCache]:
+    """Spatial batch normalization forward pass (cs231n signature and semantics).
+
+    Args:
+        x: (N, C, H, W) input, any floating dtype; N*H*W >= 2 in train mode.
+        gamma: (C,) scale per channel. Read, never modified.
+        beta: (C,) shift per channel. Read, never modified.
+        bn_param: exactly as for ``batchnorm_forward``: ``mode`` (required), ``eps``,
+            ``momentum``, ``running_mean`` and ``running_var`` of shape (C,) (written
+            back after each train step), ``momentum_convention``,
+            ``unbiased_running_var``, ``num_batches_tracked``.
+
+    Returns:
+        out: (N, C, H, W) in x's dtype, and the cache for the backward pass.
+
+    Raises:
+        TypeError: x, gamma or beta is not a floating ndarray.
+        ValueError: x is not 4-D, gamma or beta is not (C,), or a bad bn_param entry;
+            bn_param is then left exactly as it was.
+    """
+    v.float_array(x, "x")
+    v.ndim(x, "x", 4, "(N, C, H, W)", "For (N, D) input use batchnorm_forward.")
+    C = x.shape[1]
+    v.float_array(gamma, "gamma")
+    v.float_array(beta, "beta")
+    v.shape(gamma, "gamma", (C,), "one scale per channel of x: (N, C, H, W)")
+    v.shape(beta, "beta", (C,), "one shift per channel of x: (N, C, H, W)")
+    rows, bn_cache = batch.batchnorm_forward(_to_rows(x), gamma, beta, bn_param)  # (NHW, C)
+    shape = tuple(int(s) for s in x.shape)
+    out = np.ascontiguousarray(_from_rows(rows, shape))  # (N, C, H, W)
+    return out, SpatialBatchNormCache(bn_cache, shape)  # type: ignore[arg-type]
+
+
+def spatial_batchnorm_backward(
+    dout: np.ndarray, cache: SpatialBatchNormCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spatial batch normalization backward pass: batch norm's closed form on pixels.
+
+    Args:
+        dout: (N, C, H, W) upstream gradient dL/dy.
+        cache: from ``spatial_batchnorm_forward``.
+
+    Returns:
+        dx: (N, C, H, W), dgamma: (C,), dbeta: (C,).
+    """
+    v.float_array(dout, "dout")
+    v.shape(dout, "dout", cache.shape, "the shape of the forward output")
+    drows, dgamma, dbeta = batch.batchnorm_backward_alt(_to_rows(dout), cache.bn)  # (NHW, C)
+    dx = np.ascontiguousarray(_from_rows(drows, cache.shape))  # (N, C, H, W)
+    return dx, dgamma, dbeta
