@@ -1,0 +1,175 @@
+"""First-order update rules with the cs231n API: ``rule(w, dw, config=None) -> (next_w, config)``.
+
+Each rule takes the current weights ``w`` and their gradient ``dw`` (the same shape,
+any shape), and a ``config`` dict holding its hyperparameters and any state it carries
+between steps. Missing keys get the course's defaults, written into ``config`` on the
+first call; state arrays (``velocity``, ``cache``, ``m``, ``v``) start as zeros of w's
+shape. The rule returns the next weights and the same dict, with its state advanced,
+so a caller stores one config per parameter and hands it back on the next step.
+
+``w`` and ``dw`` are never modified in place, and state arrays are replaced rather
+than written into, so a config shared with a snapshot (a checkpoint, ``best_params``)
+is never changed behind its back.
+
+| rule           | config keys (defaults)                                                    |
+|----------------|---------------------------------------------------------------------------|
+| ``sgd``        | learning_rate 1e-2                                                        |
+| ``sgd_momentum`` | learning_rate 1e-2, momentum 0.9, velocity zeros                        |
+| ``rmsprop``    | learning_rate 1e-2, decay_rate 0.99, epsilon 1e-8, cache zeros            |
+| ``adam``       | learning_rate 1e-3, beta1 0.9, beta2 0.999, epsilon 1e-8, m, v zeros, t 0 |
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "UPDATE_RULES"]
+
+Config = dict[str, Any]
+
+
+def _start(w: np.ndarray, dw: np.ndarray, config: Config | None, rule: str) -> Config:
+    """Check that w and dw agree and return ``config`` (a new dict when it is None)."""
+    if not isinstance(w, np.ndarray) or not isinstance(dw, np.ndarray):
+        raise TypeError(
+            f"{rule} needs numpy arrays w and dw; got {type(w).__name__} and "
+            f"{type(dw).__name__}. Wrap them with np.asarray."
+        )
+    if w.shape != dw.shape:
+        raise ValueError(
+            f"{rule}: dw must have the shape of w {tuple(w.shape)}; got {tuple(dw.shape)}. "
+            "The gradient of each parameter must be returned under the parameter's name."
+        )
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise TypeError(f"{rule}: config must be a dict or None; got {type(config).__name__}.")
+    return config
+
+
+def _state(config: Config, key: str, w: np.ndarray, rule: str) -> np.ndarray:
+    """The state array ``config[key]`` (zeros like w when absent), checked against w's shape."""
+    value = config.get(key)
+    if value is None:
+        return np.zeros_like(w)
+    value = np.asarray(value)
+    if value.shape != w.shape:
+        raise ValueError(
+            f"{rule}: config['{key}'] must have the shape of w {tuple(w.shape)}; got "
+            f"{tuple(value.shape)}. Each parameter needs its own config dict."
+        )
+    return value
+
+
+def sgd(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[np.ndarray, Config]:
+    """Vanilla stochastic gradient descent: ``next_w = w - learning_rate * dw``.
+
+    Args:
+        w: (any shape) weights. dw: gradient of the loss, w's shape.
+        config: ``learning_rate`` (default 1e-2).
+
+    Returns:
+        next_w: w's shape, and config.
+    """
+    config = _start(w, dw, config, "sgd")
+    config.setdefault("learning_rate", 1e-2)
+    next_w = w - config["learning_rate"] * dw
+    return next_w, config
+
+
+def sgd_momentum(
+    w: np.ndarray, dw: np.ndarray, config: Config | None = None
+) -> tuple[np.ndarray, Config]:
+    """SGD with (heavy-ball) momentum, the course's form::
+
+        velocity = momentum * velocity - learning_rate * dw     # w's shape
+        next_w   = w + velocity
+
+    Args:
+        w: (any shape) weights. dw: gradient, w's shape.
+        config: ``learning_rate`` (1e-2), ``momentum`` (0.9), ``velocity`` (zeros like w).
+
+    Returns:
+        next_w: w's shape, and config with the new ``velocity``.
+    """
+    config = _start(w, dw, config, "sgd_momentum")
+    config.setdefault("learning_rate", 1e-2)
+    config.setdefault("momentum", 0.9)
+    velocity = _state(config, "velocity", w, "sgd_momentum")
+    velocity = config["momentum"] * velocity - config["learning_rate"] * dw
+    next_w = w + velocity
+    config["velocity"] = velocity
+    return next_w, config
+
+
+def rmsprop(
+    w: np.ndarray, dw: np.ndarray, config: Config | None = None
+) -> tuple[np.ndarray, Config]:
+    """RMSProp (Tieleman & Hinton 2012, Coursera lecture 6.5): a running mean of dw^2::
+
+        cache  = decay_rate * cache + (1 - decay_rate) * dw**2       # w's shape
+        next_w = w - learning_rate * dw / (sqrt(cache) + epsilon)
+
+    Args:
+        w: (any shape) weights. dw: gradient, w's shape.
+        config: ``learning_rate`` (1e-2), ``decay_rate`` (0.99), ``epsilon`` (1e-8),
+            ``cache`` (zeros like w).
+
+    Returns:
+        next_w: w's shape, and config with the new ``cache``.
+    """
+    config = _start(w, dw, config, "rmsprop")
+    config.setdefault("learning_rate", 1e-2)
+    config.setdefault("decay_rate", 0.99)
+    config.setdefault("epsilon", 1e-8)
+    cache = _state(config, "cache", w, "rmsprop")
+    decay = config["decay_rate"]
+    cache = decay * cache + (1 - decay) * (dw * dw)
+    next_w = w - config["learning_rate"] * dw / (np.sqrt(cache) + config["epsilon"])
+    config["cache"] = cache
+    return next_w, config
+
+
+def adam(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[np.ndarray, Config]:
+    """Adam (Kingma & Ba 2015, arXiv:1412.6980, Algorithm 1), bias-corrected.
+
+    The step count ``t`` is incremented *before* it is used, as in the paper and the
+    course, so the first step divides by ``1 - beta1**1``::
+
+        t      = t + 1
+        m      = beta1 * m + (1 - beta1) * dw                 # w's shape
+        v      = beta2 * v + (1 - beta2) * dw**2              # w's shape
+        mhat   = m / (1 - beta1**t)
+        vhat   = v / (1 - beta2**t)
+        next_w = w - learning_rate * mhat / (sqrt(vhat) + epsilon)
+
+    Args:
+        w: (any shape) weights. dw: gradient, w's shape.
+        config: ``learning_rate`` (1e-3), ``beta1`` (0.9), ``beta2`` (0.999),
+            ``epsilon`` (1e-8), ``m`` and ``v`` (zeros like w), ``t`` (0).
+
+    Returns:
+        next_w: w's shape, and config with the new ``m``, ``v`` and ``t``.
+    """
+    config = _start(w, dw, config, "adam")
+    config.setdefault("learning_rate", 1e-3)
+    config.setdefault("beta1", 0.9)
+    config.setdefault("beta2", 0.999)
+    config.setdefault("epsilon", 1e-8)
+    config.setdefault("t", 0)
+    m = _state(config, "m", w, "adam")
+    v = _state(config, "v", w, "adam")
+    beta1, beta2 = config["beta1"], config["beta2"]
+    t = config["t"] + 1
+    m = beta1 * m + (1 - beta1) * dw
+    v = beta2 * v + (1 - beta2) * (dw * dw)
+    mhat = m / (1 - beta1**t)
+    vhat = v / (1 - beta2**t)
+    next_w = w - config["learning_rate"] * mhat / (np.sqrt(vhat) + config["epsilon"])
+    config["m"], config["v"], config["t"] = m, v, t
+    return next_w, config
+
+
+UPDATE_RULES = {"sgd": sgd, "sgd_momentum": sgd_momentum, "rmsprop": rmsprop, "adam": adam}
