@@ -11,9 +11,31 @@ from normgrad.norms.batch import (
     batchnorm_backward_paper,
     batchnorm_forward,
 )
+from normgrad.norms.group import spatial_groupnorm_backward, spatial_groupnorm_forward
+from normgrad.norms.instance import instancenorm_backward, instancenorm_forward
+from normgrad.norms.layer import (
+    layernorm_backward,
+    layernorm_forward,
+    layernorm_nd_backward,
+    layernorm_nd_forward,
+)
+from normgrad.norms.rms import rmsnorm_backward, rmsnorm_forward
 from normgrad.norms.running import torch_bn_param
+from normgrad.norms.spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
 
 __all__ = [
+    "instancenorm_backward",
+    "instancenorm_forward",
+    "layernorm_backward",
+    "layernorm_forward",
+    "layernorm_nd_backward",
+    "layernorm_nd_forward",
+    "rmsnorm_backward",
+    "rmsnorm_forward",
+    "spatial_batchnorm_backward",
+    "spatial_batchnorm_forward",
+    "spatial_groupnorm_backward",
+    "spatial_groupnorm_forward",
     "batchnorm_backward",
     "batchnorm_backward_alt",
     "batchnorm_backward_paper",
