@@ -1,0 +1,348 @@
+"""Data sets: CIFAR-10 as the course loads it, and the embedded default (sklearn digits).
+
+CIFAR-10 (``load_CIFAR10``, ``get_CIFAR10_data``) keeps cs231n's signatures, splits and
+preprocessing. The python batches are pickles, and unpickling runs whatever callables
+a file names, so they are read through ``_CIFARUnpickler``: it resolves only the few
+NumPy names an array needs and refuses every other global *before* anything is called.
+
+The embedded default, ``get_digits_data``, is scikit-learn's bundled handwritten
+digits (1797 images of 8x8, 10 classes, shipped inside scikit-learn, so nothing is
+downloaded), split the same way on every machine.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_DIRNAME = "cifar-10-batches-py"
+CIFAR10_ENV = "NORMGRAD_CIFAR10"
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCH = "test_batch"
+_ROW = 3 * 32 * 32  # one image: 1024 red, then 1024 green, then 1024 blue, each row-major
+
+
+class NotCIFAR10BatchError(pickle.UnpicklingError, ValueError):
+    """A file is not a CIFAR-10 python batch (wrong layout, or it names forbidden code)."""
+
+
+class CIFAR10NotFoundError(FileNotFoundError):
+    """The CIFAR-10 folder, or some of its batches, is missing."""
+
+
+def _numpy_attr(*candidates: str) -> Any:
+    """The first ``module.attr`` of ``candidates`` that imports: NumPy 2 moved ``core`` to
+    ``_core``, and files name whichever their writer had."""
+    import importlib
+
+    for dotted in candidates:
+        module, _, attr = dotted.rpartition(".")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(f"none of {candidates} is available in this NumPy")  # pragma: no cover
+
+
+def _allowed_globals() -> dict[tuple[str, str], Callable[..., Any]]:
+    """Every global a CIFAR-10 batch may name, mapped to the object it resolves to.
+
+    - ``_reconstruct``, ``ndarray``, ``dtype``: how ndarray pickles itself (protocols 0-4);
+    - ``_frombuffer``: the same for protocol 5 (Python 3.8+ with ``protocol=5``);
+    - ``scalar``: a NumPy integer label (``np.int64(3)``) in the labels list;
+    - ``_codecs.encode``: how Python 3 writes ``bytes`` at protocol 2 and below.
+    None of these calls user code: they build arrays from raw bytes.
+    """
+    import codecs
+
+    reconstruct = _numpy_attr("numpy._core.multiarray._reconstruct",
+                              "numpy.core.multiarray._reconstruct")
+    scalar = _numpy_attr("numpy._core.multiarray.scalar", "numpy.core.multiarray.scalar")
+    frombuffer = _numpy_attr("numpy._core.numeric._frombuffer", "numpy.core.numeric._frombuffer")
+    allowed: dict[tuple[str, str], Callable[..., Any]] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): codecs.encode,
+    }
+    for core in ("numpy.core", "numpy._core"):
+        allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct
+        allowed[(f"{core}.multiarray", "scalar")] = scalar
+        allowed[(f"{core}.numeric", "_frombuffer")] = frombuffer
+    return allowed
+
+
+class _CIFARUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only the globals of ``_allowed_globals``.
+
+    ``find_class`` runs when the pickle *names* a global, before the REDUCE that would
+    call it, so a refused file has executed nothing.
+    """
+
+    def __init__(self, file: io.BufferedIOBase, source: str) -> None:
+        # latin1 turns Python 2 ``str`` (keys and raw array bytes) into str; NumPy reads
+        # latin1 str array data back as the original bytes.
+        super().__init__(file, encoding="latin1")
+        self._source = source
+        self._allowed = _allowed_globals()
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise NotCIFAR10BatchError(
+                f"{self._source} is not a CIFAR-10 batch: it names {module}.{name}, and a "
+                "CIFAR-10 python batch needs only NumPy array reconstruction. Refused "
+                "before running anything. Re-download the batches from " + CIFAR10_URL
+            ) from None
+
+
+def _key(d: dict, name: str) -> Any:
+    """``d[name]`` whether the file was written with str or bytes keys."""
+    if name in d:
+        return d[name]
+    if name.encode() in d:
+        return d[name.encode()]
+    raise KeyError(name)
+
+
+def load_CIFAR_batch(filename: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Load one CIFAR-10 python batch (cs231n).
+
+    Returns:
+        X: (n, 32, 32, 3) float64, pixel values 0..255 (course layout: channels last).
+        Y: (n,) int64 labels in [0, 10).
+
+    Raises:
+        NotCIFAR10BatchError: the file names a global other than NumPy's array
+            reconstruction, or its contents are not a CIFAR-10 batch's.
+    """
+    source = str(filename)
+    with open(filename, "rb") as f:
+        try:
+            d = _CIFARUnpickler(f, source).load()
+        except NotCIFAR10BatchError:
+            raise
+        except Exception as exc:  # truncated or not a pickle at all
+            raise NotCIFAR10BatchError(
+                f"{source} is not a CIFAR-10 batch: it does not unpickle ({exc})."
+            ) from None
+    if not isinstance(d, dict):
+        raise NotCIFAR10BatchError(
+            f"{source} is not a CIFAR-10 batch: it holds a {type(d).__name__}, not a dict."
+        )
+    try:
+        data, labels = _key(d, "data"), _key(d, "labels")
+    except KeyError as exc:
+        raise NotCIFAR10BatchError(
+            f"{source} is not a CIFAR-10 batch: it has no {exc.args[0]!r} entry."
+        ) from None
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
+            and data.shape[1] == _ROW):
+        desc = (f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray)
+                else type(data).__name__)
+        raise NotCIFAR10BatchError(
+            f"{source} is not a CIFAR-10 batch: 'data' must be uint8 (n, {_ROW}); got {desc}."
+        )
+    Y = np.asarray(labels)
+    if Y.shape != (data.shape[0],) or not np.issubdtype(Y.dtype, np.integer):
+        raise NotCIFAR10BatchError(
+            f"{source} is not a CIFAR-10 batch: 'labels' must be {data.shape[0]} integers, "
+            f"one per row of 'data'; got {Y.dtype} {Y.shape}."
+        )
+    if Y.size and (Y.min() < 0 or Y.max() > 9):
+        raise NotCIFAR10BatchError(
+            f"{source} is not a CIFAR-10 batch: labels must lie in [0, 10); got "
+            f"[{Y.min()}, {Y.max()}]."
+        )
+    X = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float64)
+    return X, Y.astype(np.int64)
+
+
+def _cifar_dir(root: str | os.PathLike | None) -> Path:
+    """The batches folder: ``root``, ``root/cifar-10-batches-py``, or $NORMGRAD_CIFAR10."""
+    if root is None:
+        root = os.environ.get(CIFAR10_ENV)
+    help_text = (
+        f"Download {CIFAR10_URL} (163 MB), extract it (tar xzf cifar-10-python.tar.gz) to get "
+        f"the folder {CIFAR10_DIRNAME}/, and pass that folder as --data-dir DIR (or "
+        f"root=DIR), or set the environment variable {CIFAR10_ENV}=DIR."
+    )
+    if root is None:
+        raise CIFAR10NotFoundError(f"CIFAR-10 location not given. {help_text}")
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise CIFAR10NotFoundError(f"CIFAR-10 folder {path} does not exist. {help_text}")
+    if not (path / TEST_BATCH).exists() and (path / CIFAR10_DIRNAME).is_dir():
+        path = path / CIFAR10_DIRNAME
+    missing = [n for n in (*TRAIN_BATCHES, TEST_BATCH) if not (path / n).is_file()]
+    if missing:
+        raise CIFAR10NotFoundError(
+            f"CIFAR-10 folder {path} is missing {', '.join(missing)}. {help_text}"
+        )
+    return path
+
+
+def load_CIFAR10(root: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Load all of CIFAR-10 from the python batches in ``root`` (cs231n).
+
+    Returns:
+        Xtr: (N_train, 32, 32, 3) float64, Ytr: (N_train,) int64 (data_batch_1..5);
+        Xte: (N_test, 32, 32, 3) float64, Yte: (N_test,) int64 (test_batch).
+        With the files as distributed N_train = 50000 and N_test = 10000.
+
+    Raises:
+        CIFAR10NotFoundError: the folder or some of its batches is missing (named).
+        NotCIFAR10BatchError: a file is not a CIFAR-10 batch.
+    """
+    path = _cifar_dir(root)
+    parts = [load_CIFAR_batch(path / name) for name in TRAIN_BATCHES]
+    Xtr = np.concatenate([p[0] for p in parts])
+    Ytr = np.concatenate([p[1] for p in parts])
+    Xte, Yte = load_CIFAR_batch(path / TEST_BATCH)
+    return Xtr, Ytr, Xte, Yte
+
+
+def get_CIFAR10_data(
+    root: str | os.PathLike | None = None,
+    num_training: int = 49000,
+    num_validation: int = 1000,
+    num_test: int = 1000,
+    subtract_mean: bool = True,
+    dtype: type | np.dtype = np.float64,
+) -> dict[str, np.ndarray]:
+    """CIFAR-10 split and preprocessed as the course does, channels first.
+
+    Train is the first ``num_training`` training rows, val the ``num_validation`` rows
+    after them, test the first ``num_test`` test rows. With ``subtract_mean`` the mean
+    image of the *training split* is subtracted from all three.
+
+    Args:
+        root: the ``cifar-10-batches-py`` folder (or its parent); None reads
+            $NORMGRAD_CIFAR10.
+        dtype: of the returned X arrays (the course's float64 by default).
+
+    Returns:
+        dict with X_train: (num_training, 3, 32, 32), y_train: (num_training,), and
+        likewise X_val, y_val, X_test, y_test.
+    """
+    X_train, y_train, X_test, y_test = load_CIFAR10(_cifar_dir(root))
+    for name, n in (("num_training", num_training), ("num_validation", num_validation),
+                    ("num_test", num_test)):
+        if not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"{name} must be an int >= 0; got {n!r}.")
+    if num_training + num_validation > len(X_train):
+        raise ValueError(
+            f"num_training + num_validation = {num_training + num_validation} exceeds the "
+            f"{len(X_train)} training images."
+        )
+    if num_test > len(X_test):
+        raise ValueError(f"num_test = {num_test} exceeds the {len(X_test)} test images.")
+    val = slice(num_training, num_training + num_validation)
+    X_val, y_val = X_train[val], y_train[val]
+    X_train, y_train = X_train[:num_training], y_train[:num_training]
+    X_test, y_test = X_test[:num_test], y_test[:num_test]
+    if subtract_mean:
+        mean_image = np.mean(X_train, axis=0)  # (32, 32, 3)
+        X_train, X_val, X_test = X_train - mean_image, X_val - mean_image, X_test - mean_image
+    return {
+        "X_train": X_train.transpose(0, 3, 1, 2).astype(dtype),
+        "y_train": y_train,
+        "X_val": X_val.transpose(0, 3, 1, 2).astype(dtype),
+        "y_val": y_val,
+        "X_test": X_test.transpose(0, 3, 1, 2).astype(dtype),
+        "y_test": y_test,
+    }
+
+
+def _stratified_split(
+    y: np.ndarray, sizes: tuple[int, ...], seed: int
+) -> list[np.ndarray]:
+    """Split row indices of labels y: (N,) into len(sizes) + 1 parts, stratified by class.
+
+    Part k gets exactly sizes[k] rows, shared among classes in proportion to their
+    counts (largest remainder); the last part gets the rest. Plain NumPy with a seeded
+    PCG64, so the split is the same for every scikit-learn version.
+    """
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    pools = [rng.permutation(np.flatnonzero(y == c)) for c in classes]
+    parts: list[list[np.ndarray]] = [[] for _ in range(len(sizes) + 1)]
+    for k, size in enumerate(sizes):
+        ideal = size * counts / counts.sum()  # (classes,)
+        quota = np.floor(ideal).astype(int)
+        extra = np.argsort(-(ideal - quota), kind="stable")[: size - quota.sum()]
+        quota[extra] += 1
+        for c, q in enumerate(quota):
+            parts[k].append(pools[c][:q])
+            pools[c] = pools[c][q:]
+    parts[-1] = list(pools)
+    return [rng.permutation(np.concatenate(p)) for p in parts]
+
+
+DIGITS_SEED = 231  # the split seed: every machine gets the same train/val/test rows
+
+
+def get_digits_data(
+    num_validation: int = 180,
+    num_test: int = 360,
+    seed: int = DIGITS_SEED,
+    subtract_mean: bool = True,
+    flatten: bool = True,
+    dtype: type | np.dtype = np.float64,
+) -> dict[str, np.ndarray]:
+    """The embedded default data set: scikit-learn's handwritten digits, no download.
+
+    1797 grey images of 8x8 pixels (values 0..16), 10 classes, bundled with
+    scikit-learn (``sklearn.datasets.load_digits``). The split is stratified by class
+    and seeded, so it is identical on every machine: by default 1257 train, 180 val and
+    360 test images. Preprocessing, with statistics from the training split only:
+    pixels / 16, minus the training mean image (``subtract_mean``), divided by the
+    training set's overall standard deviation, so inputs have unit variance (a scale
+    at which ``weight_scale`` 1e-2 .. 1e-1 and Adam's default rate train well).
+
+    Args:
+        num_validation, num_test: rows held out for validation and test.
+        seed: of the stratified split.
+        flatten: True gives X as (N, 64) for ``FullyConnectedNet``; False as
+            (N, 1, 8, 8) for ``ThreeLayerConvNet(input_dim=(1, 8, 8))``.
+        dtype: of the returned X arrays.
+
+    Returns:
+        dict with X_train, y_train, X_val, y_val, X_test, y_test (y int64 in [0, 10)),
+        the course's keys, ready for ``Solver(model, data)``.
+    """
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "the digits data set ships with scikit-learn: pip install 'normgrad[train]'"
+        ) from None
+    digits = load_digits()
+    X = digits.data.astype(np.float64) / 16.0  # (1797, 64) in [0, 1]
+    y = digits.target.astype(np.int64)  # (1797,)
+    if num_validation < 10 or num_test < 10 or num_validation + num_test > len(X) - 10:
+        raise ValueError(
+            f"num_validation and num_test must each be >= 10 (one image per class) and "
+            f"leave >= 10 for training out of {len(X)}; got {num_validation}, {num_test}."
+        )
+    test, val, train = _stratified_split(y, (num_test, num_validation), seed)
+    X_train, X_val, X_test = X[train], X[val], X[test]
+    y_train, y_val, y_test = y[train], y[val], y[test]
+    if subtract_mean:
+        mean_image = X_train.mean(axis=0)  # (64,)
+        X_train, X_val, X_test = X_train - mean_image, X_val - mean_image, X_test - mean_image
+    scale = float(X_train.std())  # scalar: keeps the pixels' relative contrast
+    shape = (-1, 64) if flatten else (-1, 1, 8, 8)
+    out = {}
+    for split, Xs, ys in (("train", X_train, y_train), ("val", X_val, y_val),
+                          ("test", X_test, y_test)):
+        out[f"X_{split}"] = (Xs / scale).reshape(shape).astype(dtype)
+        out[f"y_{split}"] = ys
+    return out
