@@ -1,0 +1,83 @@
+"""The command line: check's table and exit codes, bench's records, python -m."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from normgrad import checks, cli
+from normgrad.checkcases import CheckCase
+
+
+def test_check_prints_a_passing_table(capsys):
+    assert cli.main(["check", "--layer", "batchnorm"]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0].split()
+    assert header == ["layer", "route", "gradient", "rel", "error", "result"]
+    for route in ("graph", "paper", "alt"):
+        for grad in ("dx", "dgamma", "dbeta"):
+            assert any(line.split()[:3] == ["batchnorm", route, grad] and line.split()[-1]
+                       == "pass" for line in out.splitlines())
+    assert "9 passed, 0 failed" in out
+
+
+def test_check_exits_1_on_a_wrong_route(monkeypatch, capsys):
+    good = checks.CASES[0]
+
+    def wrong(dout, cache):
+        dx, dgamma, dbeta = good.backward(dout, cache)
+        return 1.01 * dx, dgamma, dbeta
+
+    planted = CheckCase("planted", "wrong", good.forward, wrong, good.make_inputs)
+    monkeypatch.setattr(checks, "CASES", [*checks.CASES, planted])
+    assert cli.main(["check", "--layer", "planted"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "1 failed" in out
+
+
+def test_check_unknown_layer_is_a_clear_error(capsys):
+    assert cli.main(["check", "--layer", "nosuchnorm"]) == 2
+    assert "unknown layer" in capsys.readouterr().err
+
+
+def test_bench_writes_records(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    code = cli.main(["bench", "--shapes", "8x3", "--dtypes", "float64", "--repeats", "2",
+                     "--warmup", "1", "--json", str(path)])
+    assert code == 0
+    records = json.loads(path.read_text())
+    keys = {(r["op"], r["impl"]) for r in records}
+    for impl in ("graph", "paper", "alt", "torch"):
+        assert ("batchnorm_backward", impl) in keys
+        assert ("batchnorm_forward", impl) in keys
+    for r in records:
+        assert set(r) == {"op", "impl", "dtype", "shape", "median_s"}
+        assert r["shape"] == [8, 3] and r["dtype"] == "float64" and r["median_s"] > 0
+    assert "vs graph" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args", [["--shapes", "8by3"], ["--dtypes", "float16"],
+                                  ["--shapes", "1x3"]])
+def test_bench_rejects_bad_options(args, capsys):
+    assert cli.main(["bench", *args]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_python_dash_m_is_the_same_cli():
+    result = subprocess.run([sys.executable, "-m", "normgrad", "check", "--layer", "batchnorm"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "9 passed, 0 failed" in result.stdout
+
+
+def test_time_call_returns_the_median():
+    from normgrad.bench import time_call
+
+    calls = []
+    assert time_call(lambda: calls.append(1), warmup=2, repeats=3) >= 0
+    assert len(calls) == 5
+    assert np.isfinite(time_call(lambda: None, warmup=0, repeats=1))
