@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from normgrad import _validate as v
+from normgrad.norms import core
 from normgrad.norms.running import RunningStats
 
 
@@ -102,17 +103,15 @@ def batchnorm_forward(
             f"x of shape {tuple(x.shape)}. Use a larger batch, or mode 'test'."
         )
 
-    cdt = v.compute_dtype(x.dtype)
     if train:
-        mu = x.mean(axis=0, dtype=cdt)  # (D,)
-        xmu = x - mu  # (N, D) centred in cdt: mu is cdt, so x is promoted
-        var = np.mean(xmu * xmu, axis=0)  # (D,) two-pass variance
+        # Two-pass mean and biased variance over N, in float64 for float32 input.
+        s = core.standardize(x, (0,), eps)
+        mu, var, xhat = s.mu[0], s.var[0], s.xhat  # (D,), (D,), (N, D)
     else:
+        cdt = v.compute_dtype(x.dtype)
         mu = stats.mean.astype(cdt)  # (D,)
         var = stats.var.astype(cdt)  # (D,)
-        xmu = x - mu  # (N, D)
-    inv_std = 1.0 / np.sqrt(var + eps)  # (D,)
-    xhat = xmu * inv_std  # (N, D)
+        xhat = (x - mu) / np.sqrt(var + eps)  # (N, D)
     out = (gamma * xhat + beta).astype(x.dtype, copy=False)  # (N, D)
 
     # Nothing above wrote to bn_param; the update is the last step.
