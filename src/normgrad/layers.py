@@ -2,7 +2,7 @@
 
 Every function keeps the course's signature and semantics: ``*_forward(...) -> (out,
 cache)`` and ``*_backward(dout, cache) -> gradients``. The maths lives in
-``normgrad.norms``; this module only names it the way the course does.
+``normgrad.norms`` and ``normgrad.ops``; this module only names it the way the course does.
 """
 
 from normgrad.norms.batch import (
@@ -22,6 +22,12 @@ from normgrad.norms.layer import (
 from normgrad.norms.rms import rmsnorm_backward, rmsnorm_forward
 from normgrad.norms.running import torch_bn_param
 from normgrad.norms.spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
+from normgrad.ops.activations import relu_backward, relu_forward
+from normgrad.ops.affine import affine_backward, affine_forward
+from normgrad.ops.conv import conv_backward_naive, conv_forward_naive
+from normgrad.ops.dropout import dropout_backward, dropout_forward
+from normgrad.ops.losses import softmax_loss, svm_loss
+from normgrad.ops.pool import max_pool_backward_naive, max_pool_forward_naive
 
 __all__ = [
     "instancenorm_backward",
@@ -41,4 +47,17 @@ __all__ = [
     "batchnorm_backward_paper",
     "batchnorm_forward",
     "torch_bn_param",
+    # the course's other layers (normgrad.ops)
+    "affine_backward",
+    "affine_forward",
+    "conv_backward_naive",
+    "conv_forward_naive",
+    "dropout_backward",
+    "dropout_forward",
+    "max_pool_backward_naive",
+    "max_pool_forward_naive",
+    "relu_backward",
+    "relu_forward",
+    "softmax_loss",
+    "svm_loss",
 ]

@@ -1,0 +1,51 @@
+"""The maths of the course's other layers, once: affine, ReLU, dropout, losses, conv, pool.
+
+One module per job. ``normgrad.layers``, ``normgrad.fast_layers`` and
+``normgrad.layer_utils`` re-export from here under the course's names.
+
+- ``affine``: fully connected layer; ``activations``: ReLU; ``dropout``: inverted dropout;
+- ``losses``: softmax (cross-entropy) and multiclass SVM losses;
+- ``conv``, ``pool``: naive references for convolution and max pooling;
+- ``fast``: their vectorized versions (im2col, strided views);
+- ``windows``: the sliding-window geometry and im2col / col2im they share.
+"""
+
+from normgrad.ops.activations import relu_backward, relu_forward
+from normgrad.ops.affine import AffineCache, affine_backward, affine_forward
+from normgrad.ops.conv import ConvCache, conv_backward_naive, conv_forward_naive
+from normgrad.ops.dropout import DropoutCache, dropout_backward, dropout_forward
+from normgrad.ops.fast import (
+    FastConvCache,
+    FastPoolCache,
+    conv_backward_fast,
+    conv_forward_fast,
+    max_pool_backward_fast,
+    max_pool_forward_fast,
+)
+from normgrad.ops.losses import softmax_loss, svm_loss
+from normgrad.ops.pool import PoolCache, max_pool_backward_naive, max_pool_forward_naive
+
+__all__ = [
+    "AffineCache",
+    "ConvCache",
+    "DropoutCache",
+    "FastConvCache",
+    "FastPoolCache",
+    "PoolCache",
+    "affine_backward",
+    "affine_forward",
+    "conv_backward_fast",
+    "conv_backward_naive",
+    "conv_forward_fast",
+    "conv_forward_naive",
+    "dropout_backward",
+    "dropout_forward",
+    "max_pool_backward_fast",
+    "max_pool_backward_naive",
+    "max_pool_forward_fast",
+    "max_pool_forward_naive",
+    "relu_backward",
+    "relu_forward",
+    "softmax_loss",
+    "svm_loss",
+]

@@ -1,0 +1,91 @@
+"""Affine (fully connected) layer, with the course's reshaping of any input to (N, D).
+
+Formula, for x: (N, d_1, ..., d_k) with D = d_1 * ... * d_k, w: (D, M), b: (M,)::
+
+    xf  = x.reshape(N, D)                 # (N, D)
+    out = xf @ w + b                      # (N, M)
+
+Backward, with dout: (N, M)::
+
+    dx  = (dout @ w.T).reshape(x.shape)   # (N, d_1, ..., d_k)
+    dw  = xf.T @ dout                     # (D, M)
+    db  = sum_i dout_i                    # (M,)  b is broadcast over the batch
+
+Train and test behaviour are the same. cs231n assignment 2, ``affine_forward``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from normgrad import _validate as v
+
+
+class AffineCache(NamedTuple):
+    """What ``affine_backward`` needs (the course caches (x, w, b); so does this)."""
+
+    x: np.ndarray  # (N, d_1, ..., d_k) input: dw = xf.T @ dout, and dx takes its shape
+    w: np.ndarray  # (D, M) weights: dx = dout @ w.T
+    b: np.ndarray  # (M,) bias: kept for the course's cache layout; db needs only dout
+
+
+def affine_forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, AffineCache]:
+    """Affine layer forward: out = x.reshape(N, D) @ w + b (cs231n signature).
+
+    Args:
+        x: (N, d_1, ..., d_k) input; each row is flattened to D = d_1 * ... * d_k.
+        w: (D, M) weights.
+        b: (M,) bias.
+
+    Returns:
+        out: (N, M), and the cache for ``affine_backward``.
+
+    Raises:
+        TypeError: x, w or b is not a floating ndarray.
+        ValueError: w is not 2-D, w's first axis is not D, or b is not (M,).
+    """
+    v.float_array(x, "x")
+    v.float_array(w, "w")
+    v.float_array(b, "b")
+    if x.ndim < 1:
+        raise ValueError("x must have a batch axis: (N, d_1, ..., d_k); got a 0-d array.")
+    v.ndim(w, "w", 2, "(D, M)")
+    N = x.shape[0]
+    D = int(np.prod(x.shape[1:], dtype=np.int64))
+    if w.shape[0] != D:
+        raise ValueError(
+            f"w must have shape (D, M) with D = {D}, the size of one row of x "
+            f"(x has shape {tuple(x.shape)}); got w of shape {tuple(w.shape)}."
+        )
+    M = w.shape[1]
+    v.shape(b, "b", (M,), "one bias per output column of w: (D, M)")
+    xf = x.reshape(N, D)  # (N, D)
+    out = xf @ w + b  # (N, M)
+    return out, AffineCache(x, w, b)
+
+
+def affine_backward(
+    dout: np.ndarray, cache: AffineCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Affine layer backward (cs231n signature).
+
+    Args:
+        dout: (N, M) upstream gradient.
+        cache: from ``affine_forward``.
+
+    Returns:
+        dx: (N, d_1, ..., d_k) in x's shape, dw: (D, M), db: (M,).
+    """
+    x, w, _ = cache
+    N = x.shape[0]
+    v.float_array(dout, "dout")
+    v.shape(dout, "dout", (N, w.shape[1]), "the shape of the forward output (N, M)")
+    xf = x.reshape(N, -1)  # (N, D)
+    dx = (dout @ w.T).reshape(x.shape)  # (N, d_1, ..., d_k)
+    dw = xf.T @ dout  # (D, M)
+    db = dout.sum(axis=0)  # (M,)
+    return dx, dw, db

@@ -1,0 +1,148 @@
+"""Vectorized convolution and max pooling: the same sums as the naive references.
+
+Convolution by im2col (Chellapilla et al. 2006, "High Performance Convolutional Neural
+Networks for Document Processing"): every window of the padded input becomes one column of
+``cols``, so the whole layer is one matrix product, run by BLAS::
+
+    cols = im2col(xp)                              # (N, C*HH*WW, H'*W')
+    out  = w.reshape(F, -1) @ cols + b             # (N, F, H'*W'), per sample n
+
+    dw    = sum_n dout_n @ cols_n.T                # (F, C*HH*WW) -> (F, C, HH, WW)
+    dcols = w.reshape(F, -1).T @ dout_n            # (N, C*HH*WW, H'*W')
+    dx    = col2im(dcols) without the padding      # (N, C, H, W)
+    db    = sum of dout over N, H', W'             # (F,)
+
+with dout_n = dout[n] as (F, H'*W'). The batched products leave every result in the
+(N, F, H', W') layout already, so no large transpose is copied.
+
+Max pooling takes the argmax of every window of a strided view at once, and its backward
+scatters dout onto the winners with one ``np.bincount`` (which adds up the windows that
+share a winner when they overlap).
+
+No Python loop runs over pixels: ``col2im`` loops over the HH * WW offsets inside a
+window only. Results equal ``normgrad.ops.conv`` and ``normgrad.ops.pool`` to rounding,
+ties in pooling included (both pick the first maximum of a window in row-major order).
+cs231n ``fast_layers``: ``conv_forward_fast`` and friends, same signatures.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from normgrad import _validate as v
+from normgrad.ops.windows import (
+    col2im,
+    conv_geometry,
+    im2col,
+    pad_hw,
+    pool_geometry,
+    unpad_hw,
+    window_view,
+)
+
+
+class FastConvCache(NamedTuple):
+    """What ``conv_backward_fast`` needs."""
+
+    x: np.ndarray  # (N, C, H, W) input: its shape, and the geometry, for dx
+    w: np.ndarray  # (F, C, HH, WW) filters: dcols = w.reshape(F, -1).T @ dout
+    b: np.ndarray  # (F,) bias: re-validates the geometry; db needs only dout
+    conv_param: dict[str, Any]  # stride and pad
+    cols: np.ndarray  # (N, C*HH*WW, H'*W') every window as a column, for dw
+
+
+class FastPoolCache(NamedTuple):
+    """What ``max_pool_backward_fast`` needs."""
+
+    x: np.ndarray  # (N, C, H, W) input: its shape and dtype for dx
+    pool_param: dict[str, Any]  # pool_height, pool_width, stride
+    argmax: np.ndarray  # (N, C, H', W') int: the winner's flat offset within its window
+
+
+def conv_forward_fast(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict[str, Any]
+) -> tuple[np.ndarray, FastConvCache]:
+    """Convolution forward by im2col and one matrix product (cs231n signature).
+
+    Same arguments, result and errors as ``conv_forward_naive``: x (N, C, H, W),
+    w (F, C, HH, WW), b (F,), conv_param with ``stride`` and ``pad``; out (N, F, H', W').
+    The cache differs (it holds the im2col matrix), so pair it with ``conv_backward_fast``.
+    """
+    stride, pad, H_out, W_out = conv_geometry(x, w, b, conv_param)
+    N = x.shape[0]
+    F, _, HH, WW = w.shape
+    cols = im2col(pad_hw(x, pad), HH, WW, stride)  # (N, C*HH*WW, H'*W')
+    out = np.matmul(w.reshape(F, -1), cols)  # (N, F, H'*W'), one product per sample
+    out += b[:, None]  # (N, F, H'*W')
+    return out.reshape(N, F, H_out, W_out), FastConvCache(x, w, b, conv_param, cols)
+
+
+def conv_backward_fast(
+    dout: np.ndarray, cache: FastConvCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Convolution backward by matrix products and col2im (cs231n signature).
+
+    Args:
+        dout: (N, F, H', W') upstream gradient.
+        cache: from ``conv_forward_fast``.
+
+    Returns:
+        dx: (N, C, H, W), dw: (F, C, HH, WW), db: (F,).
+    """
+    x, w, b, conv_param, cols = cache
+    stride, pad, H_out, W_out = conv_geometry(x, w, b, conv_param)
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
+    v.float_array(dout, "dout")
+    v.shape(dout, "dout", (N, F, H_out, W_out), "the shape of the forward output")
+    dout_cols = dout.reshape(N, F, H_out * W_out)  # (N, F, H'*W')
+    db = dout_cols.sum(axis=(0, 2))  # (F,)
+    dw = np.matmul(dout_cols, cols.transpose(0, 2, 1)).sum(axis=0)  # (F, C*HH*WW)
+    dw = dw.reshape(w.shape)  # (F, C, HH, WW)
+    dcols = np.matmul(w.reshape(F, -1).T, dout_cols)  # (N, C*HH*WW, H'*W')
+    dxp = col2im(dcols, (N, C, H + 2 * pad, W + 2 * pad), HH, WW, stride)  # (N, C, Hp, Wp)
+    dx = np.ascontiguousarray(unpad_hw(dxp, pad))  # (N, C, H, W)
+    return dx, dw, db
+
+
+def max_pool_forward_fast(
+    x: np.ndarray, pool_param: dict[str, Any]
+) -> tuple[np.ndarray, FastPoolCache]:
+    """Max pooling forward over a strided view of every window (cs231n signature).
+
+    Same arguments, result and errors as ``max_pool_forward_naive``; pair the cache with
+    ``max_pool_backward_fast``.
+    """
+    ph, pw, stride, H_out, W_out = pool_geometry(x, pool_param)
+    N, C = x.shape[:2]
+    win = window_view(x, ph, pw, stride)  # (N, C, H', W', ph, pw) view
+    flat = win.reshape(N, C, H_out, W_out, ph * pw)  # copy, one window per row
+    argmax = flat.argmax(axis=4)  # (N, C, H', W') first maximum in row-major order
+    out = np.take_along_axis(flat, argmax[..., None], axis=4)[..., 0]  # (N, C, H', W')
+    return out, FastPoolCache(x, pool_param, argmax)
+
+
+def max_pool_backward_fast(dout: np.ndarray, cache: FastPoolCache) -> np.ndarray:
+    """Max pooling backward: scatter dout onto each window's winner (cs231n signature).
+
+    Args:
+        dout: (N, C, H', W') upstream gradient.
+        cache: from ``max_pool_forward_fast``.
+
+    Returns:
+        dx: (N, C, H, W).
+    """
+    x, pool_param, argmax = cache
+    ph, pw, stride, H_out, W_out = pool_geometry(x, pool_param)
+    N, C, H, W = x.shape
+    v.float_array(dout, "dout")
+    v.shape(dout, "dout", (N, C, H_out, W_out), "the shape of the forward output")
+    di, dj = np.divmod(argmax, pw)  # (N, C, H', W') each: the winner's offset in its window
+    rows = stride * np.arange(H_out)[:, None] + di  # (N, C, H', W')
+    cols = stride * np.arange(W_out)[None, :] + dj  # (N, C, H', W')
+    plane = (np.arange(N)[:, None] * C + np.arange(C)[None, :]) * (H * W)  # (N, C)
+    flat = plane[:, :, None, None] + rows * W + cols  # (N, C, H', W') index into x.ravel()
+    dx = np.bincount(flat.ravel(), weights=dout.ravel(), minlength=x.size)  # (N*C*H*W,)
+    return dx.reshape(x.shape).astype(np.result_type(dout, x), copy=False)

@@ -1,0 +1,110 @@
+"""Classification losses on scores x: (N, C) with labels y: (N,), means over the batch.
+
+Both return ``(loss, dx)`` as the course does, not ``(out, cache)``: a loss is the end
+of the graph, so its gradient is computed in the same call.
+
+Softmax (cross-entropy) loss, as torch.nn.functional.cross_entropy with mean reduction::
+
+    p_ij = exp(x_ij - max_j x_ij) / sum_k exp(x_ik - max_j x_ij)   # (N, C) shifted: no overflow
+    L    = -1/N sum_i log p_{i, y_i}
+    dx   = (p - onehot(y)) / N                                       # (N, C)
+
+Multiclass SVM (Weston-Watkins hinge) loss with margin 1 (cs231n)::
+
+    m_ij = max(0, x_ij - x_{i, y_i} + 1)  for j != y_i,  m_{i, y_i} = 0   # (N, C)
+    L    = 1/N sum_ij m_ij
+    dx_ij       = [m_ij > 0] / N                        for j != y_i
+    dx_{i, y_i} = -(number of j with m_ij > 0) / N
+
+torch.nn.functional.multi_margin_loss divides each row's sum by C as well, so
+``svm_loss = C * multi_margin_loss``. The hinge is not differentiable where a margin is
+exactly 0; there the subgradient 0 is used, as in the course.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from normgrad import _validate as v
+
+
+def _check_scores_labels(x: np.ndarray, y: np.ndarray) -> tuple[int, int, np.ndarray]:
+    """Validate x: (N, C) floats and y: (N,) integers in [0, C); return N, C and y."""
+    v.float_array(x, "x")
+    v.ndim(x, "x", 2, "(N, C): one row of C class scores per sample")
+    N, C = x.shape
+    if not isinstance(y, np.ndarray):
+        raise TypeError(
+            f"y must be a numpy.ndarray of integer labels; got {type(y).__name__}. "
+            "Wrap it with np.asarray(y, dtype=np.int64)."
+        )
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"y must hold integer class labels; got dtype {y.dtype}. "
+                        "Convert it with y.astype(np.int64).")
+    if y.shape != (N,):
+        raise ValueError(
+            f"y must have shape (N,) = ({N},), one label per row of x: (N, C) = {tuple(x.shape)}; "
+            f"got y of shape {tuple(y.shape)}."
+        )
+    if N == 0:
+        raise ValueError("x must have at least one row: the loss is a mean over N.")
+    if y.min() < 0 or y.max() >= C:
+        bad = y[(y < 0) | (y >= C)]
+        raise ValueError(
+            f"labels y must lie in [0, C) = [0, {C}) for x with C = {C} classes; "
+            f"got {bad.size} out of range, e.g. {bad[:5].tolist()}."
+        )
+    return N, C, y
+
+
+def softmax_loss(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Softmax cross-entropy loss, mean over the batch (cs231n signature).
+
+    Args:
+        x: (N, C) class scores (logits).
+        y: (N,) integer labels, 0 <= y[i] < C.
+
+    Returns:
+        loss: a float, and dx: (N, C) its gradient with respect to x.
+
+    Raises:
+        TypeError: x is not a floating ndarray, or y is not an integer ndarray.
+        ValueError: x not 2-D, y not (N,), or a label outside [0, C).
+    """
+    N, _, y = _check_scores_labels(x, y)
+    rows = np.arange(N)
+    shifted = x - x.max(axis=1, keepdims=True)  # (N, C) max 0 per row: exp cannot overflow
+    log_z = np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (N, 1)
+    log_probs = shifted - log_z  # (N, C)
+    loss = -log_probs[rows, y].sum() / N
+    dx = np.exp(log_probs)  # (N, C) probabilities
+    dx[rows, y] -= 1.0
+    dx /= N
+    return float(loss), dx
+
+
+def svm_loss(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Multiclass SVM hinge loss with margin 1, mean over the batch (cs231n signature).
+
+    Args:
+        x: (N, C) class scores.
+        y: (N,) integer labels, 0 <= y[i] < C.
+
+    Returns:
+        loss: a float, and dx: (N, C) its (sub)gradient with respect to x.
+
+    Raises:
+        TypeError: x is not a floating ndarray, or y is not an integer ndarray.
+        ValueError: x not 2-D, y not (N,), or a label outside [0, C).
+    """
+    N, _, y = _check_scores_labels(x, y)
+    rows = np.arange(N)
+    correct = x[rows, y][:, None]  # (N, 1)
+    margins = np.maximum(0.0, x - correct + 1.0)  # (N, C)
+    margins[rows, y] = 0.0  # the correct class contributes no margin
+    loss = margins.sum() / N
+    active = (margins > 0).astype(x.dtype)  # (N, C) which hinges are open
+    dx = active  # (N, C) d/dx_ij for j != y_i
+    dx[rows, y] = -active.sum(axis=1)  # the correct score appears in every open hinge
+    dx /= N
+    return float(loss), dx
