@@ -238,7 +238,7 @@ def save_checkpoint(path: str | os.PathLike, arrays: Mapping[str, Any], meta: di
             raise ValueError("'meta' is reserved for the checkpoint header.")
         checked[key] = arr
     header = dict(meta, format=FORMAT, version=VERSION)
-    checked["meta"] = np.array(json.dumps(header, sort_keys=True))  # 0-d unicode, no pickle
+    checked["meta"] = np.array(json.dumps(header))  # 0-d unicode, no pickle
 
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)

@@ -398,7 +398,7 @@ class Solver:
             check_model_state(self.model, best, f"the best snapshot in {src}")
         # Every check has passed: from here on nothing can fail halfway.
         load_model_state(self.model, current, src)
-        self.optim_configs = configs
+        self.optim_configs = {p: configs[p] for p in self.model.params}
         self.loss_history, self.train_acc_history, self.val_acc_history = history
         self._best_state = best
         self.best_params = _sub(best, "params/")

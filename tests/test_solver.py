@@ -1,0 +1,293 @@
+"""Solver: course behaviour, the best-state swap with running stats, resume, bad input.
+
+The model is a tiny softmax regression on batch-normalized inputs, defined here, so the
+tests depend on no other classifier: x (N, D) -> batchnorm -> affine (D, C) -> softmax.
+"""
+
+# The course Solver draws from NumPy's legacy global generator, so these tests do too.
+# ruff: noqa: NPY002
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from normgrad import optim
+from normgrad.norms.batch import batchnorm_backward_alt, batchnorm_forward
+from normgrad.solver import Solver
+
+N_TRAIN, N_VAL, D, C, BATCH = 200, 60, 6, 3, 20  # 10 iterations per epoch
+
+
+class TinyBNNet:
+    """Softmax regression on batch-normalized inputs; running stats in ``bn_params``.
+
+    ``drift`` is added to the running mean after every train step, so the running
+    statistics get worse with time and the best validation epoch is an early one.
+    ``nan_at`` makes the loss NaN on that (1-based) train call.
+    """
+
+    def __init__(self, seed: int = 0, d: int = D, drift: float = 0.0, nan_at: int | None = None):
+        rng = np.random.default_rng(seed)
+        self.params = {
+            "gamma1": np.ones(d), "beta1": np.zeros(d),
+            "W1": 0.1 * rng.standard_normal((d, C)), "b1": np.zeros(C),
+        }
+        self.bn_params = [{"mode": "train"}]
+        self.num_classes = C
+        self.drift, self.nan_at, self.calls = drift, nan_at, 0
+        self.batches: list[np.ndarray] = []
+        self.last_train_stats: dict[str, np.ndarray] = {}
+
+    def loss(self, X: np.ndarray, y: np.ndarray | None = None):
+        p, bn = self.params, self.bn_params[0]
+        bn["mode"] = "test" if y is None else "train"
+        h, cache = batchnorm_forward(X, p["gamma1"], p["beta1"], bn)  # (N, D)
+        scores = h @ p["W1"] + p["b1"]  # (N, C)
+        if y is None:
+            return scores
+        self.calls += 1
+        self.batches.append(X.copy())
+        bn["running_mean"] = bn["running_mean"] + self.drift
+        self.last_train_stats = {k: bn[k].copy() for k in ("running_mean", "running_var")}
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (N, C)
+        n = X.shape[0]
+        loss = -logp[np.arange(n), y].mean()
+        dscores = np.exp(logp)
+        dscores[np.arange(n), y] -= 1
+        dscores /= n  # (N, C)
+        dh = dscores @ p["W1"].T  # (N, D)
+        _, dgamma, dbeta = batchnorm_backward_alt(dh, cache)
+        grads = {"W1": h.T @ dscores, "b1": dscores.sum(axis=0), "gamma1": dgamma, "beta1": dbeta}
+        if self.nan_at == self.calls:
+            loss = np.nan
+        return loss, grads
+
+
+def make_data(seed: int = 1, d: int = D) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = 2.0 * rng.standard_normal((C, d))
+
+    def split(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, C, size=n)
+        return 5.0 + centres[y] + rng.standard_normal((n, d)), y
+
+    X_train, y_train = split(N_TRAIN)
+    X_val, y_val = split(N_VAL)
+    return {"X_train": X_train, "y_train": y_train, "X_val": X_val, "y_val": y_val}
+
+
+def solver_for(model: TinyBNNet, **kwargs) -> Solver:
+    opts = dict(update_rule="adam", optim_config={"learning_rate": 5e-2}, batch_size=BATCH,
+                num_epochs=2, num_train_samples=50, verbose=False)
+    opts.update(kwargs)
+    return Solver(model, make_data(), **opts)
+
+
+# ---------------------------------------------------------------- course behaviour
+def test_minibatches_are_drawn_with_replacement_from_the_global_rng() -> None:
+    np.random.seed(3)
+    model = TinyBNNet()
+    solver = solver_for(model, num_train_samples=None, num_epochs=1)  # no sampled checks
+    solver.train()
+    np.random.seed(3)
+    data = make_data()
+    for X in model.batches:
+        np.testing.assert_array_equal(X, data["X_train"][np.random.choice(N_TRAIN, BATCH)])
+    assert len(model.batches) == N_TRAIN // BATCH
+
+
+def test_accuracy_checks_lr_decay_and_attributes() -> None:
+    np.random.seed(0)
+    solver = solver_for(TinyBNNet(), num_epochs=3, lr_decay=0.5)
+    solver.train()
+    assert solver.epoch == 3
+    assert len(solver.loss_history) == 3 * N_TRAIN // BATCH
+    assert len(solver.train_acc_history) == len(solver.val_acc_history) == 4  # first + 3 ends
+    assert solver.best_val_acc == max(solver.val_acc_history)
+    for name, config in solver.optim_configs.items():
+        assert config["learning_rate"] == 5e-2 * 0.5**3
+        assert config["t"] == 30 and config["m"].shape == solver.model.params[name].shape
+
+
+def test_verbose_prints_course_lines_and_a_progress_bar(capsys) -> None:
+    np.random.seed(0)
+    solver_for(TinyBNNet(), verbose=True, print_every=10, num_epochs=2).train()
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert [ln.split(")")[0] for ln in lines if ln.startswith("(Iteration")] == [
+        "(Iteration 1 / 20", "(Iteration 11 / 20"]
+    assert sum(ln.startswith("(Epoch ") and "; val_acc: " in ln for ln in lines) == 3
+    assert lines[-1].startswith("(Epoch 2 / 2) train acc: ")
+    assert "20/20" in err  # tqdm's bar, on stderr
+    solver_for(TinyBNNet(), verbose=True, progress_bar=False, num_epochs=1).train()
+    assert "it/s" not in capsys.readouterr().err
+
+
+def test_update_rule_may_be_a_callable() -> None:
+    seen = []
+
+    def halve(w, dw, config=None):
+        seen.append(config["learning_rate"])
+        return w - config["learning_rate"] * dw, config
+
+    solver_for(TinyBNNet(), update_rule=halve, optim_config={"learning_rate": 1e-3},
+               num_epochs=1).train()
+    assert seen and set(seen) == {1e-3}
+
+
+def test_unknown_kwargs_and_rules_raise() -> None:
+    with pytest.raises(ValueError, match='Unrecognized arguments "learning_rate"'):
+        solver_for(TinyBNNet(), learning_rate=1e-3)
+    with pytest.raises(ValueError, match='Invalid update_rule "nesterov"'):
+        solver_for(TinyBNNet(), update_rule="nesterov")
+    assert set(optim.UPDATE_RULES) == {"sgd", "sgd_momentum", "rmsprop", "adam"}
+
+
+# ---------------------------------------------------------------- best-state swap
+def test_restored_best_model_scores_exactly_best_val_acc() -> None:
+    np.random.seed(0)
+    model = TinyBNNet(drift=0.4)
+    solver = solver_for(model, num_epochs=4)
+    solver.train()
+    best_check = int(np.argmax(solver.val_acc_history))
+    assert best_check < len(solver.val_acc_history) - 1, "the drift should make an early best"
+    assert solver.check_accuracy(solver.X_val, solver.y_val) == solver.best_val_acc
+    for k, w in solver.best_params.items():
+        np.testing.assert_array_equal(model.params[k], w)
+    # The course restores params only: best weights with the last running stats score worse.
+    model.bn_params[0].update({k: v.copy() for k, v in model.last_train_stats.items()})
+    assert solver.check_accuracy(solver.X_val, solver.y_val) < solver.best_val_acc
+
+
+# ---------------------------------------------------------------- resume
+def _state(solver: Solver) -> dict:
+    m = solver.model
+    return {
+        "loss": np.asarray(solver.loss_history), "train": np.asarray(solver.train_acc_history),
+        "val": np.asarray(solver.val_acc_history), "best": solver.best_val_acc,
+        **{f"p/{k}": w for k, w in m.params.items()},
+        **{f"bn/{k}": v for k, v in m.bn_params[0].items() if isinstance(v, np.ndarray)},
+        **{f"o/{p}/{k}": v for p, c in solver.optim_configs.items() for k, v in c.items()},
+    }
+
+
+@pytest.mark.parametrize("rule", ["sgd", "sgd_momentum", "rmsprop", "adam"])
+def test_resume_is_bit_identical_to_an_unbroken_run(tmp_path, rule: str) -> None:
+    np.random.seed(0)
+    straight = solver_for(TinyBNNet(), update_rule=rule, lr_decay=0.9,
+                          checkpoint_name=str(tmp_path / "a"))
+    straight.train()
+
+    np.random.seed(0)
+    first = solver_for(TinyBNNet(), update_rule=rule, lr_decay=0.9, num_epochs=1,
+                       checkpoint_name=str(tmp_path / "b"))
+    first.train()
+    np.random.seed(12345)  # resume must restore the RNG state itself
+    resumed_model = TinyBNNet(seed=99)  # and the params: start from other weights
+    resumed = solver_for(resumed_model, update_rule=rule, lr_decay=0.9,
+                         resume_from=str(tmp_path / "b_epoch_1.npz"),
+                         checkpoint_name=str(tmp_path / "c"))
+    assert resumed.epoch == 1 and len(resumed.loss_history) == N_TRAIN // BATCH
+    resumed.train()
+
+    a, c = _state(straight), _state(resumed)
+    assert a.keys() == c.keys()
+    for key in a:
+        assert np.array_equal(a[key], c[key]), key
+        assert type(a[key]) is type(c[key]) or isinstance(a[key], np.ndarray), key
+    with np.load(tmp_path / "a_epoch_2.npz") as fa, np.load(tmp_path / "c_epoch_2.npz") as fc:
+        assert fa.files == fc.files
+        for key in fa.files:
+            assert np.array_equal(fa[key], fc[key]), key
+
+
+def test_bad_checkpoints_raise_and_change_nothing(tmp_path) -> None:
+    np.random.seed(0)
+    solver_for(TinyBNNet(), num_epochs=1, checkpoint_name=str(tmp_path / "run")).train()
+    good = (tmp_path / "run_epoch_1.npz").read_bytes()
+    (tmp_path / "truncated.npz").write_bytes(good[: len(good) // 2])
+    flipped = bytearray(good)
+    flipped[len(good) // 3 : len(good) // 3 + 64] = bytes(64)
+    (tmp_path / "corrupt.npz").write_bytes(bytes(flipped))
+    (tmp_path / "garbage.npz").write_bytes(b"not a checkpoint at all" * 10)
+    np.savez(tmp_path / "foreign.npz", x=np.zeros(3))
+
+    model = TinyBNNet(seed=5)
+    solver = solver_for(model, num_epochs=1)
+    solver.loss_history.append(1.5)
+    before = {k: w.copy() for k, w in model.params.items()}
+    np.random.seed(7)
+    rng_before = np.random.get_state()[1].copy()
+    for name in ("truncated", "corrupt", "garbage", "foreign"):
+        with pytest.raises(ValueError, match="checkpoint"):
+            solver.restore(tmp_path / f"{name}.npz")
+        with pytest.raises(ValueError):
+            solver_for(model, resume_from=str(tmp_path / f"{name}.npz"))
+    wider = TinyBNNet(d=D + 1)
+    wide_data = make_data(d=D + 1)
+    with pytest.raises(ValueError, match=r"W1: model \(7, 3\)"):
+        Solver(wider, wide_data, update_rule="adam", batch_size=BATCH, verbose=False,
+               resume_from=str(tmp_path / "run_epoch_1.npz"))
+    with pytest.raises(ValueError, match="batch_size"):
+        solver_for(TinyBNNet(), batch_size=10, resume_from=str(tmp_path / "run_epoch_1.npz"))
+    assert wider.bn_params == [{"mode": "test"}]  # the shape probe ran; nothing was loaded
+    assert solver.loss_history == [1.5] and solver.epoch == 0
+    for k, w in model.params.items():
+        np.testing.assert_array_equal(w, before[k])
+    assert "running_mean" not in model.bn_params[0]
+    np.testing.assert_array_equal(np.random.get_state()[1], rng_before)
+    with pytest.raises(FileNotFoundError):
+        solver.restore(tmp_path / "missing.npz")
+
+
+def test_nonfinite_loss_stops_with_the_iteration_and_keeps_the_checkpoint(tmp_path) -> None:
+    np.random.seed(0)
+    model = TinyBNNet(nan_at=15)
+    solver = solver_for(model, num_epochs=3, checkpoint_name=str(tmp_path / "run"))
+    with pytest.raises(FloatingPointError, match="iteration 15 "):
+        solver.train()
+    assert len(solver.loss_history) == 14
+    assert all(np.isfinite(w).all() for w in model.params.values())
+    assert solver.last_checkpoint == str(tmp_path / "run_epoch_1.npz")
+    resumed = solver_for(TinyBNNet(), num_epochs=3, resume_from=solver.last_checkpoint)
+    assert resumed.epoch == 1 and len(resumed.loss_history) == 10
+    assert not (tmp_path / "run_epoch_2.npz").exists()
+
+
+# ---------------------------------------------------------------- bad data
+def _bad(**changes) -> dict[str, np.ndarray]:
+    data = make_data()
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_bad(y_train=np.zeros(N_TRAIN - 1, dtype=int)), "same number of rows"),
+        (_bad(X_val=np.zeros((N_VAL, D + 1))), "same shape"),
+        (_bad(X_train=np.zeros((N_TRAIN, D + 1)), X_val=np.zeros((N_VAL, D + 1))),
+         "model rejects rows of shape"),
+        (_bad(y_train=np.full(N_TRAIN, C)), r"outside \[0, 3\)"),
+        (_bad(y_val=np.full(N_VAL, -1)), r"outside \[0, 3\)"),
+        (_bad(y_train=np.zeros(N_TRAIN)), "integer class labels"),
+        ({"X_train": np.zeros((2, D))}, "missing"),
+    ],
+)
+def test_bad_data_is_rejected_before_training(data, message: str) -> None:
+    model = TinyBNNet()
+    with pytest.raises(ValueError, match=message):
+        Solver(model, data, verbose=False)
+    assert model.calls == 0
+
+
+def test_checkpoint_folder_is_created_and_only_final_files_remain(tmp_path) -> None:
+    np.random.seed(0)
+    prefix = tmp_path / "deep" / "dir" / "run"
+    solver_for(TinyBNNet(), checkpoint_name=str(prefix)).train()
+    assert sorted(os.listdir(prefix.parent)) == [
+        "run_epoch_0.npz", "run_epoch_1.npz", "run_epoch_2.npz"]
