@@ -1,0 +1,199 @@
+"""A three-layer convolutional network, with an optional normalization after the conv.
+
+cs231n assignment 2's ``ThreeLayerConvNet``, same signature, defaults and semantics::
+
+    conv - [spatial batch norm | group norm] - relu - 2x2 max pool
+         - affine - relu - affine - softmax
+
+For input (N, C, H, W), F filters of size K x K (stride 1, pad (K - 1) // 2, so the conv
+keeps H x W when K is odd), hidden size M and num_classes classes:
+
+    W1: (F, C, K, K)            b1: (F,)        weight_scale * randn, zeros
+    W2: (F * H/2 * W/2, M)      b2: (M,)
+    W3: (M, num_classes)        b3: (num_classes,)
+    gamma1, beta1: (F,) for "batchnorm", (1, F, 1, 1) for "groupnorm" (the course's
+        group-norm shape); ones and zeros. Absent without a normalization.
+
+W1, W2, W3 are drawn in that order, as in the course, so a seeded course notebook gets
+the same weights. Regularization is 0.5 * reg * sum_i sum(W{i}**2). The normalization
+option is beyond the course: batch norm normalizes each channel over (N, H, W) (Ioffe &
+Szegedy 2015), group norm each sample's channel groups over (C/G, H, W) (Wu & He 2018).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from normgrad.classifiers._checks import check_X, check_y
+from normgrad.layer_utils import (
+    affine_relu_backward,
+    affine_relu_forward,
+    conv_relu_pool_backward,
+    conv_relu_pool_forward,
+)
+from normgrad.norms.group import spatial_groupnorm_backward, spatial_groupnorm_forward
+from normgrad.norms.spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
+from normgrad.ops.activations import relu_backward, relu_forward
+from normgrad.ops.affine import affine_backward, affine_forward
+from normgrad.ops.fast import (
+    conv_backward_fast,
+    conv_forward_fast,
+    max_pool_backward_fast,
+    max_pool_forward_fast,
+)
+from normgrad.ops.losses import softmax_loss
+
+NORMALIZATIONS = (None, "batchnorm", "groupnorm")
+
+
+class ThreeLayerConvNet:
+    """conv - [norm] - relu - 2x2 max pool - affine - relu - affine - softmax (cs231n).
+
+    Attributes:
+        params: W1, b1, [gamma1, beta1], W2, b2, W3, b3.
+        normalization: None, "batchnorm" or "groupnorm"; num_groups: G for group norm.
+        bn_params: ``[{"mode": "train"}]`` for batch norm (gains running statistics),
+            ``[{}]`` for group norm, ``[]`` otherwise.
+        reg, dtype: as given.
+    """
+
+    def __init__(
+        self,
+        input_dim: Sequence[int] = (3, 32, 32),
+        num_filters: int = 32,
+        filter_size: int = 7,
+        hidden_dim: int = 100,
+        num_classes: int = 10,
+        weight_scale: float = 1e-3,
+        reg: float = 0.0,
+        dtype: type | np.dtype = np.float32,
+        normalization: str | None = None,
+        num_groups: int = 4,
+    ) -> None:
+        """Build the net; draws W1, W2, W3 from NumPy's global generator, in order.
+
+        Args:
+            input_dim: (C, H, W) of one input; H and W even (the 2x2 pool halves them).
+            num_filters: F; filter_size: K (odd keeps H x W).
+            hidden_dim: M; num_classes: number of classes.
+            weight_scale, reg, dtype: as in the course.
+            normalization: None (the course's net), "batchnorm" (spatial batch norm) or
+                "groupnorm" (spatial group norm with ``num_groups`` groups, dividing F).
+        """
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization must be None, 'batchnorm' or 'groupnorm'; got {normalization!r}."
+            )
+        C, H, W = (int(s) for s in input_dim)
+        if normalization == "groupnorm" and (num_groups <= 0 or num_filters % num_groups):
+            raise ValueError(
+                f"num_groups must divide num_filters = {num_filters}; got {num_groups}."
+            )
+        self.input_dim = (C, H, W)
+        self.num_classes = int(num_classes)
+        self.normalization = normalization
+        self.num_groups = int(num_groups)
+        self.reg = reg
+        self.dtype = dtype
+        self.conv_param = {"stride": 1, "pad": (filter_size - 1) // 2}
+        self.pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
+
+        F, K = num_filters, filter_size
+        pad = self.conv_param["pad"]
+        H_conv, W_conv = H + 2 * pad - K + 1, W + 2 * pad - K + 1  # stride 1
+        pooled = F * (H_conv // 2) * (W_conv // 2)
+        randn = np.random.randn  # noqa: NPY002  (the course's global generator, in order)
+        self.params: dict[str, np.ndarray] = {
+            "W1": weight_scale * randn(F, C, K, K),
+            "b1": np.zeros(F),
+            "W2": weight_scale * randn(pooled, hidden_dim),
+            "b2": np.zeros(hidden_dim),
+            "W3": weight_scale * randn(hidden_dim, num_classes),
+            "b3": np.zeros(num_classes),
+        }
+        self.bn_params: list[dict[str, Any]] = []
+        if normalization is not None:
+            shape = (F,) if normalization == "batchnorm" else (1, F, 1, 1)
+            self.params["gamma1"] = np.ones(shape)
+            self.params["beta1"] = np.zeros(shape)
+            self.bn_params = [{"mode": "train"} if normalization == "batchnorm" else {}]
+        for k, v in self.params.items():
+            self.params[k] = v.astype(dtype)
+
+    def _conv_block_forward(self, X: np.ndarray) -> tuple[np.ndarray, Any]:
+        """conv - [norm] - relu - pool: X (N, C, H, W) -> (N, F, H/2, W/2)."""
+        W1, b1 = self.params["W1"], self.params["b1"]
+        if self.normalization is None:
+            return conv_relu_pool_forward(X, W1, b1, self.conv_param, self.pool_param)
+        a, conv_cache = conv_forward_fast(X, W1, b1, self.conv_param)  # (N, F, H, W)
+        gamma, beta = self.params["gamma1"], self.params["beta1"]
+        if self.normalization == "batchnorm":
+            an, norm_cache = spatial_batchnorm_forward(a, gamma, beta, self.bn_params[0])
+        else:
+            an, norm_cache = spatial_groupnorm_forward(
+                a, gamma, beta, self.num_groups, self.bn_params[0])
+        r, relu_cache = relu_forward(an)  # (N, F, H, W)
+        out, pool_cache = max_pool_forward_fast(r, self.pool_param)  # (N, F, H/2, W/2)
+        return out, (conv_cache, norm_cache, relu_cache, pool_cache)
+
+    def _conv_block_backward(self, dout: np.ndarray, cache: Any) -> dict[str, np.ndarray]:
+        """Gradients of W1, b1 (and gamma1, beta1) from dout: (N, F, H/2, W/2)."""
+        if self.normalization is None:
+            _, dW1, db1 = conv_relu_pool_backward(dout, cache)
+            return {"W1": dW1, "b1": db1}
+        conv_cache, norm_cache, relu_cache, pool_cache = cache
+        dr = max_pool_backward_fast(dout, pool_cache)  # (N, F, H, W)
+        dan = relu_backward(dr, relu_cache)
+        norm_backward = (spatial_batchnorm_backward if self.normalization == "batchnorm"
+                         else spatial_groupnorm_backward)
+        da, dgamma, dbeta = norm_backward(dan, norm_cache)
+        _, dW1, db1 = conv_backward_fast(da, conv_cache)
+        return {"W1": dW1, "b1": db1, "gamma1": dgamma, "beta1": dbeta}
+
+    def loss(
+        self, X: np.ndarray, y: np.ndarray | None = None
+    ) -> np.ndarray | tuple[float, dict[str, np.ndarray]]:
+        """Scores in test mode (y None), else the loss and its gradients (train mode).
+
+        Args:
+            X: (N, C, H, W) images, cast to ``dtype``.
+            y: (N,) integer labels in [0, num_classes), or None.
+
+        Returns:
+            y None: scores (N, num_classes). Otherwise (loss, grads) with grads[k]
+            shaped like params[k].
+        """
+        check_X(X, self.input_dim, "ThreeLayerConvNet")
+        if X.ndim != 4:
+            raise ValueError(
+                f"ThreeLayerConvNet expects X of shape (N, {', '.join(map(str, self.input_dim))})"
+                f"; got {tuple(X.shape)}. Reshape flattened images with "
+                f"X.reshape(-1, {', '.join(map(str, self.input_dim))})."
+            )
+        if y is not None:
+            check_y(y, X.shape[0], self.num_classes, "ThreeLayerConvNet")
+        X = X.astype(self.dtype)
+        mode = "test" if y is None else "train"
+        if self.normalization == "batchnorm":
+            self.bn_params[0]["mode"] = mode
+
+        p = self.params
+        h1, cache1 = self._conv_block_forward(X)  # (N, F, H/2, W/2)
+        h2, cache2 = affine_relu_forward(h1, p["W2"], p["b2"])  # (N, M)
+        scores, cache3 = affine_forward(h2, p["W3"], p["b3"])  # (N, num_classes)
+        if mode == "test":
+            return scores
+
+        loss, dscores = softmax_loss(scores, y)
+        grads: dict[str, np.ndarray] = {}
+        dh2, grads["W3"], grads["b3"] = affine_backward(dscores, cache3)
+        dh1, grads["W2"], grads["b2"] = affine_relu_backward(dh2, cache2)
+        grads.update(self._conv_block_backward(dh1, cache1))
+        for name in ("W1", "W2", "W3"):
+            W = p[name]
+            loss += 0.5 * self.reg * np.sum(W * W)
+            grads[name] = grads[name] + self.reg * W
+        return float(loss), grads
