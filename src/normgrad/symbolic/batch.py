@@ -1,0 +1,130 @@
+"""Batch norm, symbolically: the forward pass and the three backward routes of norms.batch.
+
+Each route below repeats its NumPy function in ``normgrad.norms.batch`` statement by
+statement (same node names, same order), on object arrays of SymPy expressions, with
+the float constants written as exact rationals (0.5 -> 1/2, -1.5 -> -3/2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from normgrad.symbolic import core
+from normgrad.symbolic.core import Grads, sp
+from normgrad.symbolic.model import Problem, first_group, make_symbols
+
+#: The shapes ``derive --all`` proves: N in {2, 3, 4}, D in {1, 2}.
+SHAPES: tuple[tuple[int, int], ...] = ((2, 1), (3, 2), (4, 2))
+
+
+class Cache:
+    """Symbolic twin of ``BatchNormCache`` (train mode)."""
+
+    def __init__(self, x: np.ndarray, xhat: np.ndarray, mu: np.ndarray, var: np.ndarray,
+                 eps: Any, gamma: np.ndarray) -> None:
+        self.x, self.xhat, self.mu, self.var, self.eps, self.gamma = x, xhat, mu, var, eps, gamma
+
+
+def forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: Any) -> tuple:
+    """Mirror of ``batchnorm_forward`` in train mode: (out, cache)."""
+    mu = x.mean(axis=0)  # (D,)
+    xmu = x - mu  # (N, D)
+    var = np.mean(xmu * xmu, axis=0)  # (D,) two-pass variance
+    inv_std = 1 / core.sqrt(var + eps)  # (D,)
+    xhat = xmu * inv_std  # (N, D)
+    out = gamma * xhat + beta  # (N, D)
+    return out, Cache(x, xhat, mu, var, eps, gamma)
+
+
+def _reduce_dgamma_dbeta(dout: np.ndarray, xhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    dbeta = dout.sum(axis=0)  # (D,)
+    dgamma = np.sum(dout * xhat, axis=0)  # (D,)
+    return dgamma, dbeta
+
+
+def backward_graph(dout: np.ndarray, c: Cache) -> Grads:
+    """Mirror of ``batchnorm_backward``: the staged computation graph, node by node."""
+    x, xhat, mu, var, eps, gamma = c.x, c.xhat, c.mu, c.var, c.eps, c.gamma
+    N = x.shape[0]
+    xmu = x - mu  # (N, D)
+    sqrtvar = core.sqrt(var + eps)  # (D,)
+    ivar = 1 / sqrtvar  # (D,)
+    dgamma, dbeta = _reduce_dgamma_dbeta(dout, xhat)
+    dxhat = dout * gamma  # (N, D)
+    divar = np.sum(dxhat * xmu, axis=0)  # (D,)
+    dxmu1 = dxhat * ivar  # (N, D)
+    dsqrtvar = -divar / sqrtvar**2  # (D,)
+    dvar = core.HALF * dsqrtvar / sqrtvar  # (D,)
+    dsq = np.broadcast_to(dvar / N, x.shape)  # (N, D)
+    dxmu2 = 2 * xmu * dsq  # (N, D)
+    dxmu = dxmu1 + dxmu2  # (N, D)
+    dx1 = dxmu  # (N, D)
+    dmu = -np.sum(dxmu, axis=0)  # (D,)
+    dx2 = np.broadcast_to(dmu / N, x.shape)  # (N, D)
+    dx = dx1 + dx2  # (N, D)
+    return {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
+
+
+def backward_paper(dout: np.ndarray, c: Cache) -> Grads:
+    """Mirror of ``batchnorm_backward_paper``: the paper's equations, unsimplified."""
+    x, xhat, mu, var, eps, gamma = c.x, c.xhat, c.mu, c.var, c.eps, c.gamma
+    N = x.shape[0]
+    xmu = x - mu  # (N, D)
+    dxhat = dout * gamma  # (N, D)
+    dvar = np.sum(dxhat * xmu, axis=0) * -core.HALF * (var + eps) ** sp.Rational(-3, 2)  # (D,)
+    dmu = np.sum(dxhat * (-1 / core.sqrt(var + eps)), axis=0) + dvar * np.sum(
+        -2 * xmu, axis=0
+    ) / N  # (D,)
+    dx = dxhat / core.sqrt(var + eps) + dvar * 2 * xmu / N + dmu / N  # (N, D)
+    dgamma, dbeta = _reduce_dgamma_dbeta(dout, xhat)
+    return {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
+
+
+def backward_alt(dout: np.ndarray, c: Cache) -> Grads:
+    """Mirror of ``batchnorm_backward_alt``: the simplified closed form."""
+    N = c.x.shape[0]
+    dgamma, dbeta = _reduce_dgamma_dbeta(dout, c.xhat)
+    scale = c.gamma / core.sqrt(c.var + c.eps)  # (D,)
+    dx = c.xhat * (dgamma / N)  # (N, D)
+    dx = dx + dbeta / N  # (N, D)
+    dx = dout - dx  # (N, D)
+    dx = dx * scale  # (N, D)
+    return {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
+
+
+# Route names as in ``normgrad.norms.batch.ROUTES``.
+ROUTES = {"graph": backward_graph, "paper": backward_paper, "alt": backward_alt}
+
+
+def build(N: int = 3, D: int = 2) -> Problem:
+    """Batch norm on x: (N, D) with every route written out symbolically."""
+    core.check_size("batch", (N, D), N)
+    x, gamma, beta, dout, eps = make_symbols((N, D), (D,))
+    y, cache = forward(x, gamma, beta, eps)
+    p = Problem("batch", (N, D), {"x": x, "gamma": gamma, "beta": beta}, dout, eps, y,
+                core.radicals_of(cache.var + eps), first_group(x, cache.mu[None], cache.var[None],
+                                                               (0,)))
+    p.routes = {name: fn(dout, cache) for name, fn in ROUTES.items()}
+    p.cache = cache  # type: ignore[attr-defined]  # for the planted formulas below
+    return p
+
+
+def planted(p: Problem, kind: str) -> Grads:
+    """A deliberately wrong closed form, for showing that the checker refutes it.
+
+    ``kind``: ``"drop_1/N"`` (dx = scale * (dout - (dbeta + xhat * dgamma)), no 1/N) or
+    ``"x_for_xhat"`` (dx = scale * (dout - (dbeta + x * dgamma) / N)).
+    """
+    c = p.cache  # type: ignore[attr-defined]
+    dout, N = p.dout, c.x.shape[0]
+    dgamma, dbeta = _reduce_dgamma_dbeta(dout, c.xhat)
+    scale = c.gamma / core.sqrt(c.var + c.eps)  # (D,)
+    if kind == "drop_1/N":
+        dx = scale * (dout - (dbeta + c.xhat * dgamma))
+    elif kind == "x_for_xhat":
+        dx = scale * (dout - (dbeta + c.x * dgamma) / N)
+    else:
+        raise ValueError(f"unknown planted error {kind!r}; use 'drop_1/N' or 'x_for_xhat'.")
+    return {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}

@@ -1,0 +1,98 @@
+"""Tie the proofs to the code: the library's NumPy routes against the exact gradient.
+
+The exact gradient of each ``Problem`` is lambdified to NumPy and evaluated at random
+float64 points; the library's forward and backward run on the same numbers. A route
+whose NumPy code drifts from the formula proved for it fails here even though its
+symbolic twin still proves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from normgrad.gradient_check import rel_error
+from normgrad.symbolic.core import sp
+from normgrad.symbolic.model import Problem
+
+#: The tie passes below this relative error (cs231n's elementwise rel_error), float64.
+TIE_TOL = 1e-12
+
+Numeric = dict[str, np.ndarray]
+
+
+def _library_routes(p: Problem, vals: Numeric, eps: float) -> dict[str, Numeric]:
+    """Run the library's forward and every backward route of ``p.layer`` on ``vals``."""
+    x, gamma, dout = vals["x"], vals["gamma"], vals["dout"]
+    beta = vals.get("beta")
+    if p.layer == "batch":
+        from normgrad.norms import batch
+
+        _, cache = batch.batchnorm_forward(x, gamma, beta, {"mode": "train", "eps": eps})
+        return {name: dict(zip(("dx", "dgamma", "dbeta"), fn(dout, cache), strict=True))
+                for name, fn in batch.ROUTES.items()}
+    if p.layer == "layer":
+        from normgrad.norms import layer
+
+        _, cache = layer.layernorm_forward(x, gamma, beta, {"eps": eps})
+        grads: tuple = layer.layernorm_backward(dout, cache)
+    elif p.layer == "group":
+        from normgrad.norms import group
+
+        G = int(p.note.split("=")[1])
+        _, cache = group.spatial_groupnorm_forward(x, gamma, beta, G, {"eps": eps})
+        grads = group.spatial_groupnorm_backward(dout, cache)
+    elif p.layer == "instance":
+        from normgrad.norms import instance
+
+        _, cache = instance.instancenorm_forward(x, gamma, beta, {"eps": eps})
+        grads = instance.instancenorm_backward(dout, cache)
+    elif p.layer == "rms":
+        from normgrad.norms import rms
+
+        _, cache = rms.rmsnorm_forward(x, gamma, {"eps": eps})
+        grads = rms.rmsnorm_backward(dout, cache)
+    else:
+        raise ValueError(f"no library tie for layer {p.layer!r}.")
+    names = ("dx", "dgamma", "dbeta")[: len(grads)]
+    return {"closed": dict(zip(names, grads, strict=True))}
+
+
+def exact_function(p: Problem) -> Callable[..., Numeric]:
+    """The exact gradient as a NumPy function of the values of ``p.symbols()``."""
+    keys = list(p.exact)
+    flat = [list(p.exact[k].ravel()) for k in keys]
+    f = sp.lambdify(p.symbols(), flat, modules="numpy", cse=True)
+
+    def call(*args: float) -> Numeric:
+        out = f(*args)
+        return {k: np.asarray(o, dtype=np.float64).reshape(p.exact[k].shape)
+                for k, o in zip(keys, out, strict=True)}
+
+    return call
+
+
+def random_point(p: Problem, rng: np.random.Generator) -> tuple[Numeric, float]:
+    """Random float64 values for every input, the upstream gradient, and eps in [0.01, 1]."""
+    vals = {k: rng.standard_normal(a.shape) for k, a in p.params.items()}
+    vals["dout"] = rng.standard_normal(p.dout.shape)
+    return vals, float(rng.uniform(0.01, 1.0))
+
+
+def tie(p: Problem, points: int = 3, seed: int = 0) -> dict[str, float]:
+    """Worst rel error of each library route against the exact gradient, over ``points``."""
+    rng = np.random.default_rng(seed)
+    exact = exact_function(p)
+    worst: dict[str, float] = {}
+    for _ in range(points):
+        vals, eps = random_point(p, rng)
+        args: list[Any] = [*(v for k in p.params for v in vals[k].ravel()),
+                           *vals["dout"].ravel(), eps]
+        want = exact(*args)
+        for route, got in _library_routes(p, vals, eps).items():
+            err = max(rel_error(np.asarray(got[k], dtype=np.float64).reshape(want[k].shape),
+                                want[k]) for k in want)
+            worst[route] = max(worst.get(route, 0.0), err)
+    return worst
