@@ -291,3 +291,43 @@ def test_checkpoint_folder_is_created_and_only_final_files_remain(tmp_path) -> N
     solver_for(TinyBNNet(), checkpoint_name=str(prefix)).train()
     assert sorted(os.listdir(prefix.parent)) == [
         "run_epoch_0.npz", "run_epoch_1.npz", "run_epoch_2.npz"]
+
+
+# ---------------------------------------------------------------- with the real net
+def test_fully_connected_net_overfits_small_data_and_resumes_bit_identically(tmp_path) -> None:
+    fc_net = pytest.importorskip("normgrad.classifiers.fc_net")
+    rng = np.random.default_rng(2)
+    small = {"X_train": rng.standard_normal((50, 32)), "y_train": rng.integers(0, 3, 50),
+             "X_val": rng.standard_normal((30, 32)), "y_val": rng.integers(0, 3, 30)}
+
+    def run(epochs: int, **kwargs) -> Solver:
+        np.random.seed(0)
+        model = fc_net.FullyConnectedNet([100, 100], input_dim=32, num_classes=3,
+                                         normalization="batchnorm", dtype=np.float64,
+                                         weight_scale=5e-2)
+        solver = Solver(model, small, update_rule="adam", optim_config={"learning_rate": 1e-2},
+                        batch_size=25, num_epochs=epochs, verbose=False, **kwargs)
+        solver.train()
+        return solver
+
+    # The course's "overfit 50 examples" check (random labels), with batch norm: the
+    # training accuracy reaches 1 within 20 epochs.
+    solver = run(20)
+    assert solver.train_acc_history[-1] == 1.0
+    assert solver.check_accuracy(small["X_val"], small["y_val"]) == solver.best_val_acc
+
+    straight = run(4)
+    run(2, checkpoint_name=str(tmp_path / "b"))
+    np.random.seed(0)
+    model = fc_net.FullyConnectedNet([100, 100], input_dim=32, num_classes=3,
+                                     normalization="batchnorm", dtype=np.float64)
+    resumed = Solver(model, small, update_rule="adam", batch_size=25, num_epochs=4,
+                     verbose=False, resume_from=str(tmp_path / "b_epoch_2.npz"))
+    resumed.train()
+    assert np.array_equal(straight.loss_history, resumed.loss_history)
+    assert straight.val_acc_history == resumed.val_acc_history
+    for k, w in straight.model.params.items():
+        assert np.array_equal(w, resumed.model.params[k]), k
+    for mine, theirs in zip(straight.model.bn_params, resumed.model.bn_params):
+        assert np.array_equal(mine["running_mean"], theirs["running_mean"])
+        assert np.array_equal(mine["running_var"], theirs["running_var"])
