@@ -113,14 +113,18 @@ def test_accuracy_checks_lr_decay_and_attributes() -> None:
         assert config["t"] == 30 and config["m"].shape == solver.model.params[name].shape
 
 
-def test_verbose_prints_course_lines_and_a_progress_bar(capsys) -> None:
+def test_verbose_prints_course_lines_and_a_progress_bar(capsys, tmp_path) -> None:
     np.random.seed(0)
-    solver_for(TinyBNNet(), verbose=True, print_every=10, num_epochs=2).train()
+    solver_for(TinyBNNet(), verbose=True, print_every=10, num_epochs=2,
+               checkpoint_name=str(tmp_path / "run")).train()
     out, err = capsys.readouterr()
     lines = out.splitlines()
     assert [ln.split(")")[0] for ln in lines if ln.startswith("(Iteration")] == [
         "(Iteration 1 / 20", "(Iteration 11 / 20"]
-    assert sum(ln.startswith("(Epoch ") and "; val_acc: " in ln for ln in lines) == 3
+    epochs = [i for i, ln in enumerate(lines) if ln.startswith("(Epoch ")]
+    assert len(epochs) == 3 and all("; val_acc: " in lines[i] for i in epochs)
+    for i, e in zip(epochs, (0, 1, 2)):  # the course announces the checkpoint first
+        assert lines[i - 1] == f'Saving checkpoint to "{tmp_path / "run"}_epoch_{e}.npz"'
     assert lines[-1].startswith("(Epoch 2 / 2) train acc: ")
     assert "20/20" in err  # tqdm's bar, on stderr
     solver_for(TinyBNNet(), verbose=True, progress_bar=False, num_epochs=1).train()

@@ -313,14 +313,14 @@ class Solver:
         val_acc = self.check_accuracy(self.X_val, self.y_val, num_samples=self.num_val_samples)
         self.train_acc_history.append(train_acc)
         self.val_acc_history.append(val_acc)
-        if self.verbose:
-            say(f"(Epoch {self.epoch} / {self.num_epochs}) train acc: {train_acc:f}; "
-                f"val_acc: {val_acc:f}")
-        if val_acc > self.best_val_acc:
+        if val_acc > self.best_val_acc:  # before the checkpoint, so it holds the snapshot
             self.best_val_acc = val_acc
             self._best_state = model_state(self.model)
             self.best_params = _sub(self._best_state, "params/")
-        self._save_checkpoint()
+        self._save_checkpoint(say)  # prints 'Saving checkpoint to ...' first, as the course
+        if self.verbose:
+            say(f"(Epoch {self.epoch} / {self.num_epochs}) train acc: {train_acc:f}; "
+                f"val_acc: {val_acc:f}")
 
     def _progress(self, total: int, initial: int) -> Any:
         if not self.progress_bar:
@@ -332,10 +332,13 @@ class Solver:
         return tqdm(total=total, initial=initial, desc="train", unit="it", leave=False)
 
     # ------------------------------------------------------------------ checkpoints
-    def _save_checkpoint(self) -> None:
+    def _save_checkpoint(self, say: Callable[[str], Any] = print) -> None:
         """Write ``<checkpoint_name>_epoch_<epoch>.npz`` atomically (no-op without a name)."""
         if self.checkpoint_name is None:
             return
+        path = f"{self.checkpoint_name}_epoch_{self.epoch}.npz"
+        if self.verbose:
+            say(f'Saving checkpoint to "{path}"')
         arrays: dict[str, Any] = {f"model/{k}": a for k, a in model_state(self.model).items()}
         arrays.update({f"best/{k}": a for k, a in self._best_state.items()})
         optim_arrays, kinds = optim_state(self.optim_configs)
@@ -350,7 +353,6 @@ class Solver:
             "update_rule": self.update_rule_name, "batch_size": self.batch_size,
             "num_train": int(self.X_train.shape[0]), "num_epochs": self.num_epochs,
         }
-        path = f"{self.checkpoint_name}_epoch_{self.epoch}.npz"
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
         save_checkpoint(path, arrays, meta)
