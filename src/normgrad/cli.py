@@ -4,6 +4,7 @@ Subcommands:
     check   finite-difference check of every layer's every backward route (exit 1 on failure)
     bench   time batch norm's forward and backward routes, against PyTorch when installed
     demo    what ``make demo`` runs
+    derive  exact SymPy proofs of every backward route, and verdicts on the seed's formulas
 """
 
 from __future__ import annotations
@@ -46,6 +47,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _cmd_check(argparse.Namespace(layer=None, seed=args.seed, tol=1e-8))
 
 
+def _cmd_derive(args: argparse.Namespace) -> int:
+    try:
+        from normgrad.symbolic import command
+    except ImportError as exc:  # SymPy missing: the message names `pip install normgrad[symbolic]`
+        print(f"normgrad derive: error: {exc}", file=sys.stderr)
+        return 2
+    return command.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="normgrad",
@@ -75,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job: what `make demo` runs")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("derive", help="exact SymPy proofs of the backward routes (issue 6)")
+    p.add_argument("layer", nargs="?", help="batch, layer, group, instance, rms, or seed")
+    p.add_argument("--all", action="store_true", help="every layer, default shapes, and seed")
+    p.add_argument("--check", action="store_true", help="verdicts only, no derivation")
+    p.add_argument("--shape", help="e.g. 3x2 (N x D) or 1x4x1x2 (N x C x H x W)")
+    p.add_argument("--groups", type=int, help="G, for group norm with --shape")
+    p.add_argument("--n", type=int, default=3, help="batch size for `derive seed`")
+    p.set_defaults(func=_cmd_derive)
     return parser
 
 

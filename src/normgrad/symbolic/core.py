@@ -67,8 +67,8 @@ def check_size(layer: str, shape: Sequence[int], group: int) -> None:
             f"{layer}: shape {tuple(shape)} has {total} inputs in groups of {group}; the "
             f"symbolic prover accepts at most {MAX_GROUP} values per normalization group "
             f"and {MAX_ELEMENTS} inputs in all, because the exact gradient of a group of "
-            f"M values expands to about O(M^4) terms (M = 8 already takes seconds). The "
-            f"identities do not depend on the size: use a smaller shape such as 3x2."
+            f"M values expands to about O(M^4) terms (M = 8 already takes seconds). "
+            f"Use a smaller shape, such as 3x2 for batch norm."
         )
     if group < 2:
         raise ValueError(

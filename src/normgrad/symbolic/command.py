@@ -1,0 +1,104 @@
+"""``normgrad derive``: print derivations, prove routes, tie them to the code, judge the seed.
+
+Exit status: 0 when everything asked for holds, 1 on any failure (a route not proved, a
+code tie at or above ``tie.TIE_TOL``, a seed formula neither proved nor refuted, or a
+corrected seed formula not proved). A refuted seed formula is a verdict, not a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+
+from normgrad.symbolic import registry, seed, steps, tie
+from normgrad.symbolic.core import format_verdict
+from normgrad.symbolic.model import Problem
+
+
+@dataclass
+class RouteResult:
+    layer: str
+    shape: tuple[int, ...]
+    route: str
+    status: str
+    prove_seconds: float
+    tie_error: float | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "proved" and (self.tie_error or 0.0) < tie.TIE_TOL
+
+
+def prove_problem(p: Problem, with_tie: bool = True) -> list[RouteResult]:
+    """Prove every route of ``p`` and tie each to the library's NumPy route."""
+    errors = tie.tie(p) if with_tie else {}
+    out = []
+    for route in p.routes:
+        v = p.prove(route)
+        out.append(RouteResult(p.layer, p.shape, route, v.status, v.seconds, errors.get(route)))
+    return out
+
+
+def _route_line(r: RouteResult) -> str:
+    t = "tie pending" if r.tie_error is None else f"code tie rel error {r.tie_error:.1e}"
+    mark = "" if r.ok else "  <-- FAILED"
+    return (f"{r.status:<8} {r.layer} {r.route:<6} x {r.shape}: exact, eps symbolic "
+            f"({r.prove_seconds:.2f} s); {t}{mark}")
+
+
+def derive_layer(layer: str, shape: dict[str, int] | None, quiet: bool) -> int:
+    p = registry.build(layer, **(shape or {}))
+    if not quiet:
+        print(steps.derivation(p))
+        print("\nBackward routes against the exact gradient of L = sum(dout * y):")
+    results = prove_problem(p)
+    for r in results:
+        print(_route_line(r))
+        if r.status != "proved":
+            print("         " + format_verdict(p.prove(r.route)))
+    return 0 if all(r.ok for r in results) else 1
+
+
+def derive_seed(N: int) -> int:
+    verdicts = seed.check_seed(N)
+    print(seed.format_seed(verdicts, N))
+    bad = [sv for sv in verdicts if sv.verdict.status == "unproved"
+           or (sv.corrected is not None and sv.verdict.status != "proved"
+               and not sv.corrected.proved)]
+    return 1 if bad else 0
+
+
+def derive_all(quiet: bool) -> int:
+    t0 = time.perf_counter()
+    results: list[RouteResult] = []
+    for layer in registry.LAYERS:
+        for shape in registry.default_shapes(layer):
+            rs = prove_problem(registry.build(layer, **shape))
+            results.extend(rs)
+            for r in rs:
+                if not quiet or not r.ok:
+                    print(_route_line(r))
+    print()
+    status = 1 if not all(r.ok for r in results) else 0
+    status |= derive_seed(3)
+    n_ok = sum(r.ok for r in results)
+    print(f"\n{n_ok}/{len(results)} routes proved and tied to the code (rel error < "
+          f"{tie.TIE_TOL:g}); total {time.perf_counter() - t0:.1f} s")
+    return status
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch ``normgrad derive`` (see ``normgrad.cli``)."""
+    if args.all:
+        if args.layer:
+            raise ValueError("give a LAYER or --all, not both.")
+        return derive_all(quiet=args.check)
+    if not args.layer:
+        raise ValueError(f"name a layer ({', '.join(registry.LAYERS)}, seed) or pass --all.")
+    if args.layer == "seed":
+        return derive_seed(args.n)
+    shape = registry.parse_shape(args.layer, args.shape, args.groups) if args.shape else None
+    if shape is None and args.groups is not None:
+        raise ValueError("--groups needs --shape NxCxHxW as well.")
+    return derive_layer(args.layer, shape, quiet=args.check)
