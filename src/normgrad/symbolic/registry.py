@@ -60,7 +60,7 @@ def parse_shape(layer: str, text: str, groups: int | None = None) -> dict[str, i
 
 
 def build(layer: str, **shape: int) -> Problem:
-    """Build the symbolic problem of ``layer`` at ``shape`` (its default when empty)."""
+    """Build the symbolic problem of ``layer`` at ``shape`` (the builder's defaults when empty)."""
     _check_layer(layer)
     fn, _ = _BUILDERS[layer]
-    return fn(**(shape or default_shapes(layer)[0]))
+    return fn(**shape)
