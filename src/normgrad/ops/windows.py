@@ -57,12 +57,14 @@ def output_size(size: int, window: int, stride: int, pad: int, what: str, axis: 
             f"({size} + 2*{pad} = {size + 2 * pad}). Use a smaller window or more padding."
         )
     if span % stride:
-        fits = [s for s in range(1, span + 1) if span % s == 0] or [1]
+        fits = [s for s in range(1, span + 1) if span % s == 0]
+        other = "pad, the window" if what == "conv" else "the window"
         raise ValueError(
             f"{what}: the windows do not tile the input along its {axis}: "
             f"(size + 2*pad - window) / stride = ({size} + 2*{pad} - {window}) / {stride} "
             f"= {span / stride:g} is not an integer, so the output size 1 + {span}/{stride} "
-            f"is not an integer. Strides that tile it: {fits}; or change pad or the input size."
+            f"is not an integer. Strides that tile it: {fits}; or change {other} or the "
+            f"input size."
         )
     return 1 + span // stride
 
