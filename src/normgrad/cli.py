@@ -2,9 +2,11 @@
 
 Subcommands:
     check   finite-difference check of every layer's every backward route (exit 1 on failure)
-    bench   time batch norm's forward and backward routes, against PyTorch when installed
+    bench   time batch norm's forward and backward routes, against PyTorch when installed;
+            ``--op conv`` times the naive and fast (im2col) convolutions instead
     demo    what ``make demo`` runs
     derive  exact SymPy proofs of every backward route, and verdicts on the seed's formulas
+    train   train a FullyConnectedNet or ThreeLayerConvNet (digits embedded, or CIFAR-10)
 """
 
 from __future__ import annotations
@@ -28,9 +30,23 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_bench_conv(args: argparse.Namespace) -> int:
+    from normgrad import bench, bench_conv
+
+    records, agree = bench_conv.run(warmup=args.warmup, repeats=args.repeats,
+                                    blas_threads=args.threads, with_torch=not args.no_torch)
+    print(bench_conv.format_report(records, agree))
+    if args.json:
+        bench.write_json(records, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from normgrad import bench
 
+    if args.op == "conv":
+        return _cmd_bench_conv(args)
     shapes = bench.parse_shapes(args.shapes) if args.shapes else bench.DEFAULT_SHAPES
     dtypes = bench.parse_dtypes(args.dtypes) if args.dtypes else bench.DEFAULT_DTYPES
     records = bench.run(shapes, dtypes, warmup=args.warmup, repeats=args.repeats,
@@ -40,6 +56,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         bench.write_json(records, args.json)
         print(f"wrote {args.json}")
     return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from normgrad import train
+
+    return train.run(args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -71,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("bench", help="time batch norm forward and backward routes")
+    p.add_argument("--op", choices=("batchnorm", "conv"), default="batchnorm",
+                   help="batchnorm (default), or conv: naive vs fast convolution on x "
+                        "(50, 3, 32, 32), 32 filters 3x3, pad 1 (--threads caps BLAS too)")
     p.add_argument("--shapes", help="e.g. 4096x1024,100x500 (default: 100x500,4096x1024,"
                                      "65536x256)")
     p.add_argument("--dtypes", help="e.g. float64 (default: float32,float64)")
@@ -94,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", type=int, help="G, for group norm with --shape")
     p.add_argument("--n", type=int, default=3, help="batch size for `derive seed`")
     p.set_defaults(func=_cmd_derive)
+
+    from normgrad.train import add_arguments as add_train_arguments
+
+    p = sub.add_parser("train", help="train a net on the embedded digits or on CIFAR-10")
+    add_train_arguments(p)
+    p.set_defaults(func=_cmd_train)
     return parser
 
 
