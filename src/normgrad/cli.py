@@ -6,6 +6,7 @@ Subcommands:
             ``--op conv`` times the naive and fast (im2col) convolutions instead
     demo    what ``make demo`` runs
     derive  exact SymPy proofs of every backward route, and verdicts on the seed's formulas
+    train   train a FullyConnectedNet or ThreeLayerConvNet (digits embedded, or CIFAR-10)
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         bench.write_json(records, args.json)
         print(f"wrote {args.json}")
     return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from normgrad import train
+
+    return train.run(args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -112,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", type=int, help="G, for group norm with --shape")
     p.add_argument("--n", type=int, default=3, help="batch size for `derive seed`")
     p.set_defaults(func=_cmd_derive)
+
+    from normgrad.train import add_arguments as add_train_arguments
+
+    p = sub.add_parser("train", help="train a net on the embedded digits or on CIFAR-10")
+    add_train_arguments(p)
+    p.set_defaults(func=_cmd_train)
     return parser
 
 
