@@ -49,7 +49,7 @@ def test_finite_differences(shape, axes, center):
     assert report["dx"].rel_error < 1e-8, report
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     shape=st.lists(st.integers(1, 5), min_size=1, max_size=4),
     data=st.data(),
@@ -70,31 +70,35 @@ def test_property_matches_torch_and_keeps_invariants(shape, data, log_scale, off
 
     s = core.standardize(x, axes, eps, center=center)
     dx = core.standardize_backward(dxhat, s.xhat, s.inv_std, axes, center=center)
+    # Condition of the centring: an offset of 1e6 times the spread costs 6 digits of xhat
+    # in any float64 implementation, so every bound below scales with it.
+    spread = np.sqrt(s.var + eps)
+    cond = 1.0 + np.max(np.abs(x), axis=axes, keepdims=True) / spread
 
     xt = torch.tensor(x, requires_grad=True)
     yt = _torch_standardize(xt, axes, eps, center)
     yt.backward(torch.tensor(dxhat))
-    assert np.max(np.abs(s.xhat - yt.detach().numpy())) < 1e-10
+    assert np.all(np.abs(s.xhat - yt.detach().numpy()) <= 1e-14 * cond)
     # Elementwise, against the size of the terms of the formula: with one value per
     # group (or var >> eps in the RMS variant) dx is a difference of near-equal terms, and
     # both torch and this code round there; the error must stay at rounding level.
     terms = s.inv_std * (np.abs(dxhat) + np.abs(s.xhat) * np.mean(
         np.abs(dxhat * s.xhat), axis=axes, keepdims=True) + np.mean(
         np.abs(dxhat), axis=axes, keepdims=True))
-    assert np.all(np.abs(dx - xt.grad.numpy()) <= 1e-12 * terms)
+    assert np.all(np.abs(dx - xt.grad.numpy()) <= 1e-13 * cond * terms)
 
     # xhat has mean 0 (centred) and mean square var / (var + eps) over the axes.
     ms = np.mean(s.xhat**2, axis=axes, keepdims=True)
-    np.testing.assert_allclose(ms, s.var / (s.var + eps), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ms, s.var / (s.var + eps), rtol=1e-12 * M, atol=1e-15)
     # sum_R dx * xhat-ish identity: sum_R dx * (x - mu) = eps/(var+eps) * sum_R dxhat * xhat.
     lhs = np.sum(dx * (x - s.mu), axis=axes, keepdims=True)
     rhs = eps / (s.var + eps) * np.sum(dxhat * s.xhat, axis=axes, keepdims=True)
     scale = np.sum(np.abs(dxhat * s.xhat), axis=axes, keepdims=True)
-    assert np.all(np.abs(lhs - rhs) <= 1e-12 * M * scale + 1e-300)
+    assert np.all(np.abs(lhs - rhs) <= 1e-13 * M * cond * scale + 1e-300)
     if center:
         col = np.sum(dx, axis=axes, keepdims=True)
-        assert np.all(np.abs(col) <= 1e-12 * M * np.max(terms, axis=axes, keepdims=True))
-        assert np.allclose(s.xhat.mean(axis=axes), 0.0, atol=1e-9)
+        assert np.all(np.abs(col) <= 1e-14 * M * cond * np.max(terms, axis=axes, keepdims=True))
+        assert np.all(np.abs(s.xhat.mean(axis=axes, keepdims=True)) <= 1e-14 * cond)
     else:
         assert np.all(s.mu == 0)
     assert M == np.prod([shape[a] for a in axes])

@@ -37,7 +37,7 @@ def _max_abs(a, b):
 # --- finite differences ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape", [(4, 5), (1, 6), (3, 2), (7, 3)])
+@pytest.mark.parametrize("shape", [(4, 5), (1, 6), (7, 3), (5, 8)])
 def test_layernorm_finite_differences(shape):
     x, gamma, beta, _ = _inputs(shape, shape[1:], seed=1)
     report = check_layer(lambda x, g, b: layernorm_forward(x, g, b, {"eps": 1e-5}),
@@ -79,6 +79,19 @@ def test_one_feature_gives_beta_and_no_gradient():
     dx, dgamma, dbeta = layernorm_backward(dout, cache)
     assert np.max(np.abs(dx)) < 1e-12 and np.all(dgamma == 0)
     np.testing.assert_allclose(dbeta, dout.sum(axis=0))
+
+
+def test_two_features_give_dx_of_order_eps():
+    # D = 2: xhat = +-sqrt(var / (var + eps)) whatever x is, so dx is O(eps) and a
+    # relative finite-difference check measures rounding. Check it in absolute terms.
+    x, gamma, beta, dout = _inputs((3, 2), (2,), seed=1)
+    report = check_layer(lambda x, g, b: layernorm_forward(x, g, b, {}), layernorm_backward,
+                         {"x": x, "gamma": gamma, "beta": beta}, seed=2)
+    assert report["dx"].abs_error < 1e-12
+    assert report["dgamma"].rel_error < 1e-8 and report["dbeta"].rel_error < 1e-8
+    _, cache = layernorm_forward(x, gamma, beta, {})
+    dx, _, _ = layernorm_backward(dout, cache)
+    assert 0 < np.max(np.abs(dx)) < 1e-5
 
 
 # --- PyTorch parity ----------------------------------------------------------------
