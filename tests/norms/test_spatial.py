@@ -192,3 +192,10 @@ def test_bad_mode_leaves_param_unchanged():
     with pytest.raises(ValueError, match="mode"):
         spatial_batchnorm_forward(x, gamma, beta, param)
     assert set(param) == {"mode", "running_mean"}
+
+
+def test_one_value_per_channel_in_train_mode():
+    param = {"mode": "train"}
+    with pytest.raises(ValueError, match=r"at least 2 values per channel \(N\*H\*W >= 2\)"):
+        spatial_batchnorm_forward(np.ones((1, 3, 1, 1)), np.ones(3), np.zeros(3), param)
+    assert param == {"mode": "train"}

@@ -76,6 +76,13 @@ def spatial_batchnorm_forward(
     v.float_array(beta, "beta")
     v.shape(gamma, "gamma", (C,), "one scale per channel of x: (N, C, H, W)")
     v.shape(beta, "beta", (C,), "one shift per channel of x: (N, C, H, W)")
+    N, _, H, W = x.shape
+    if isinstance(bn_param, dict) and bn_param.get("mode") == "train" and N * H * W < 2:
+        raise ValueError(
+            f"spatial batch norm in train mode needs at least 2 values per channel "
+            f"(N*H*W >= 2) to estimate a variance; got x of shape {tuple(x.shape)}. Use a "
+            f"larger batch or feature map, or mode 'test'."
+        )
     rows, bn_cache = batch.batchnorm_forward(_to_rows(x), gamma, beta, bn_param)  # (NHW, C)
     shape = tuple(int(s) for s in x.shape)
     out = np.ascontiguousarray(_from_rows(rows, shape))  # (N, C, H, W)
