@@ -181,9 +181,10 @@ def check_layer(
         inputs: name -> array. Copied to float64; the caller's arrays are never touched.
         seed: seeds the random upstream gradient dout ~ N(0, 1), out's shape, from a
             stream of its own, so inputs drawn with the same seed stay independent of it.
-        h: finite-difference step, relative to each input's scale: the step for an
-            input a is h * max(1, rms(a)), so inputs like 5 * randn + 12 get a step
-            that suits their spread.
+        h: finite-difference step, relative to each input's spread: the step for an
+            input a is h * std(a) (h when a is constant, e.g. beta = zeros), so inputs
+            like 5 * randn + 12 and weights of scale 1e-3 both get a step that suits the
+            curvature of the layer around them.
         order: 2 (the course's centred difference) or 4 (fourth-order stencil, the
             default: at h = 1e-3 its truncation error is ~h^4 and rounding ~1e-16 / h).
         tol: a gradient passes when its rel_error is below this.
@@ -225,7 +226,8 @@ def check_layer(
             return float(np.sum(forward(*args)[0] * dout))
 
         target = arrays[i]
-        step = h * max(1.0, float(np.sqrt(np.mean(target * target)))) if target.size else h
+        spread = float(np.std(target)) if target.size > 1 else 0.0
+        step = h * (spread if spread > 0 else 1.0)
         numerical = np.zeros_like(target)
         for ix in np.ndindex(*target.shape):
             numerical[ix] = _partial(loss, target, ix, step, order)
