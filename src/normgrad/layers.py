@@ -22,7 +22,12 @@ from normgrad.norms.layer import (
 from normgrad.norms.rms import rmsnorm_backward, rmsnorm_forward
 from normgrad.norms.running import torch_bn_param
 from normgrad.norms.spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
-from normgrad.ops.activations import relu_backward, relu_forward
+from normgrad.ops.activations import (
+    relu_backward,
+    relu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+)
 from normgrad.ops.affine import affine_backward, affine_forward
 from normgrad.ops.conv import conv_backward_naive, conv_forward_naive
 from normgrad.ops.dropout import dropout_backward, dropout_forward
@@ -58,6 +63,8 @@ __all__ = [
     "max_pool_forward_naive",
     "relu_backward",
     "relu_forward",
+    "sigmoid_backward",
+    "sigmoid_forward",
     "softmax_loss",
     "svm_loss",
 ]

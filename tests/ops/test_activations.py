@@ -1,4 +1,4 @@
-"""ReLU: finite differences away from the kink, F.relu parity, the x = 0 convention."""
+"""ReLU (FD away from the kink, F.relu parity, x = 0) and sigmoid (FD, torch parity, extremes)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from normgrad.gradient_check import check_layer
-from normgrad.layers import relu_backward, relu_forward
+from normgrad.layers import relu_backward, relu_forward, sigmoid_backward, sigmoid_forward
 
 
 def _away_from_zero(shape, seed):
@@ -46,3 +46,42 @@ def test_dtype_kept_and_errors():
         relu_forward(np.array([1, 2]))
     with pytest.raises(ValueError, match="dout must have shape"):
         relu_backward(np.ones((2, 2)), cache)
+
+
+# ---- sigmoid -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(4, 5), (2, 3, 4, 2)])
+def test_sigmoid_finite_differences(shape):
+    x = 3.0 * np.random.default_rng(4).standard_normal(shape)
+    report = check_layer(sigmoid_forward, sigmoid_backward, {"x": x}, seed=5)
+    assert report["dx"].rel_error < 1e-8, report["dx"].rel_error
+
+
+def test_sigmoid_matches_torch():
+    rng = np.random.default_rng(6)
+    x = 4.0 * rng.standard_normal((6, 7))
+    dout = rng.standard_normal(x.shape)
+    out, cache = sigmoid_forward(x)
+    dx = sigmoid_backward(dout, cache)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.sigmoid(xt)
+    yt.backward(torch.tensor(dout))
+    assert np.max(np.abs(out - yt.detach().numpy())) < 1e-15
+    assert np.max(np.abs(dx - xt.grad.numpy())) < 1e-15
+
+
+def test_sigmoid_is_stable_at_extremes_and_keeps_dtype():
+    x = np.array([-1000.0, -40.0, 0.0, 40.0, 1000.0])
+    with np.errstate(over="raise"):
+        out, cache = sigmoid_forward(x)
+    assert np.all(np.isfinite(out)) and out[2] == 0.5
+    assert out[0] == 0.0 and out[-1] == 1.0
+    assert np.all(sigmoid_backward(np.ones_like(x), cache) >= 0)
+    x32 = x.astype(np.float32)
+    out32, cache32 = sigmoid_forward(x32)
+    assert out32.dtype == np.float32
+    assert sigmoid_backward(np.ones_like(x32), cache32).dtype == np.float32
+    with pytest.raises(TypeError, match="floating dtype"):
+        sigmoid_forward(np.array([1, 2]))
+    with pytest.raises(ValueError, match="dout must have shape"):
+        sigmoid_backward(np.ones((2, 2)), cache)

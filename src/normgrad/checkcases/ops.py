@@ -20,7 +20,12 @@ import numpy as np
 from normgrad import layer_utils as lu
 from normgrad.checkcases import CheckCase, Inputs
 from normgrad.norms.spatial import spatial_batchnorm_forward
-from normgrad.ops.activations import relu_backward, relu_forward
+from normgrad.ops.activations import (
+    relu_backward,
+    relu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+)
 from normgrad.ops.affine import affine_backward, affine_forward
 from normgrad.ops.conv import conv_backward_naive, conv_forward_naive
 from normgrad.ops.dropout import dropout_backward, dropout_forward
@@ -88,6 +93,11 @@ def _relu_inputs(rng: np.random.Generator) -> Inputs:
     # |x| >= 0.1 + margin: no element sits near the kink at 0
     x = rng.standard_normal((4, 5))
     return {"x": np.sign(x) * (0.1 + np.abs(x))}
+
+
+def _sigmoid_inputs(rng: np.random.Generator) -> Inputs:
+    # smooth everywhere; a spread of 3 reaches both flat tails and the steep middle
+    return {"x": 3.0 * rng.standard_normal((4, 5))}
 
 
 def _dropout_inputs(rng: np.random.Generator) -> Inputs:
@@ -246,6 +256,7 @@ _svm_fwd, _svm_bwd = _as_layer(svm_loss)
 CASES: list[CheckCase] = [
     CheckCase("affine", "closed form", affine_forward, affine_backward, _affine_inputs),
     CheckCase("relu", "mask", relu_forward, relu_backward, _relu_inputs),
+    CheckCase("sigmoid", "closed form", sigmoid_forward, sigmoid_backward, _sigmoid_inputs),
     CheckCase("dropout", "train", _dropout("train"), dropout_backward, _dropout_inputs),
     CheckCase("dropout", "test", _dropout("test"), dropout_backward, _dropout_inputs),
     CheckCase("softmax_loss", "closed form", _softmax_fwd, _softmax_bwd, _softmax_inputs),

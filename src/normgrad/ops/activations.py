@@ -1,12 +1,18 @@
-"""ReLU, the rectified linear unit (Nair & Hinton 2010), as in cs231n assignment 2.
+"""Elementwise activations: ReLU (as in cs231n assignment 2) and the logistic sigmoid.
 
-Formula, elementwise on x of any shape::
+ReLU, the rectified linear unit (Nair & Hinton 2010), elementwise on x of any shape::
 
     out = max(0, x)
     dx  = dout * [x > 0]
 
 The derivative at x = 0 is taken as 0 (the course's and PyTorch's convention).
-Train and test behaviour are the same.
+
+Sigmoid, the logistic function (the units of Ioffe & Szegedy 2015, Figure 1)::
+
+    out = 1 / (1 + exp(-x))
+    dx  = dout * out * (1 - out)
+
+Train and test behaviour are the same for both.
 """
 
 from __future__ import annotations
@@ -45,3 +51,38 @@ def relu_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
     v.float_array(dout, "dout")
     v.shape(dout, "dout", x.shape, "the shape of the forward input x")
     return np.where(x > 0, dout, 0).astype(dout.dtype, copy=False)
+
+
+def sigmoid_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sigmoid forward: out = 1 / (1 + exp(-x)), elementwise.
+
+    Computed without overflow for any x: exp is only ever taken of -|x| <= 0, as
+    out = 1 / (1 + e) for x >= 0 and out = e / (1 + e) for x < 0, with e = exp(-|x|).
+
+    Args:
+        x: input of any shape.
+
+    Returns:
+        out: x's shape and dtype, in (0, 1) (exactly 0 or 1 only where float rounding
+        saturates), and the cache: out itself, since the derivative is out * (1 - out).
+    """
+    v.float_array(x, "x")
+    e = np.exp(-np.abs(x))  # (any) in (0, 1]: never overflows
+    out = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+    return out, out
+
+
+def sigmoid_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
+    """Sigmoid backward: dx = dout * out * (1 - out).
+
+    Args:
+        dout: upstream gradient, x's shape.
+        cache: out, from ``sigmoid_forward``.
+
+    Returns:
+        dx: x's shape.
+    """
+    out = cache
+    v.float_array(dout, "dout")
+    v.shape(dout, "dout", out.shape, "the shape of the forward input x")
+    return (dout * out * (1.0 - out)).astype(dout.dtype, copy=False)
