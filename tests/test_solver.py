@@ -262,6 +262,20 @@ def test_nonfinite_loss_stops_with_the_iteration_and_keeps_the_checkpoint(tmp_pa
     assert not (tmp_path / "run_epoch_2.npz").exists()
 
 
+def test_nonfinite_loss_with_opt_out_ends_training_and_marks_it_diverged() -> None:
+    np.random.seed(0)
+    model = TinyBNNet(nan_at=15)
+    solver = solver_for(model, num_epochs=3, stop_on_nonfinite=False)
+    assert solver.diverged is False
+    solver.train()  # no raise
+    assert solver.diverged is True
+    assert len(solver.loss_history) == 15 and not np.isfinite(solver.loss_history[-1])
+    assert all(np.isfinite(h) for h in solver.loss_history[:-1])
+    assert all(np.isfinite(w).all() for w in model.params.values())
+    assert solver.iteration == 14  # the diverged step took no update
+    assert solver.best_val_acc > 0 and len(solver.val_acc_history) >= 2
+
+
 # ---------------------------------------------------------------- bad data
 def _bad(**changes) -> dict[str, np.ndarray]:
     data = make_data()

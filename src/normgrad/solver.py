@@ -35,6 +35,9 @@ Beyond the course:
   that was never stopped, as long as the Solver gets the same data and settings;
 - a non-finite loss stops training with ``FloatingPointError`` naming the iteration,
   before the update, so the params and the last checkpoint are the last good ones;
+  with ``stop_on_nonfinite=False`` it instead ends ``train()`` quietly at that step
+  (no update, ``diverged`` set to True, the loss recorded in ``loss_history``), so a
+  sweep over settings can record a diverged arm and go on;
 - data whose shapes disagree (with each other or with the model), and labels outside
   [0, C), are rejected before training.
 """
@@ -76,6 +79,7 @@ _DEFAULTS: dict[str, Any] = {
     "verbose": True,
     "progress_bar": None,
     "resume_from": None,
+    "stop_on_nonfinite": True,
 }
 
 
@@ -158,6 +162,9 @@ class Solver:
         print_every: print the loss every this many iterations when verbose (10).
         verbose: print progress (True). progress_bar: show a tqdm bar (default: verbose).
         resume_from: a checkpoint path; training continues from it.
+        stop_on_nonfinite: True (default) raises ``FloatingPointError`` at a non-finite
+            loss; False ends training at that step instead, without the update, and sets
+            ``diverged`` (the non-finite loss is the last entry of ``loss_history``).
 
     Raises:
         ValueError: unrecognized keyword arguments, an unknown update rule, bad data, or
@@ -208,6 +215,8 @@ class Solver:
         self.verbose = bool(opts["verbose"])
         bar = opts["progress_bar"]
         self.progress_bar = self.verbose if bar is None else bool(bar)
+        self.stop_on_nonfinite = bool(opts["stop_on_nonfinite"])
+        self.diverged = False  # set when a non-finite loss ended training (opt-out mode)
         self.last_checkpoint: str | None = None
 
         self._reset()
@@ -228,14 +237,19 @@ class Solver:
         self.val_acc_history: list[float] = []
         self.optim_configs = {p: dict(self.optim_config) for p in self.model.params}
 
-    def _step(self) -> None:
-        """One minibatch gradient step; raises before the update if the loss is not finite."""
+    def _step(self) -> bool:
+        """One minibatch gradient step; False (or a raise) before the update if the loss is
+        not finite, True otherwise."""
         num_train = self.X_train.shape[0]
         batch_mask = np.random.choice(num_train, self.batch_size)  # noqa: NPY002  (course)
         X_batch = self.X_train[batch_mask]
         y_batch = self.y_train[batch_mask]
         loss, grads = self.model.loss(X_batch, y_batch)
         if not np.isfinite(loss):
+            if not self.stop_on_nonfinite:
+                self.loss_history.append(float(loss))
+                self.diverged = True
+                return False
             last = self.last_checkpoint
             where = f" Last good checkpoint: {last}." if last else ""
             raise FloatingPointError(
@@ -249,6 +263,7 @@ class Solver:
             next_w, next_config = self.update_rule(w, grads[p], self.optim_configs[p])
             self.model.params[p] = next_w
             self.optim_configs[p] = next_config
+        return True
 
     def check_accuracy(
         self, X: np.ndarray, y: np.ndarray, num_samples: int | None = None, batch_size: int = 100
@@ -284,7 +299,11 @@ class Solver:
         try:
             for t in range(start, num_iterations):
                 self.iteration = t
-                self._step()
+                if not self._step():
+                    if self.verbose:
+                        say(f"(Iteration {t + 1} / {num_iterations}) loss is "
+                            f"{self.loss_history[-1]}: diverged, training stopped")
+                    break
                 self.iteration = t + 1
                 if bar is not None:
                     bar.update(1)
