@@ -24,12 +24,43 @@ from typing import Any
 import numpy as np
 
 from normgrad.classifiers._checks import check_X, check_y
-from normgrad.layer_utils import affine_norm_relu_backward, affine_norm_relu_forward
+from normgrad.layer_utils import (
+    NORMALIZATIONS as NORM_LAYERS,
+)
+from normgrad.layer_utils import (
+    affine_norm_relu_backward,
+    affine_norm_relu_forward,
+)
+from normgrad.ops.activations import relu_backward
 from normgrad.ops.affine import affine_backward, affine_forward
 from normgrad.ops.dropout import dropout_backward, dropout_forward
 from normgrad.ops.losses import softmax_loss
 
 NORMALIZATIONS = (None, "batchnorm", "layernorm")
+
+
+def _first_layer_backward(dout: np.ndarray, cache: Any) -> tuple[Any, ...]:
+    """``affine_norm_relu_backward`` for layer 1, without dx: the data needs no gradient.
+
+    Same dW, db, dgamma, dbeta; the returned dx is None. Skipping dx = da @ W1.T saves
+    the largest matrix product of the backward pass (for CIFAR's D = 3072 and 512 hidden
+    units, a quarter of a training step's multiply-adds).
+
+    Args:
+        dout: (N, H_1) upstream gradient; cache: from ``affine_norm_relu_forward``.
+
+    Returns:
+        None, dW1: (D, H_1), db1: (H_1,), dgamma1 and dbeta1: (H_1,) or None.
+    """
+    fc_cache, norm_cache, relu_cache, normalization = cache
+    da = relu_backward(dout, relu_cache)  # (N, H_1)
+    dgamma = dbeta = None
+    if normalization is not None:
+        da, dgamma, dbeta = NORM_LAYERS[normalization][1](da, norm_cache)  # (N, H_1)
+    X = fc_cache.x.reshape(fc_cache.x.shape[0], -1)  # (N, D)
+    dW = X.T @ da  # (D, H_1)   as affine_backward's dw
+    db = da.sum(axis=0)  # (H_1,)  as affine_backward's db
+    return None, dW, db, dgamma, dbeta
 
 
 class FullyConnectedNet:
@@ -143,7 +174,7 @@ class FullyConnectedNet:
         check_X(X, (self.input_dim,), "FullyConnectedNet", any_layout=True)
         if y is not None:
             check_y(y, X.shape[0], self.num_classes, "FullyConnectedNet")
-        X = X.astype(self.dtype)
+        X = X.astype(self.dtype, copy=False)
         mode = "test" if y is None else "train"
         if self.use_dropout:
             self.dropout_param["mode"] = mode
@@ -177,12 +208,14 @@ class FullyConnectedNet:
             cache, drop_cache = caches[i - 1]
             if self.use_dropout:
                 dh = dropout_backward(dh, drop_cache)
-            dh, dW, db, dgamma, dbeta = affine_norm_relu_backward(dh, cache)
+            backward = affine_norm_relu_backward if i > 1 else _first_layer_backward
+            dh, dW, db, dgamma, dbeta = backward(dh, cache)
             grads[f"W{i}"], grads[f"b{i}"] = dW, db
             if self.normalization is not None:
                 grads[f"gamma{i}"], grads[f"beta{i}"] = dgamma, dbeta
-        for i in range(1, L + 1):
-            W = self.params[f"W{i}"]
-            loss += 0.5 * self.reg * np.sum(W * W)
-            grads[f"W{i}"] = grads[f"W{i}"] + self.reg * W
+        if self.reg:  # reg 0 adds exactly 0.0: skip the passes over every W
+            for i in range(1, L + 1):
+                W = self.params[f"W{i}"]
+                loss += 0.5 * self.reg * np.sum(W * W)
+                grads[f"W{i}"] += self.reg * W  # (in, out); grads are fresh arrays
         return float(loss), grads
