@@ -168,7 +168,7 @@ def _torch_category(op: str) -> str:
         return "affine (matmul + bias)"
     if "batch_norm" in op:
         return "batch norm"
-    if "relu" in op or "threshold" in op:
+    if "relu" in op or "threshold" in op or "clamp_min" in op:  # relu runs as clamp_min
         return "relu"
     if any(k in op for k in ("log_softmax", "nll_loss", "cross_entropy")):
         return "softmax loss"
