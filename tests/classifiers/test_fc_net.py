@@ -192,3 +192,17 @@ def test_bad_constructor_arguments_raise():
         FullyConnectedNet([5], dropout_keep_ratio=0)
     with pytest.raises(ValueError, match="positive"):
         FullyConnectedNet([5, 0])
+
+
+def test_star_import_brings_the_layers_as_the_course_notebooks_expect():
+    ns: dict = {}
+    exec("from normgrad.classifiers.fc_net import *", ns)
+    for name in ("FullyConnectedNet", "batchnorm_forward", "batchnorm_backward_alt",
+                 "layernorm_forward", "affine_forward", "affine_relu_forward",
+                 "dropout_forward", "softmax_loss", "relu_backward"):
+        assert callable(ns[name]), name
+    cnn_ns: dict = {}
+    exec("from normgrad.classifiers.cnn import *", cnn_ns)
+    for name in ("ThreeLayerConvNet", "conv_forward_fast", "conv_relu_pool_forward",
+                 "spatial_batchnorm_forward", "spatial_groupnorm_forward", "conv_forward_naive"):
+        assert callable(cnn_ns[name]), name

@@ -27,13 +27,19 @@ from typing import Any
 
 import numpy as np
 
+from normgrad import fast_layers as _fast_layers
+from normgrad import layer_utils as _layer_utils
+from normgrad import layers as _layers
 from normgrad.classifiers._checks import check_X, check_y
+from normgrad.fast_layers import *  # noqa: F403
+from normgrad.layer_utils import *  # noqa: F403
 from normgrad.layer_utils import (
     affine_relu_backward,
     affine_relu_forward,
     conv_relu_pool_backward,
     conv_relu_pool_forward,
 )
+from normgrad.layers import *  # noqa: F403
 from normgrad.norms.group import spatial_groupnorm_backward, spatial_groupnorm_forward
 from normgrad.norms.spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
 from normgrad.ops.activations import relu_backward, relu_forward
@@ -45,6 +51,16 @@ from normgrad.ops.fast import (
     max_pool_forward_fast,
 )
 from normgrad.ops.losses import softmax_loss
+
+# The course's module star-imports layers, layer_utils (and, for cnn, fast_layers), and
+# its notebooks rely on it: after ``from cs231n.classifiers.fc_net import *`` they call
+# batchnorm_forward, affine_relu_forward... So these names are re-exported, listed here.
+__all__ = [
+    "ThreeLayerConvNet",
+    *_layers.__all__,
+    *_fast_layers.__all__,
+    *(n for n in dir(_layer_utils) if n.endswith(("_forward", "_backward"))),
+]
 
 NORMALIZATIONS = (None, "batchnorm", "groupnorm")
 

@@ -23,7 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from normgrad import layer_utils as _layer_utils
+from normgrad import layers as _layers
 from normgrad.classifiers._checks import check_X, check_y
+from normgrad.layer_utils import *  # noqa: F403
 from normgrad.layer_utils import (
     NORMALIZATIONS as NORM_LAYERS,
 )
@@ -31,10 +34,20 @@ from normgrad.layer_utils import (
     affine_norm_relu_backward,
     affine_norm_relu_forward,
 )
+from normgrad.layers import *  # noqa: F403
 from normgrad.ops.activations import relu_backward
 from normgrad.ops.affine import affine_backward, affine_forward
 from normgrad.ops.dropout import dropout_backward, dropout_forward
 from normgrad.ops.losses import softmax_loss
+
+# The course's module star-imports layers, layer_utils (and, for cnn, fast_layers), and
+# its notebooks rely on it: after ``from cs231n.classifiers.fc_net import *`` they call
+# batchnorm_forward, affine_relu_forward... So these names are re-exported, listed here.
+__all__ = [
+    "FullyConnectedNet",
+    *_layers.__all__,
+    *(n for n in dir(_layer_utils) if n.endswith(("_forward", "_backward"))),
+]
 
 NORMALIZATIONS = (None, "batchnorm", "layernorm")
 
