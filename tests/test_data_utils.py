@@ -215,3 +215,15 @@ def test_digits_split_is_fixed_stratified_and_preprocessed():
     np.testing.assert_allclose(conv["X_test"].reshape(360, 64), a["X_test"], rtol=1e-6)
     other = du.get_digits_data(seed=0)
     assert not np.array_equal(other["y_test"], a["y_test"])
+
+
+def test_course_layout_fallback_and_positional_numbers(tmp_path, monkeypatch):
+    monkeypatch.delenv(du.CIFAR10_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    course = tmp_path / "cs231n" / "datasets"
+    course.mkdir(parents=True)
+    _write_folder(course, lambda d, lab: _py3_batch(d, lab, 4, False), rows=3)
+    data = du.get_CIFAR10_data(num_training=10, num_validation=2, num_test=3)
+    assert data["X_train"].shape == (10, 3, 32, 32)
+    with pytest.raises(TypeError, match="num_training=5000"):
+        du.get_CIFAR10_data(5000)

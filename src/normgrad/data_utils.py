@@ -24,6 +24,7 @@ import numpy as np
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_DIRNAME = "cifar-10-batches-py"
 CIFAR10_ENV = "NORMGRAD_CIFAR10"
+COURSE_CIFAR10_DIR = "cs231n/datasets/cifar-10-batches-py"  # relative to the notebook
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 _ROW = 3 * 32 * 32  # one image: 1024 red, then 1024 green, then 1024 blue, each row-major
@@ -169,10 +170,19 @@ def _cifar_dir(root: str | os.PathLike | None) -> Path:
     """The batches folder: ``root``, ``root/cifar-10-batches-py``, or $NORMGRAD_CIFAR10."""
     if root is None:
         root = os.environ.get(CIFAR10_ENV)
+    if root is None and Path(COURSE_CIFAR10_DIR).is_dir():
+        root = COURSE_CIFAR10_DIR  # where the course's get_datasets.sh puts it
+    if isinstance(root, (int, np.integer)):
+        raise TypeError(
+            f"root must be the CIFAR-10 folder; got the number {root}. normgrad's "
+            "get_CIFAR10_data takes root first, so pass the course's arguments by name: "
+            f"get_CIFAR10_data(num_training={root})."
+        )
     help_text = (
         f"Download {CIFAR10_URL} (163 MB), extract it (tar xzf cifar-10-python.tar.gz) to get "
         f"the folder {CIFAR10_DIRNAME}/, and pass that folder as --data-dir DIR (or "
-        f"root=DIR), or set the environment variable {CIFAR10_ENV}=DIR."
+        f"root=DIR), or set the environment variable {CIFAR10_ENV}=DIR (without either, "
+        f"the course's ./{COURSE_CIFAR10_DIR} is used when it exists)."
     )
     if root is None:
         raise CIFAR10NotFoundError(f"CIFAR-10 location not given. {help_text}")
@@ -225,7 +235,8 @@ def get_CIFAR10_data(
 
     Args:
         root: the ``cifar-10-batches-py`` folder (or its parent); None reads
-            $NORMGRAD_CIFAR10.
+            $NORMGRAD_CIFAR10, else uses the course's ./cs231n/datasets/cifar-10-batches-py
+            when it exists. The course's positional arguments must be passed by name.
         dtype: of the returned X arrays (the course's float64 by default).
 
     Returns:
