@@ -206,7 +206,7 @@ def check_layer(
 
     out, cache = forward(*arrays)
     # A stream of its own: seeded like the inputs, dout would equal them (for batch norm,
-    # dout = (x - 12) / 5 makes the true dx zero, and the check would prove nothing).
+    # dout = (x - 12) / 5 makes the true dx of order eps, and the check would prove nothing).
     dout_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_DOUT_STREAM,)))
     dout = dout_rng.standard_normal(np.shape(out))
     analytic = backward(dout, cache)

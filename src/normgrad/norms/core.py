@@ -11,7 +11,7 @@ Forward, over the reduction axes R (M = the number of values reduced per group):
     inv_std = 1 / sqrt(var + eps)
     xhat    = (x - mu) * inv_std                # x's shape
 
-Backward, in simplified closed form (docs/derivation_norms_draft.md, section 1)::
+Backward, in simplified closed form (docs/derivation.md, section 9.1)::
 
     dx = inv_std * (dxhat - mean_R(dxhat) - xhat * mean_R(dxhat * xhat))
 

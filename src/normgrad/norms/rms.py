@@ -20,7 +20,7 @@ the same computation. Backward in closed form (``core.standardize_backward`` wit
 Without the mean there is no ``- mean_S(dxhat)`` term, so the components of dx over a
 normalization group no longer sum to zero; what holds instead is
 sum_S dx * x = (eps / (ms + eps)) * sum_S dxhat * xhat, which is 0 at eps = 0
-(docs/derivation_norms_draft.md, section 6).
+(docs/derivation.md, section 9.6).
 """
 
 from __future__ import annotations
