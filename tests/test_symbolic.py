@@ -77,8 +77,8 @@ def test_planted_error_in_a_grouped_layer_is_refuted() -> None:
 
 
 def test_identity_needing_s_squared_equals_var_plus_eps_is_proved() -> None:
-    # docs/derivation.md 6.2: sum_i dx_i * xhat_i = gamma * dgamma * eps / (var + eps)^(3/2); this needs
-    # the reduction modulo s^2 - (var + eps), not just expansion.
+    # docs/derivation.md 6.2: sum_i dx_i * xhat_i = gamma * dgamma * eps / (var + eps)^(3/2);
+    # this needs the reduction modulo s^2 - (var + eps), not just expansion.
     p = batch.build(3, 1)
     c = p.cache
     dx, dgamma = p.exact["dx"][:, 0], p.exact["dgamma"][0]
