@@ -49,6 +49,35 @@ class BatchNormCache(NamedTuple):
     train: bool  # in test mode mu and var are constants, so they pass no gradient
 
 
+def parse_inputs(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, bn_param: dict[str, Any]
+) -> tuple[bool, float, RunningStats]:
+    """Check batch norm's inputs; return (train, eps, running stats). Writes nothing.
+
+    Shared by the reference forward pass and the fused kernel, so both accept and reject
+    exactly the same calls, with the same messages.
+    """
+    v.float_array(x, "x")
+    v.ndim(x, "x", 2, "(N, D)", "For (N, C, H, W) input use spatial_batchnorm_forward.")
+    N, D = x.shape
+    v.float_array(gamma, "gamma")
+    v.float_array(beta, "beta")
+    v.shape(gamma, "gamma", (D,), "one scale per feature of x: (N, D)")
+    v.shape(beta, "beta", (D,), "one shift per feature of x: (N, D)")
+    if not isinstance(bn_param, dict):
+        raise TypeError(f"bn_param must be a dict; got {type(bn_param).__name__}.")
+    mode = v.choice(bn_param.get("mode"), "bn_param['mode']", ("train", "test"))
+    eps = v.nonnegative(bn_param.get("eps", 1e-5), "bn_param['eps']")
+    stats = RunningStats.from_param(bn_param, D, x.dtype)
+    train = mode == "train"
+    if train and N < 2:
+        raise ValueError(
+            f"batch norm in train mode needs at least 2 rows to estimate a variance; got "
+            f"x of shape {tuple(x.shape)}. Use a larger batch, or mode 'test'."
+        )
+    return train, eps, stats
+
+
 def batchnorm_forward(
     x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, bn_param: dict[str, Any]
 ) -> tuple[np.ndarray, BatchNormCache]:
@@ -84,25 +113,7 @@ def batchnorm_forward(
         ValueError: a wrong shape, mode, eps, momentum, or fewer than 2 rows in train
             mode. bn_param is left exactly as it was.
     """
-    v.float_array(x, "x")
-    v.ndim(x, "x", 2, "(N, D)", "For (N, C, H, W) input use spatial_batchnorm_forward.")
-    N, D = x.shape
-    v.float_array(gamma, "gamma")
-    v.float_array(beta, "beta")
-    v.shape(gamma, "gamma", (D,), "one scale per feature of x: (N, D)")
-    v.shape(beta, "beta", (D,), "one shift per feature of x: (N, D)")
-    if not isinstance(bn_param, dict):
-        raise TypeError(f"bn_param must be a dict; got {type(bn_param).__name__}.")
-    mode = v.choice(bn_param.get("mode"), "bn_param['mode']", ("train", "test"))
-    eps = v.nonnegative(bn_param.get("eps", 1e-5), "bn_param['eps']")
-    stats = RunningStats.from_param(bn_param, D, x.dtype)
-    train = mode == "train"
-    if train and N < 2:
-        raise ValueError(
-            f"batch norm in train mode needs at least 2 rows to estimate a variance; got "
-            f"x of shape {tuple(x.shape)}. Use a larger batch, or mode 'test'."
-        )
-
+    train, eps, stats = parse_inputs(x, gamma, beta, bn_param)
     if train:
         # Two-pass mean and biased variance over N, in float64 for float32 input.
         s = core.standardize(x, (0,), eps)
@@ -116,7 +127,7 @@ def batchnorm_forward(
 
     # Nothing above wrote to bn_param; the update is the last step.
     if train:
-        stats.update(mu, var, N).write(bn_param)
+        stats.update(mu, var, x.shape[0]).write(bn_param)
     cache = BatchNormCache(x, xhat.astype(x.dtype, copy=False), mu, var, eps, gamma, train)
     return out, cache
 
