@@ -4,7 +4,8 @@ Subcommands:
     check   finite-difference check of every layer's every backward route (exit 1 on failure)
     bench   time batch norm's forward and backward routes, against PyTorch when installed;
             ``--op conv`` times the naive and fast (im2col) convolutions instead
-    demo    what ``make demo`` runs
+    demo    what ``make demo`` runs: gradient checks, then the deep experiment (quick)
+    experiment  deep | weight-scale | batch-size | paper-fig1: plots, summary.json, a table
     derive  exact SymPy proofs of every backward route, and verdicts on the seed's formulas
     train   train a FullyConnectedNet or ThreeLayerConvNet (digits embedded, or CIFAR-10)
 """
@@ -65,8 +66,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    print("normgrad demo: every backward route, checked against finite differences\n")
-    return _cmd_check(argparse.Namespace(layer=None, seed=args.seed, tol=1e-8))
+    from normgrad.experiments import command
+
+    return command.demo(args)
+
+
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from normgrad.experiments import command
+
+    return command.run(args)
 
 
 def _cmd_derive(args: argparse.Namespace) -> int:
@@ -107,9 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the records to this file")
     p.set_defaults(func=_cmd_bench)
 
+    from normgrad.experiments.command import add_arguments as add_experiment_arguments
+    from normgrad.experiments.command import add_demo_arguments
+
     p = sub.add_parser("demo", help="the main job: what `make demo` runs")
-    p.add_argument("--seed", type=int, default=0)
+    add_demo_arguments(p)
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("experiment", help="what normalization does: plots and summary.json")
+    add_experiment_arguments(p)
+    p.set_defaults(func=_cmd_experiment)
 
     p = sub.add_parser("derive", help="exact SymPy proofs of the backward routes (issue 6)")
     p.add_argument("layer", nargs="?", help="batch, layer, group, instance, rms, or seed")

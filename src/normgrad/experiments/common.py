@@ -1,0 +1,298 @@
+"""Shared machinery of the experiments: data, one training arm, summary.json, tables, plots.
+
+An *arm* is one configuration trained once (``batchnorm``, ``baseline``, ...). Every
+experiment module builds its arms with ``train_fc_arm`` (the course's
+``FullyConnectedNet`` and ``Solver``) or its own loop, then writes
+
+- PNG figures through ``save_figure`` (matplotlib's Agg backend, written atomically);
+- ``summary.json`` through ``write_summary`` (atomic): ``{"experiment", "data",
+  "hyperparameters", "arms": {name: {metric: value}}, ...}``, every arm holding at least
+  ``final_acc``, the held-out accuracy of the model as it is at the end of training;
+- a fixed-width table through ``format_table``.
+
+Held-out data: for digits, the validation and test splits together (540 images), since
+no experiment selects a model on them; for CIFAR-10, the course's 1000 validation images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DATASETS = ("digits", "cifar10")
+SCALES = ("full", "quick", "tiny")  # tiny: the test suite's smoke setting
+
+
+@dataclass
+class Context:
+    """What every experiment is given: where the data is, where results go, how big to run.
+
+    Attributes:
+        data: "digits" (embedded, default) or "cifar10".
+        data_dir: the cifar-10-batches-py folder (CIFAR-10 only; None reads
+            $NORMGRAD_CIFAR10).
+        out: folder for the PNGs and summary.json (created if missing).
+        scale: "full", "quick" (under ~2 minutes on 2 cores) or "tiny" (tests only).
+        seed: NumPy's global seed for the first arm; each arm reseeds with it, so arms
+            start from the same random stream.
+        progress: show tqdm progress bars while training.
+    """
+
+    data: str = "digits"
+    data_dir: str | None = None
+    out: Path = field(default_factory=lambda: Path("results"))
+    scale: str = "full"
+    seed: int = 0
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.data not in DATASETS:
+            raise ValueError(f"data must be one of {', '.join(DATASETS)}; got {self.data!r}.")
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {', '.join(SCALES)}; got {self.scale!r}.")
+        self.out = Path(self.out)
+
+    def pick(self, full: Any, quick: Any, tiny: Any) -> Any:
+        """The value for this run's scale."""
+        return {"full": full, "quick": quick, "tiny": tiny}[self.scale]
+
+
+def load_data(ctx: Context, num_train: int | None = None) -> tuple[dict[str, np.ndarray], str]:
+    """The data dict (X flattened to (N, D), float64) and a one-line description of it.
+
+    Args:
+        ctx: which data set; for CIFAR-10, where it is.
+        num_train: keep only the first ``num_train`` training rows (None: all), as the
+            course's ``small_data`` does.
+
+    Returns:
+        ({X_train: (N, D), y_train: (N,), X_val: (M, D), y_val: (M,)}, description).
+        X_val/y_val are the held-out rows (see the module docstring).
+
+    Raises:
+        CIFAR10NotFoundError (a FileNotFoundError): CIFAR-10 missing, with how to get it.
+    """
+    from normgrad import data_utils
+
+    if ctx.data == "digits":
+        d = data_utils.get_digits_data(dtype=np.float64)
+        X_val = np.concatenate([d["X_val"], d["X_test"]])  # (540, 64)
+        y_val = np.concatenate([d["y_val"], d["y_test"]])
+        X_train, y_train = d["X_train"], d["y_train"]
+        held = "digits val+test splits"
+        prep = "pixels/16, minus the train mean image, over the train std"
+    else:
+        Xtr, Ytr, _, _ = data_utils.load_CIFAR10(ctx.data_dir)  # None: $NORMGRAD_CIFAR10
+        num_val = min(1000, len(Xtr) // 5)  # the course's 1000 (fewer for a tiny folder)
+        n = len(Xtr) - num_val
+        mean_image = Xtr[:n].mean(axis=0)  # (32, 32, 3), from the training split
+        keep = n if num_train is None else min(num_train, n)
+        X_train = (Xtr[:keep] - mean_image).reshape(keep, -1)  # (N, 3072)
+        y_train = Ytr[:keep]
+        X_val = (Xtr[n:] - mean_image).reshape(num_val, -1)  # (M, 3072)
+        y_val = Ytr[n:]
+        del Xtr
+        held = "CIFAR-10's last training images, as the course's validation split"
+        prep = "minus the train mean image (the course's preprocessing)"
+    if num_train is not None:
+        X_train, y_train = X_train[:num_train], y_train[:num_train]
+    data = {"X_train": X_train, "y_train": y_train, "X_val": X_val, "y_val": y_val}
+    desc = (f"{ctx.data}: {len(X_train)} training rows, {len(X_val)} held-out rows ({held}); "
+            f"D = {X_train.shape[1]}; {prep}")
+    return data, desc
+
+
+@contextlib.contextmanager
+def blas_threads(ctx: Context) -> Iterator[None]:
+    """One BLAS thread for digits (its 60x100 matrix products run ~10x slower when
+    threads hand them off); the BLAS default for CIFAR-10. Needs threadpoolctl (it comes
+    with scikit-learn); without it, nothing is limited."""
+    if ctx.data != "digits":
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - depends on the environment
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+@dataclass
+class Arm:
+    """One trained configuration and what was measured on it.
+
+    Attributes:
+        name: the arm's key in summary.json.
+        metrics: scalar metrics (``final_acc``, ``final_train_acc``, ``best_val_acc``,
+            ``final_loss``, ``diverged``, ``seconds``, ...).
+        curves: per-iteration ``loss`` and per-check ``train_acc`` / ``val_acc`` (the
+            Solver checks at the first iteration and at each epoch end).
+    """
+
+    name: str
+    metrics: dict[str, Any]
+    curves: dict[str, list[float]]
+
+
+def train_fc_arm(
+    name: str,
+    data: dict[str, np.ndarray],
+    hidden_dims: Sequence[int],
+    normalization: str | None,
+    weight_scale: float,
+    learning_rate: float,
+    num_epochs: int,
+    batch_size: int,
+    seed: int,
+    progress: bool = False,
+    update_rule: str = "adam",
+) -> Arm:
+    """Train a course ``FullyConnectedNet`` with the course ``Solver``; measure it.
+
+    NumPy's global generator is seeded with ``seed`` first (weights and minibatches come
+    from it, as in the course notebooks). A non-finite loss ends the arm instead of
+    raising (``diverged`` True; accuracies are those at the last finite step).
+
+    Args:
+        data: from ``load_data``; X_train: (N, D).
+        hidden_dims: hidden layer sizes, e.g. [100] * 5.
+        normalization: None, "batchnorm" or "layernorm".
+
+    Returns:
+        the Arm; ``final_acc`` is the held-out accuracy at the last iteration (before the
+        Solver swaps in its best-validation model), over every held-out row.
+    """
+    from normgrad.classifiers.fc_net import FullyConnectedNet
+    from normgrad.solver import Solver
+
+    np.random.seed(seed)  # noqa: NPY002  (the course's global generator)
+    model = FullyConnectedNet(hidden_dims, input_dim=data["X_train"].shape[1], num_classes=10,
+                              normalization=normalization, weight_scale=weight_scale,
+                              dtype=np.float64)
+    solver = Solver(model, data, update_rule=update_rule,
+                    optim_config={"learning_rate": learning_rate}, num_epochs=num_epochs,
+                    batch_size=batch_size, num_train_samples=None, verbose=False,
+                    progress_bar=progress, stop_on_nonfinite=False)
+    start = time.perf_counter()
+    solver.train()
+    seconds = time.perf_counter() - start
+    losses = [float(v) for v in solver.loss_history]
+    finite = [v for v in losses if math.isfinite(v)]
+    tail = finite[-max(1, len(finite) // 10):] if finite else []
+    metrics = {
+        "final_acc": solver.val_acc_history[-1] if solver.val_acc_history else 0.0,
+        "final_train_acc": solver.train_acc_history[-1] if solver.train_acc_history else 0.0,
+        "best_val_acc": float(solver.best_val_acc),
+        "best_train_acc": max(solver.train_acc_history, default=0.0),
+        "final_loss": float(np.mean(tail)) if tail else float("nan"),
+        "iterations": len(losses),
+        "diverged": bool(solver.diverged),
+        "seconds": round(seconds, 3),
+    }
+    curves = {"loss": losses, "train_acc": list(solver.train_acc_history),
+              "val_acc": list(solver.val_acc_history)}
+    return Arm(name, metrics, curves)
+
+
+def _jsonable(value: Any) -> Any:
+    """NumPy scalars and arrays as Python values; non-finite floats as None (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_summary(out: Path, summary: dict[str, Any]) -> Path:
+    """Write ``out/summary.json`` atomically (NaN and inf become null); return its path."""
+    text = json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n"
+    path = Path(out) / "summary.json"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return path
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Save ``fig`` as a PNG atomically, then close it."""
+    plt = pyplot()
+    try:
+        fig.tight_layout()
+        atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=110))
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+# One colour per arm family, used by every plot.
+COLORS = {"baseline": "tab:red", "batchnorm": "tab:blue", "layernorm": "tab:green"}
+
+
+def color(name: str) -> str:
+    """The plot colour of an arm, from its family (the name's prefix)."""
+    return COLORS.get(name.split("_")[0], "tab:gray")
+
+
+def fmt(value: Any) -> str:
+    """A metric for the table: rates as percentages, floats to 4 digits."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return "nan" if not math.isfinite(value) else f"{value:.4g}"
+    return str(value)
+
+
+def format_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """Rows as a fixed-width, left-aligned table under ``header``."""
+    body = [[fmt(v) for v in row] for row in rows]
+    widths = [max(len(str(line[i])) for line in [list(header), *body]) for i in range(len(header))]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [line.format(*header), line.format(*("-" * w for w in widths))]
+    out += [line.format(*row) for row in body]
+    return "\n".join(s.rstrip() for s in out)
+
+
+def arm_table(arms: Sequence[Arm], keys: Sequence[str]) -> str:
+    """One row per arm, one column per metric key."""
+    return format_table([[a.name, *(a.metrics.get(k) for k in keys)] for a in arms],
+                        ["arm", *keys])
