@@ -18,11 +18,11 @@ def test_check_prints_a_passing_table(capsys):
     out = capsys.readouterr().out
     header = out.splitlines()[0].split()
     assert header == ["layer", "route", "gradient", "rel", "error", "result"]
-    for route in ("graph", "paper", "alt"):
+    for route in ("graph", "paper", "alt", "fused"):
         for grad in ("dx", "dgamma", "dbeta"):
             assert any(line.split()[:3] == ["batchnorm", route, grad] and line.split()[-1]
                        == "pass" for line in out.splitlines())
-    assert "9 passed, 0 failed" in out
+    assert "12 passed, 0 failed" in out
 
 
 def test_check_exits_1_on_a_wrong_route(monkeypatch, capsys):
@@ -51,7 +51,7 @@ def test_bench_writes_records(tmp_path, capsys):
     assert code == 0
     records = json.loads(path.read_text())
     keys = {(r["op"], r["impl"]) for r in records}
-    for impl in ("graph", "paper", "alt", "torch"):
+    for impl in ("graph", "paper", "alt", "fused", "torch"):
         assert ("batchnorm_backward", impl) in keys
         assert ("batchnorm_forward", impl) in keys
     for r in records:
@@ -71,7 +71,7 @@ def test_python_dash_m_is_the_same_cli():
     result = subprocess.run([sys.executable, "-m", "normgrad", "check", "--layer", "batchnorm"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "9 passed, 0 failed" in result.stdout
+    assert "12 passed, 0 failed" in result.stdout
 
 
 def test_time_call_returns_the_median():

@@ -4,7 +4,8 @@ Each timing is the median of ``repeats`` calls after ``warmup`` untimed calls, w
 ``time.perf_counter``. PyTorch's native CPU kernels (``aten::native_batch_norm`` and
 ``aten::native_batch_norm_backward``, the calls ``F.batch_norm`` and its autograd
 make, without autograd's bookkeeping) are timed in the same process, on the same
-arrays, when torch is installed. Speed claims live here, never in unit tests.
+arrays, when torch is installed, with the same thread count as the fused numba kernels
+(``normgrad.kernels``, impl ``fused``). Speed claims live here, never in unit tests.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Record:
     """One measurement; the ``--json`` output is a list of these."""
 
     op: str  # "batchnorm_forward" or "batchnorm_backward"
-    impl: str  # "graph", "paper", "alt", "torch"
+    impl: str  # "graph", "paper", "alt", "fused", "torch"
     dtype: str
     shape: list[int]  # [N, D]
     median_s: float
@@ -98,6 +99,30 @@ def _torch_records(x, gamma, beta, dout, dtype, shape, warmup, repeats) -> list[
         ]
 
 
+def _load_fused(threads: int):
+    """The fused kernels module, with numba set to ``threads`` threads; None without numba."""
+    try:
+        import numba
+
+        from normgrad import kernels
+    except ImportError:
+        return None
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return kernels
+
+
+def _fused_records(kernels, x, gamma, beta, dout, dtype, shape, warmup, repeats) -> list[Record]:
+    def fwd():
+        return kernels.batchnorm_forward_fused(x, gamma, beta, {"mode": "train"})
+
+    _, cache = fwd()  # also compiles, before any timing
+    return [
+        Record("batchnorm_forward", "fused", dtype, list(shape), time_call(fwd, warmup, repeats)),
+        Record("batchnorm_backward", "fused", dtype, list(shape),
+               time_call(lambda: kernels.batchnorm_backward_fused(dout, cache), warmup, repeats)),
+    ]
+
+
 def run(
     shapes: Sequence[tuple[int, int]] = DEFAULT_SHAPES,
     dtypes: Sequence[str] = DEFAULT_DTYPES,
@@ -106,6 +131,7 @@ def run(
     with_torch: bool = True,
     threads: int = 1,
     seed: int = 0,
+    with_fused: bool = True,
 ) -> list[Record]:
     """Time every implementation at every (shape, dtype); return the records."""
     torch_ok = False
@@ -117,6 +143,7 @@ def run(
             torch_ok = True
         except ImportError:
             pass
+    fused = _load_fused(threads) if with_fused else None
     rng = np.random.default_rng(seed)
     records: list[Record] = []
     for shape in shapes:
@@ -138,6 +165,9 @@ def run(
                 t = time_call(lambda route=route, cache=cache, dout=dout: route(dout, cache),
                               warmup, repeats)
                 records.append(Record("batchnorm_backward", name, dtype, list(shape), t))
+            if fused is not None:
+                records += _fused_records(fused, x, gamma, beta, dout, dtype, shape, warmup,
+                                          repeats)
             if torch_ok:
                 records += _torch_records(x, gamma, beta, dout, dtype, shape, warmup, repeats)
     return records

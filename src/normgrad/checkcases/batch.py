@@ -1,4 +1,4 @@
-"""Check cases for batch norm: every backward route, on the course's x = 5 randn + 12."""
+"""Check cases for batch norm: every backward route and the fused kernel, on x = 5 randn + 12."""
 
 from __future__ import annotations
 
@@ -26,3 +26,14 @@ CASES: list[CheckCase] = [
     CheckCase("batchnorm", route, _train, backward, _inputs)
     for route, backward in batch.ROUTES.items()
 ]
+
+try:  # the fused kernel needs numba (the `fast` extra)
+    from normgrad.kernels import batchnorm_backward_fused, batchnorm_forward_fused
+except ImportError:  # pragma: no cover
+    pass
+else:
+
+    def _train_fused(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray):
+        return batchnorm_forward_fused(x, gamma, beta, {"mode": "train"})
+
+    CASES.append(CheckCase("batchnorm", "fused", _train_fused, batchnorm_backward_fused, _inputs))
