@@ -111,12 +111,13 @@ def test_sigmoid_net_gradients_match_finite_differences():
     for bn in (False, True):
         net = paper_fig1.SigmoidNet(5, bn, seed=1)
         _, grads = net.loss(X, y)
-        for name in ("W1", "W4", "b2", *(("gamma3", "beta1") if bn else ())):
+        # with batch norm, b1..b3 get exactly zero gradient (the batch mean cancels them)
+        for name in ("W1", "W4", "b4", *(("gamma3", "beta1") if bn else ("b2",))):
             f = lambda _: net.loss(X, y)[0]  # noqa: E731
-            num = eval_numerical_gradient(f, net.params[name], verbose=False, h=1e-6)
+            num = eval_numerical_gradient(f, net.params[name], verbose=False, h=1e-5)
             err = np.linalg.norm(num - grads[name]) / (
                 np.linalg.norm(num) + np.linalg.norm(grads[name]))  # normwise: tiny entries
-            assert err < 1e-7, (bn, name, err)
+            assert err < 1e-6, (bn, name, err)
 
 
 def test_unknown_experiment_and_misplaced_norm_are_errors(tmp_path):

@@ -114,12 +114,10 @@ def load_data(ctx: Context, num_train: int | None = None) -> tuple[dict[str, np.
 
 @contextlib.contextmanager
 def blas_threads(ctx: Context) -> Iterator[None]:
-    """One BLAS thread for digits (its 60x100 matrix products run ~10x slower when
-    threads hand them off); the BLAS default for CIFAR-10. Needs threadpoolctl (it comes
-    with scikit-learn); without it, nothing is limited."""
-    if ctx.data != "digits":
-        yield
-        return
+    """One BLAS thread while training: these nets' matrix products (batches of 5 to 60
+    rows, at most 3072 x 100) run up to 10x slower when BLAS hands them to threads, and
+    far slower still on a busy machine. Needs threadpoolctl (it comes with scikit-learn);
+    without it, nothing is limited. ``ctx`` is accepted for future per-data choices."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - depends on the environment
