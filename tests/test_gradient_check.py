@@ -58,7 +58,8 @@ def test_rel_error_is_the_course_formula():
     assert rel_error(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 0.0
     assert rel_error(np.array([1.0]), np.array([3.0])) == pytest.approx(0.5)
     assert rel_error(np.array([0.0]), np.array([1e-9])) == pytest.approx(0.1)  # 1e-8 floor
-    with pytest.raises(ValueError, match="one shape"):
+    assert rel_error(np.array([1.0, 3.0]), 1.0) == pytest.approx(0.5)  # broadcasts
+    with pytest.raises(ValueError, match="broadcast"):
         rel_error(np.zeros(2), np.zeros(3))
 
 

@@ -28,6 +28,29 @@ def float_array(value: Any, name: str) -> np.ndarray:
     return value
 
 
+def float_param(value: Any, name: str, dtype: np.dtype) -> np.ndarray:
+    """A learnable parameter (gamma, beta, w, b) as a floating array.
+
+    Floating arrays are returned as they are. Integer and bool arrays, which the course's
+    notebooks pass (``gamma = np.asarray([3, 4, 5])``), are cast to ``dtype`` (the input's
+    floating dtype), so gradients that take the parameter's dtype are never truncated.
+    Anything else raises ``TypeError``.
+    """
+    if not isinstance(value, np.ndarray):
+        raise TypeError(
+            f"{name} must be a numpy.ndarray; got {type(value).__name__}. "
+            f"Wrap it with np.asarray({name}, dtype=np.float64)."
+        )
+    if np.issubdtype(value.dtype, np.floating):
+        return value
+    if np.issubdtype(value.dtype, np.integer) or value.dtype == np.bool_:
+        return value.astype(dtype)
+    raise TypeError(
+        f"{name} must have a real numeric dtype; got {value.dtype}. "
+        f"Convert it with {name}.astype(np.float64)."
+    )
+
+
 def ndim(x: np.ndarray, name: str, expected: int, layout: str, hint: str = "") -> None:
     """Raise ``ValueError`` unless ``x.ndim == expected``; ``layout`` reads like ``(N, D)``."""
     if x.ndim != expected:

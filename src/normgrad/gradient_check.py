@@ -36,14 +36,21 @@ _DOUT_STREAM = 0x646F7574  # "dout": the spawn key of the upstream gradient's ra
 
 
 def rel_error(x: np.ndarray, y: np.ndarray) -> float:
-    """The course's relative error: max_i |x_i - y_i| / max(1e-8, |x_i| + |y_i|)."""
+    """The course's relative error: max_i |x_i - y_i| / max(1e-8, |x_i| + |y_i|).
+
+    x and y broadcast against each other, as in the course.
+    """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    if x.shape != y.shape:
-        raise ValueError(f"rel_error needs arrays of one shape; got {x.shape} and {y.shape}.")
-    if x.size == 0:
+    try:
+        diff = np.abs(x - y)
+    except ValueError:
+        raise ValueError(
+            f"rel_error needs arrays that broadcast together; got {x.shape} and {y.shape}."
+        ) from None
+    if diff.size == 0:
         return 0.0
-    return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
+    return float(np.max(diff / np.maximum(1e-8, np.abs(x) + np.abs(y))))
 
 
 def norm_rel_error(a: np.ndarray, n: np.ndarray) -> float:
@@ -105,7 +112,15 @@ def eval_numerical_gradient_array(
     """
     grad = np.zeros_like(x)
     for ix in np.ndindex(*x.shape):
-        grad[ix] = np.sum(_partial(f, x, ix, h, 2) * df)
+        old = x[ix].copy()
+        try:  # the course's arithmetic, so printed errors match its notebooks to the digit
+            x[ix] = old + h
+            pos = f(x).copy()
+            x[ix] = old - h
+            neg = f(x).copy()
+        finally:
+            x[ix] = old
+        grad[ix] = np.sum((pos - neg) * df) / (2 * h)
     return grad
 
 

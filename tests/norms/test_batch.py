@@ -299,7 +299,8 @@ BAD = [
     ("convention", {}, {"momentum_convention": "keras"}, ValueError, "'course' or 'torch'"),
     ("x list", dict(x=[[1.0, 2.0, 3.0]] * 4), {}, TypeError, "numpy.ndarray"),
     ("x int", dict(x=np.ones((4, 3), dtype=np.int64)), {}, TypeError, "floating dtype"),
-    ("gamma int", dict(gamma=np.ones(3, dtype=int)), {}, TypeError, "floating dtype"),
+    ("gamma str", dict(gamma=np.array(["a", "b", "c"])), {}, TypeError, "numeric dtype"),
+    ("beta list", dict(beta=[0.0, 0.0, 0.0]), {}, TypeError, "numpy.ndarray"),
 ]
 
 
@@ -336,3 +337,24 @@ def test_backward_rejects_wrong_dout_shape():
     for backward in ROUTE_FUNCS:
         with pytest.raises(ValueError, match="dout must have shape"):
             backward(np.zeros((4, 2)), cache)
+
+
+def test_integer_gamma_and_beta_work_like_the_course():
+    # The course's notebooks pass gamma = np.asarray([1, 2, 3]), beta = np.asarray([11, 12, 13]).
+    x, _, _, dout = course_inputs(50, 3, seed=17)
+    gi, bi = np.asarray([1, 2, 3]), np.asarray([11, 12, 13])
+    out_i, cache_i = train_fwd(x, gi, bi)
+    out_f, cache_f = train_fwd(x, gi.astype(float), bi.astype(float))
+    np.testing.assert_array_equal(out_i, out_f)
+    np.testing.assert_allclose(out_i.mean(0), [11, 12, 13])
+    for backward in ROUTE_FUNCS:
+        for got, want in zip(backward(dout, cache_i), backward(dout, cache_f)):
+            assert got.dtype == np.float64  # never truncated to the int dtype of gamma
+            np.testing.assert_array_equal(got, want)
+
+
+def test_test_mode_writes_running_stats_back_as_the_course_does():
+    param = {"mode": "test"}
+    batchnorm_forward(np.ones((3, 2)), np.ones(2), np.zeros(2), param)
+    np.testing.assert_array_equal(param["running_mean"], np.zeros(2))
+    np.testing.assert_array_equal(param["running_var"], np.zeros(2))

@@ -192,7 +192,7 @@ def batchnorm_forward_fused(
     Returns:
         out: (N, D) in x's dtype, and the cache for ``batchnorm_backward_fused``.
     """
-    train, eps, stats = parse_inputs(x, gamma, beta, bn_param)
+    gamma, beta, train, eps, stats = parse_inputs(x, gamma, beta, bn_param)
     xc = np.ascontiguousarray(x)
     N, D = xc.shape
     k = _kernels(xc)
@@ -210,8 +210,7 @@ def batchnorm_forward_fused(
         k.scale_shift(xc, scale, beta - mu * scale, out)
     else:
         k.normalize(xc, mu, scale, beta.astype(np.float64), out)
-    if train:
-        stats.update(mu, var, N).write(bn_param)
+    (stats.update(mu, var, N) if train else stats).write(bn_param)
     return out, FusedBatchNormCache(xc, mu, inv_std, gamma, train)
 
 

@@ -49,10 +49,20 @@ class BatchNormCache(NamedTuple):
     train: bool  # in test mode mu and var are constants, so they pass no gradient
 
 
+class BatchNormInputs(NamedTuple):
+    """batch norm's checked inputs: what ``parse_inputs`` returns."""
+
+    gamma: np.ndarray  # (D,) floating (integer gamma is cast to x's dtype)
+    beta: np.ndarray  # (D,) floating
+    train: bool
+    eps: float
+    stats: RunningStats  # the running statistics, read and checked, not yet written
+
+
 def parse_inputs(
     x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, bn_param: dict[str, Any]
-) -> tuple[bool, float, RunningStats]:
-    """Check batch norm's inputs; return (train, eps, running stats). Writes nothing.
+) -> BatchNormInputs:
+    """Check batch norm's inputs and read ``bn_param``. Writes nothing.
 
     Shared by the reference forward pass and the fused kernel, so both accept and reject
     exactly the same calls, with the same messages.
@@ -60,8 +70,8 @@ def parse_inputs(
     v.float_array(x, "x")
     v.ndim(x, "x", 2, "(N, D)", "For (N, C, H, W) input use spatial_batchnorm_forward.")
     N, D = x.shape
-    v.float_array(gamma, "gamma")
-    v.float_array(beta, "beta")
+    gamma = v.float_param(gamma, "gamma", x.dtype)
+    beta = v.float_param(beta, "beta", x.dtype)
     v.shape(gamma, "gamma", (D,), "one scale per feature of x: (N, D)")
     v.shape(beta, "beta", (D,), "one shift per feature of x: (N, D)")
     if not isinstance(bn_param, dict):
@@ -75,7 +85,7 @@ def parse_inputs(
             f"batch norm in train mode needs at least 2 rows to estimate a variance; got "
             f"x of shape {tuple(x.shape)}. Use a larger batch, or mode 'test'."
         )
-    return train, eps, stats
+    return BatchNormInputs(gamma, beta, train, eps, stats)
 
 
 def batchnorm_forward(
@@ -109,11 +119,12 @@ def batchnorm_forward(
         out: (N, D) in x's dtype, and the cache for the backward routes.
 
     Raises:
-        TypeError: x, gamma or beta is not a floating ndarray.
+        TypeError: x is not a floating ndarray, or gamma or beta is not a numeric one
+            (integer gamma and beta, as the course's notebooks pass, are cast to x's dtype).
         ValueError: a wrong shape, mode, eps, momentum, or fewer than 2 rows in train
             mode. bn_param is left exactly as it was.
     """
-    train, eps, stats = parse_inputs(x, gamma, beta, bn_param)
+    gamma, beta, train, eps, stats = parse_inputs(x, gamma, beta, bn_param)
     if train:
         # Two-pass mean and biased variance over N, in float64 for float32 input.
         s = core.standardize(x, (0,), eps)
@@ -125,9 +136,9 @@ def batchnorm_forward(
         xhat = (x - mu) / np.sqrt(var + eps)  # (N, D)
     out = (gamma * xhat + beta).astype(x.dtype, copy=False)  # (N, D)
 
-    # Nothing above wrote to bn_param; the update is the last step.
-    if train:
-        stats.update(mu, var, x.shape[0]).write(bn_param)
+    # Nothing above wrote to bn_param; the update is the last step. Test mode writes the
+    # stats back unchanged, as the course does (so absent ones appear, as zeros).
+    (stats.update(mu, var, x.shape[0]) if train else stats).write(bn_param)
     cache = BatchNormCache(x, xhat.astype(x.dtype, copy=False), mu, var, eps, gamma, train)
     return out, cache
 
