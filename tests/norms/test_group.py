@@ -168,3 +168,23 @@ def test_wrong_gamma_or_beta_shape(which):
     with pytest.raises(ValueError, match=rf"{which} must have shape \(1, 6, 1, 1\).*reshape"):
         spatial_groupnorm_forward(x, args["gamma"], args["beta"], 2, param)
     assert param == {"eps": 1e-5}
+
+
+@pytest.mark.parametrize("xdtype", [np.float64, np.float32])
+@pytest.mark.parametrize("pdtype", [np.int64, np.uint8, np.bool_])
+def test_integer_gamma_beta_are_cast_to_x_dtype(xdtype, pdtype):
+    rng = np.random.default_rng(24)
+    x = (4 * rng.standard_normal((2, 4, 3, 3)) + 10).astype(xdtype)
+    gamma = np.asarray([3, 4, 5, 1]).astype(pdtype).reshape(1, 4, 1, 1)
+    beta = np.asarray([6, 7, 8, 0]).astype(pdtype).reshape(1, 4, 1, 1)
+    out, cache = spatial_groupnorm_forward(x, gamma, beta, 2, {})
+    ref, ref_cache = spatial_groupnorm_forward(x, gamma.astype(xdtype), beta.astype(xdtype),
+                                               2, {})
+    assert out.dtype == xdtype
+    np.testing.assert_array_equal(out, ref)
+    dout = rng.standard_normal(x.shape).astype(xdtype)
+    grads = spatial_groupnorm_backward(dout, cache)
+    for ours, theirs in zip(grads, spatial_groupnorm_backward(dout, ref_cache)):
+        assert ours.dtype == xdtype  # floating, never truncated to int
+        np.testing.assert_array_equal(ours, theirs)
+    assert not np.array_equal(grads[2], np.trunc(grads[2]))

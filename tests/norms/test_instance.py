@@ -120,3 +120,21 @@ def test_bad_eps_and_param_type():
         instancenorm_forward(x, gamma, beta, {"eps": float("nan")})
     with pytest.raises(TypeError, match="in_param must be a dict"):
         instancenorm_forward(x, gamma, beta, 1e-5)
+
+
+@pytest.mark.parametrize("xdtype", [np.float64, np.float32])
+@pytest.mark.parametrize("pdtype", [np.int64, np.int8, np.bool_])
+def test_integer_gamma_beta_are_cast_to_x_dtype(xdtype, pdtype):
+    rng = np.random.default_rng(25)
+    x = (4 * rng.standard_normal((2, 3, 4, 5)) + 10).astype(xdtype)
+    gamma, beta = np.asarray([3, 4, 5]).astype(pdtype), np.asarray([6, 7, 8]).astype(pdtype)
+    out, cache = instancenorm_forward(x, gamma, beta, {})
+    ref, ref_cache = instancenorm_forward(x, gamma.astype(xdtype), beta.astype(xdtype), {})
+    assert out.dtype == xdtype
+    np.testing.assert_array_equal(out, ref)
+    dout = rng.standard_normal(x.shape).astype(xdtype)
+    grads = instancenorm_backward(dout, cache)
+    for ours, theirs in zip(grads, instancenorm_backward(dout, ref_cache)):
+        assert ours.dtype == xdtype  # floating, never truncated to int
+        np.testing.assert_array_equal(ours, theirs)
+    assert not np.array_equal(grads[2], np.trunc(grads[2]))

@@ -246,3 +246,43 @@ def test_nd_shape_errors():
     _, cache = layernorm_forward(np.ones((2, 3)), np.ones(3), np.zeros(3), {})
     with pytest.raises(ValueError, match="dout must have shape"):
         layernorm_backward(np.ones((3, 2)), cache)
+
+
+@pytest.mark.parametrize("xdtype", [np.float64, np.float32])
+@pytest.mark.parametrize("pdtype", [np.int64, np.int16, np.bool_])
+def test_integer_gamma_beta_are_cast_to_x_dtype(xdtype, pdtype):
+    rng = np.random.default_rng(22)
+    x = (4 * rng.standard_normal((5, 3)) + 10).astype(xdtype)
+    gamma, beta = np.asarray([3, 4, 5]).astype(pdtype), np.asarray([6, 7, 0]).astype(pdtype)
+    out, cache = layernorm_forward(x, gamma, beta, {})
+    ref, ref_cache = layernorm_forward(x, gamma.astype(xdtype), beta.astype(xdtype), {})
+    assert out.dtype == xdtype
+    np.testing.assert_array_equal(out, ref)
+    dout = rng.standard_normal(x.shape).astype(xdtype)
+    grads = layernorm_backward(dout, cache)
+    for ours, theirs in zip(grads, layernorm_backward(dout, ref_cache)):
+        assert ours.dtype == xdtype  # floating, never truncated to int
+        np.testing.assert_array_equal(ours, theirs)
+    assert not np.array_equal(grads[1], np.trunc(grads[1]))
+
+
+def test_nd_integer_gamma_or_beta_alone():
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal((2, 3, 4))
+    g = np.arange(12).reshape(3, 4)
+    for gamma, beta in ((g, None), (None, g), (g, g.astype(np.float32))):
+        out, cache = layernorm_nd_forward(x, gamma, beta, (3, 4))
+        fl = [None if p is None else p.astype(np.float64) if p.dtype.kind == "i" else p
+              for p in (gamma, beta)]
+        ref, ref_cache = layernorm_nd_forward(x, fl[0], fl[1], (3, 4))
+        np.testing.assert_array_equal(out, ref)
+        dout = rng.standard_normal(x.shape)
+        for ours, theirs in zip(layernorm_nd_backward(dout, cache),
+                                layernorm_nd_backward(dout, ref_cache)):
+            if theirs is None:
+                assert ours is None
+            else:
+                assert ours.dtype == theirs.dtype and np.issubdtype(ours.dtype, np.floating)
+                np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(TypeError, match="beta must have a real numeric dtype"):
+        layernorm_nd_forward(x, g, g.astype(str), (3, 4))

@@ -138,7 +138,27 @@ def test_gamma_must_match_trailing_axes(g_shape):
 def test_type_errors():
     with pytest.raises(TypeError, match="x must be a numpy.ndarray"):
         rmsnorm_forward([[1.0, 2.0]], np.ones(2), {})
-    with pytest.raises(TypeError, match="floating dtype"):
-        rmsnorm_forward(np.ones((2, 2)), np.ones(2, dtype=int), {})
+    with pytest.raises(TypeError, match="x must have a floating dtype"):
+        rmsnorm_forward(np.ones((2, 2), dtype=int), np.ones(2), {})
+    with pytest.raises(TypeError, match="gamma must have a real numeric dtype"):
+        rmsnorm_forward(np.ones((2, 2)), np.ones(2, dtype=complex), {})
     with pytest.raises(ValueError, match=r"rms_param\['eps'\]"):
         rmsnorm_forward(np.ones((2, 2)), np.ones(2), {"eps": -1e-5})
+
+
+@pytest.mark.parametrize("xdtype", [np.float64, np.float32])
+@pytest.mark.parametrize("gdtype", [np.int64, np.int32, np.bool_])
+def test_integer_gamma_is_cast_to_x_dtype(xdtype, gdtype):
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((4, 3)).astype(xdtype)
+    gamma = np.asarray([3, 0, 5]).astype(gdtype)
+    out, cache = rmsnorm_forward(x, gamma, {})
+    ref, ref_cache = rmsnorm_forward(x, gamma.astype(xdtype), {})
+    assert out.dtype == xdtype
+    np.testing.assert_array_equal(out, ref)
+    dout = rng.standard_normal(x.shape).astype(xdtype)
+    dx, dgamma = rmsnorm_backward(dout, cache)
+    assert dx.dtype == dgamma.dtype == xdtype  # floating, never truncated to int
+    for ours, theirs in zip((dx, dgamma), rmsnorm_backward(dout, ref_cache)):
+        np.testing.assert_array_equal(ours, theirs)
+    assert gamma.dtype == gdtype  # read, never modified

@@ -199,3 +199,33 @@ def test_one_value_per_channel_in_train_mode():
     with pytest.raises(ValueError, match=r"at least 2 values per channel \(N\*H\*W >= 2\)"):
         spatial_batchnorm_forward(np.ones((1, 3, 1, 1)), np.ones(3), np.zeros(3), param)
     assert param == {"mode": "train"}
+
+
+def test_course_cell_integer_gamma_beta():
+    # The course's spatial batch norm cell: x = 4 * randn + 10, then integer
+    # gamma, beta = np.asarray([3, 4, 5]), np.asarray([6, 7, 8]).
+    np.random.seed(231)
+    N, C, H, W = 2, 3, 4, 5
+    x = 4 * np.random.randn(N, C, H, W) + 10
+    bn_param = {"mode": "train"}
+    gamma, beta = np.asarray([3, 4, 5]), np.asarray([6, 7, 8])
+    out, cache = spatial_batchnorm_forward(x, gamma, beta, bn_param)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), [6, 7, 8], atol=1e-12)
+    np.testing.assert_allclose(out.std(axis=(0, 2, 3)), [3, 4, 5], rtol=1e-4)
+    assert gamma.dtype.kind == "i" and beta.dtype.kind == "i"  # read, never modified
+    ref, ref_cache = spatial_batchnorm_forward(
+        x, gamma.astype(float), beta.astype(float), {"mode": "train"})
+    np.testing.assert_allclose(out, ref, rtol=1e-13, atol=1e-13)
+    dout = np.random.randn(N, C, H, W)
+    grads = spatial_batchnorm_backward(dout, cache)
+    for ours, theirs in zip(grads, spatial_batchnorm_backward(dout, ref_cache)):
+        assert ours.dtype == np.float64  # floating, never truncated to int
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+    assert not np.array_equal(grads[1], np.trunc(grads[1]))
+    # float32 x with int gamma/beta: everything in float32
+    out32, cache32 = spatial_batchnorm_forward(x.astype(np.float32), gamma, beta,
+                                               {"mode": "train"})
+    assert out32.dtype == np.float32
+    dx32, dg32, db32 = spatial_batchnorm_backward(dout.astype(np.float32), cache32)
+    assert dx32.dtype == dg32.dtype == db32.dtype == np.float32

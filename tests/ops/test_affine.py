@@ -71,3 +71,37 @@ def test_errors():
     _, cache = affine_forward(x, w, b)
     with pytest.raises(ValueError, match="dout must have shape"):
         affine_backward(dout[:, :2], cache)
+
+
+@pytest.mark.parametrize("wdtype, bdtype", [(np.int64, np.int64), (np.float64, np.int32),
+                                            (np.int8, np.bool_)])
+def test_integer_and_bool_parameters_promote_like_numpy(wdtype, bdtype):
+    # NumPy promotes integer w and b silently (the course relies on it); so does this,
+    # and the gradients come back floating, equal to those of the float parameters.
+    x, w, b, dout = _inputs((3, 2, 2), 4, seed=7)
+    wi = np.round(3 * w).astype(wdtype)
+    bi = (b > 0).astype(bdtype) if bdtype is np.bool_ else np.round(3 * b).astype(bdtype)
+    out, cache = affine_forward(x, wi, bi)
+    want = x.reshape(3, -1) @ wi + bi
+    assert out.dtype == want.dtype == np.float64
+    np.testing.assert_array_equal(out, want)
+    dx, dw, db = affine_backward(dout, cache)
+    wf, bf = wi.astype(np.float64), bi.astype(np.float64)
+    rx, rw, rb = affine_backward(dout, affine_forward(x, wf, bf)[1])
+    for ours, ref in ((dx, rx), (dw, rw), (db, rb)):
+        assert np.issubdtype(ours.dtype, np.floating)
+        np.testing.assert_array_equal(ours, ref)
+    assert not np.array_equal(dw, np.trunc(dw))  # not truncated to integers
+    # float32 x with int8 w: promoted as np.result_type does (to float32)
+    out32, _ = affine_forward(x.astype(np.float32), wi.astype(np.int8), bi.astype(np.int8))
+    assert out32.dtype == np.float32
+
+
+def test_integer_x_and_non_numeric_parameters_are_still_rejected():
+    x, w, b, _ = _inputs((3, 2, 2), 4)
+    with pytest.raises(TypeError, match="x must have a floating dtype"):
+        affine_forward(x.astype(np.int64), w.astype(np.int64), b)
+    with pytest.raises(TypeError, match="w must have a real numeric dtype"):
+        affine_forward(x, w.astype(np.complex128), b)
+    with pytest.raises(TypeError, match=r"b must be a numpy.ndarray"):
+        affine_forward(x, w, b.tolist())

@@ -112,3 +112,66 @@ def test_errors(forward):
         forward(x, w, b, {"stride": 1})
     with pytest.raises(TypeError, match="floating dtype"):
         forward(x.astype(np.int64), w, b, {"stride": 1, "pad": 1})
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_course_kitten_puppy_cell_integer_bias(impl):
+    # ConvolutionalNetworks.ipynb, "Image processing via convolutions": float filters and
+    # an integer bias b = np.array([0, 128]), with stride and pad 1.
+    forward, backward = IMPLS[impl]
+    rng = np.random.default_rng(8)
+    x = rng.uniform(0, 255, size=(2, 3, 6, 6))
+    w = np.zeros((2, 3, 3, 3))
+    w[0, 0] = [[0, 0, 0], [0, 0.3, 0], [0, 0, 0]]
+    w[0, 1] = [[0, 0, 0], [0, 0.6, 0], [0, 0, 0]]
+    w[0, 2] = [[0, 0, 0], [0, 0.1, 0], [0, 0, 0]]
+    w[1, 2] = [[0, 0, 0], [-1, 2, -1], [0, 0, 0]]
+    b = np.array([0, 128])
+    out, cache = forward(x, w, b, {"stride": 1, "pad": 1})
+    assert out.dtype == np.float64
+    grey = 0.3 * x[:, 0] + 0.6 * x[:, 1] + 0.1 * x[:, 2]
+    np.testing.assert_allclose(out[:, 0], grey, rtol=1e-12)
+    xp = np.pad(x[:, 2], ((0, 0), (0, 0), (1, 1)))
+    edges = 2 * x[:, 2] - xp[:, :, :-2] - xp[:, :, 2:] + 128
+    np.testing.assert_allclose(out[:, 1], edges, rtol=1e-12, atol=1e-9)
+    dout = rng.standard_normal(out.shape)
+    grads = backward(dout, cache)
+    ref = backward(dout, forward(x, w, b.astype(np.float64), {"stride": 1, "pad": 1})[1])
+    for ours, theirs in zip(grads, ref):
+        assert ours.dtype == np.float64
+        np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_integer_filters_give_float_gradients(impl):
+    forward, backward = IMPLS[impl]
+    x, w, b = _inputs((2, 3, 5, 5), (4, 3, 3, 3), seed=9)
+    wi, bi = np.round(2 * w).astype(np.int32), np.round(2 * b).astype(np.int16)
+    out, cache = forward(x, wi, bi, {"stride": 2, "pad": 1})
+    ref_out, ref_cache = forward(x, wi.astype(np.float64), bi.astype(np.float64),
+                                 {"stride": 2, "pad": 1})
+    np.testing.assert_allclose(out, ref_out, rtol=1e-12, atol=1e-12)
+    dout = np.random.default_rng(10).standard_normal(out.shape)
+    for ours, theirs in zip(backward(dout, cache), backward(dout, ref_cache)):
+        assert ours.dtype == np.float64
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+    with pytest.raises(TypeError, match="x must have a floating dtype"):
+        forward(x.astype(np.int64), wi, bi, {"stride": 1, "pad": 1})
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_integral_float_stride_and_pad(impl):
+    forward, backward = IMPLS[impl]
+    x, w, b = _inputs((2, 3, 5, 5), (4, 3, 3, 3), seed=11)
+    out, cache = forward(x, w, b, {"stride": 2.0, "pad": np.float64(1)})
+    ref, ref_cache = forward(x, w, b, {"stride": 2, "pad": 1})
+    np.testing.assert_array_equal(out, ref)
+    dout = np.random.default_rng(12).standard_normal(out.shape)
+    for ours, theirs in zip(backward(dout, cache), backward(dout, ref_cache)):
+        np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(ValueError, match=r"conv_param\['stride'\] .*non-integral 1.5"):
+        forward(x, w, b, {"stride": 1.5, "pad": 1})
+    with pytest.raises(ValueError, match=r"conv_param\['pad'\] must be an integer"):
+        forward(x, w, b, {"stride": 1, "pad": float("nan")})
+    with pytest.raises(ValueError, match=r"conv_param\['stride'\] must be an integer"):
+        forward(x, w, b, {"stride": True, "pad": 1})

@@ -106,3 +106,16 @@ def test_errors(forward):
         forward(x[0], _param(1, 1, 1))
     with pytest.raises(TypeError, match="floating dtype"):
         forward(x.astype(np.int32), _param(1, 1, 1))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_integral_float_pool_param(impl):
+    forward, backward = IMPLS[impl]
+    x = np.random.default_rng(13).standard_normal((2, 3, 4, 6))
+    out, cache = forward(x, {"pool_height": 2.0, "pool_width": np.float32(2), "stride": 2.0})
+    ref, ref_cache = forward(x, _param(2, 2, 2))
+    np.testing.assert_array_equal(out, ref)
+    dout = np.random.default_rng(14).standard_normal(out.shape)
+    np.testing.assert_array_equal(backward(dout, cache), backward(dout, ref_cache))
+    with pytest.raises(ValueError, match=r"pool_param\['pool_width'\] .*non-integral 2.5"):
+        forward(x, {"pool_height": 2, "pool_width": 2.5, "stride": 2})

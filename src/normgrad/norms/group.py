@@ -49,8 +49,9 @@ def spatial_groupnorm_forward(
 
     Args:
         x: (N, C, H, W) input, any floating dtype.
-        gamma: (1, C, 1, 1) scale per channel. Read, never modified.
-        beta: (1, C, 1, 1) shift per channel. Read, never modified.
+        gamma: (1, C, 1, 1) scale per channel. Read, never modified. An integer or bool
+            array is cast to x's dtype, so dgamma is floating.
+        beta: (1, C, 1, 1) shift per channel. Read, never modified. Likewise.
         G: number of groups, a positive int dividing C; channels
             [g*C/G, (g+1)*C/G) form group g.
         gn_param: dict with ``eps`` (>= 0, default 1e-5). Never modified.
@@ -59,8 +60,8 @@ def spatial_groupnorm_forward(
         out: (N, C, H, W) in x's dtype, and the cache for the backward pass.
 
     Raises:
-        TypeError: x, gamma or beta is not a floating ndarray, G is not an int, or
-            gn_param is not a dict.
+        TypeError: x is not a floating ndarray, gamma or beta not a real numeric
+            ndarray, G is not an int, or gn_param is not a dict.
         ValueError: x is not 4-D, G does not divide C, gamma or beta is not
             (1, C, 1, 1), or eps < 0.
     """
@@ -78,8 +79,8 @@ def spatial_groupnorm_forward(
             f"{tuple(x.shape)}) so that each group has C/G channels; got G = {G}. "
             f"Choose G from {divisors}."
         )
-    v.float_array(gamma, "gamma")
-    v.float_array(beta, "beta")
+    gamma = v.float_param(gamma, "gamma", x.dtype)  # integer -> x's dtype: float grads
+    beta = v.float_param(beta, "beta", x.dtype)
     why = "one value per channel, as the course; reshape a (C,) array with .reshape(1, C, 1, 1)"
     v.shape(gamma, "gamma", (1, C, 1, 1), why)
     v.shape(beta, "beta", (1, C, 1, 1), why)

@@ -46,8 +46,9 @@ def instancenorm_forward(
     Args:
         x: (N, C, H, W) input, any floating dtype; also (N, C, L) or more spatial axes.
             Each (n, c) slice needs at least one value.
-        gamma: (C,) scale per channel. Read, never modified.
-        beta: (C,) shift per channel. Read, never modified.
+        gamma: (C,) scale per channel. Read, never modified. An integer or bool array
+            is cast to x's dtype, so dgamma is floating.
+        beta: (C,) shift per channel. Read, never modified. Likewise.
         in_param: dict with ``eps`` (>= 0, default 1e-5); ``mode`` is ignored, train and
             test being identical. Never modified.
 
@@ -55,7 +56,8 @@ def instancenorm_forward(
         out: x's shape and dtype, and the cache for ``instancenorm_backward``.
 
     Raises:
-        TypeError: x, gamma or beta is not a floating ndarray, or in_param not a dict.
+        TypeError: x is not a floating ndarray, gamma or beta not a real numeric
+            ndarray, or in_param not a dict.
         ValueError: x has fewer than 3 axes, gamma or beta is not (C,), or eps < 0.
     """
     v.float_array(x, "x")
@@ -66,8 +68,8 @@ def instancenorm_forward(
             f"a spatial axis with x.reshape(N, C, -1)."
         )
     C = x.shape[1]
-    v.float_array(gamma, "gamma")
-    v.float_array(beta, "beta")
+    gamma = v.float_param(gamma, "gamma", x.dtype)  # integer -> x's dtype: float grads
+    beta = v.float_param(beta, "beta", x.dtype)
     v.shape(gamma, "gamma", (C,), "one scale per channel of x: (N, C, H, W)")
     v.shape(beta, "beta", (C,), "one shift per channel of x: (N, C, H, W)")
     eps = core.read_eps(core.param_dict(in_param, "in_param"), "in_param")

@@ -56,8 +56,9 @@ def layernorm_forward(
 
     Args:
         x: (N, D) input, any floating dtype.
-        gamma: (D,) scale. Read, never modified.
-        beta: (D,) shift. Read, never modified.
+        gamma: (D,) scale. Read, never modified. An integer or bool array is cast to
+            x's dtype, so dgamma is floating.
+        beta: (D,) shift. Read, never modified. Likewise.
         ln_param: dict with ``eps`` (>= 0, default 1e-5); other keys (such as the
             course's ``mode``) are ignored. Never modified.
 
@@ -65,7 +66,8 @@ def layernorm_forward(
         out: (N, D) in x's dtype, and the cache for ``layernorm_backward``.
 
     Raises:
-        TypeError: x, gamma or beta is not a floating ndarray, or ln_param not a dict.
+        TypeError: x is not a floating ndarray, gamma or beta not a real numeric ndarray,
+            or ln_param not a dict.
         ValueError: x is not 2-D, gamma or beta is not (D,), or eps < 0.
     """
     v.float_array(x, "x")
@@ -74,8 +76,8 @@ def layernorm_forward(
            "per-sample statistics over (C, H, W) use layernorm_nd_forward with "
            "normalized_shape=(C, H, W).")
     D = x.shape[1]
-    v.float_array(gamma, "gamma")
-    v.float_array(beta, "beta")
+    gamma = v.float_param(gamma, "gamma", x.dtype)  # integer -> x's dtype: float grads
+    beta = v.float_param(beta, "beta", x.dtype)
     v.shape(gamma, "gamma", (D,), "one scale per feature of x: (N, D)")
     v.shape(beta, "beta", (D,), "one shift per feature of x: (N, D)")
     eps = core.read_eps(core.param_dict(ln_param, "ln_param"), "ln_param")
@@ -114,7 +116,9 @@ def layernorm_nd_forward(
         x: (*, *normalized_shape) input, any floating dtype, with at least one leading
             axis or none (x.shape == normalized_shape normalizes the whole array).
         gamma: normalized_shape scale, or None for no scale. Read, never modified.
+            An integer or bool array is cast to x's dtype, so dgamma is floating.
         beta: normalized_shape shift, or None for no shift. Read, never modified.
+            Likewise.
         normalized_shape: an int (one trailing axis) or a sequence of ints.
         ln_param: dict with ``eps`` (>= 0, default 1e-5), or None. Never modified.
 
@@ -122,7 +126,8 @@ def layernorm_nd_forward(
         out: x's shape and dtype, and the cache for ``layernorm_nd_backward``.
 
     Raises:
-        TypeError: x, gamma or beta is not a floating ndarray (or None for the latter).
+        TypeError: x is not a floating ndarray, or gamma or beta is neither a real
+            numeric ndarray nor None.
         ValueError: x's trailing shape is not normalized_shape, gamma or beta has another
             shape, normalized_shape is empty or not positive ints, or eps < 0.
     """
@@ -134,9 +139,12 @@ def layernorm_nd_forward(
             f"x must end in normalized_shape {S}: shape (*, {', '.join(map(str, S))}); got "
             f"{tuple(x.shape)}. Pass normalized_shape=x.shape[-k:] for the last k axes."
         )
+    if gamma is not None:
+        gamma = v.float_param(gamma, "gamma", x.dtype)  # integer -> x's dtype: float grads
+    if beta is not None:
+        beta = v.float_param(beta, "beta", x.dtype)
     for name, p in (("gamma", gamma), ("beta", beta)):
         if p is not None:
-            v.float_array(p, name)
             v.shape(p, name, S, "normalized_shape, or None for no affine parameter")
     eps = core.read_eps(core.param_dict(ln_param, "ln_param"), "ln_param")
     return _forward(x, gamma, beta, tuple(range(x.ndim - k, x.ndim)), eps)

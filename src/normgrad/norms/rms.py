@@ -50,7 +50,8 @@ def rmsnorm_forward(
     Args:
         x: (*, *S) input, any floating dtype, for S = gamma.shape; (N, D) with gamma
             (D,) is the usual case.
-        gamma: S scale, at least 1-D. Read, never modified.
+        gamma: S scale, at least 1-D. Read, never modified. An integer or bool array
+            is cast to x's dtype, so dgamma is floating.
         rms_param: dict with ``eps`` (>= 0, default 1e-5; ``None`` means
             ``np.finfo(x.dtype).eps``, PyTorch's default for ``F.rms_norm``), or None.
             Never modified.
@@ -59,11 +60,12 @@ def rmsnorm_forward(
         out: x's shape and dtype, and the cache for ``rmsnorm_backward``.
 
     Raises:
-        TypeError: x or gamma is not a floating ndarray, or rms_param not a dict.
+        TypeError: x is not a floating ndarray, gamma not a real numeric ndarray, or
+            rms_param not a dict.
         ValueError: gamma is 0-D, x does not end in gamma's shape, or eps < 0.
     """
     v.float_array(x, "x")
-    v.float_array(gamma, "gamma")
+    gamma = v.float_param(gamma, "gamma", x.dtype)  # integer -> x's dtype: float grads
     S = tuple(gamma.shape)
     k = len(S)
     if k == 0 or x.ndim < k or tuple(x.shape[x.ndim - k:]) != S:

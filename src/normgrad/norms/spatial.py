@@ -54,8 +54,9 @@ def spatial_batchnorm_forward(
 
     Args:
         x: (N, C, H, W) input, any floating dtype; N*H*W >= 2 in train mode.
-        gamma: (C,) scale per channel. Read, never modified.
-        beta: (C,) shift per channel. Read, never modified.
+        gamma: (C,) scale per channel. Read, never modified. An integer or bool array
+            (the course's ``np.asarray([3, 4, 5])``) is cast to x's dtype by batch norm.
+        beta: (C,) shift per channel. Read, never modified. Likewise.
         bn_param: exactly as for ``batchnorm_forward``: ``mode`` (required), ``eps``,
             ``momentum``, ``running_mean`` and ``running_var`` of shape (C,) (written
             back after each train step), ``momentum_convention``,
@@ -65,15 +66,16 @@ def spatial_batchnorm_forward(
         out: (N, C, H, W) in x's dtype, and the cache for the backward pass.
 
     Raises:
-        TypeError: x, gamma or beta is not a floating ndarray.
+        TypeError: x is not a floating ndarray, or gamma or beta not a real numeric
+            ndarray.
         ValueError: x is not 4-D, gamma or beta is not (C,), or a bad bn_param entry;
             bn_param is then left exactly as it was.
     """
     v.float_array(x, "x")
     v.ndim(x, "x", 4, "(N, C, H, W)", "For (N, D) input use batchnorm_forward.")
     C = x.shape[1]
-    v.float_array(gamma, "gamma")
-    v.float_array(beta, "beta")
+    gamma = v.float_param(gamma, "gamma", x.dtype)  # as batch norm: integer -> x's dtype
+    beta = v.float_param(beta, "beta", x.dtype)
     v.shape(gamma, "gamma", (C,), "one scale per channel of x: (N, C, H, W)")
     v.shape(beta, "beta", (C,), "one shift per channel of x: (N, C, H, W)")
     N, _, H, W = x.shape

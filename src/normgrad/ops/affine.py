@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from normgrad import _validate as v
+from normgrad.ops._params import float_params
 
 
 class AffineCache(NamedTuple):
@@ -38,19 +39,17 @@ def affine_forward(
 
     Args:
         x: (N, d_1, ..., d_k) input; each row is flattened to D = d_1 * ... * d_k.
-        w: (D, M) weights.
-        b: (M,) bias.
+        w: (D, M) weights; integer or bool weights are cast to np.result_type(x, w, b).
+        b: (M,) bias; likewise.
 
     Returns:
         out: (N, M), and the cache for ``affine_backward``.
 
     Raises:
-        TypeError: x, w or b is not a floating ndarray.
+        TypeError: x is not a floating ndarray, or w or b is not a real numeric ndarray.
         ValueError: w is not 2-D, w's first axis is not D, or b is not (M,).
     """
-    v.float_array(x, "x")
-    v.float_array(w, "w")
-    v.float_array(b, "b")
+    w, b = float_params(x, w=w, b=b)  # integer w, b -> floating: float gradients
     if x.ndim < 1:
         raise ValueError("x must have a batch axis: (N, d_1, ..., d_k); got a 0-d array.")
     v.ndim(w, "w", 2, "(D, M)")

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from normgrad import _validate as v
+from normgrad.ops._params import float_params
 from normgrad.ops.windows import conv_geometry, pad_hw, unpad_hw
 
 
@@ -45,20 +46,22 @@ def conv_forward_naive(
 
     Args:
         x: (N, C, H, W) input.
-        w: (F, C, HH, WW) filters.
-        b: (F,) biases.
+        w: (F, C, HH, WW) filters; integer or bool filters (the course's kitten/puppy
+            cell) are cast to np.result_type(x, w, b), so the gradients are floating.
+        b: (F,) biases; likewise.
         conv_param: dict with ``stride`` (int >= 1) and ``pad`` (int >= 0, zeros added on
-            each side of H and W).
+            each side of H and W); integral floats such as 1.0 are accepted.
 
     Returns:
         out: (N, F, H', W') with H' = 1 + (H + 2 pad - HH) / stride and likewise W',
         and the cache.
 
     Raises:
-        TypeError: x, w or b is not a floating ndarray.
+        TypeError: x is not a floating ndarray, or w or b is not a real numeric ndarray.
         ValueError: wrong dimensions or channel count, b not (F,), stride or pad not a
             valid integer, or an output size that is not an integer.
     """
+    w, b = float_params(x, w=w, b=b)  # integer w, b -> floating: float gradients
     stride, pad, H_out, W_out = conv_geometry(x, w, b, conv_param)
     N = x.shape[0]
     F, _, HH, WW = w.shape

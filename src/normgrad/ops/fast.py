@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from normgrad import _validate as v
+from normgrad.ops._params import float_params
 from normgrad.ops.windows import (
     col2im,
     conv_geometry,
@@ -69,7 +70,9 @@ def conv_forward_fast(
     Same arguments, result and errors as ``conv_forward_naive``: x (N, C, H, W),
     w (F, C, HH, WW), b (F,), conv_param with ``stride`` and ``pad``; out (N, F, H', W').
     The cache differs (it holds the im2col matrix), so pair it with ``conv_backward_fast``.
+    Integer or bool w and b are cast to np.result_type(x, w, b), as in the naive layer.
     """
+    w, b = float_params(x, w=w, b=b)  # integer w, b -> floating: float gradients
     stride, pad, H_out, W_out = conv_geometry(x, w, b, conv_param)
     N = x.shape[0]
     F, _, HH, WW = w.shape

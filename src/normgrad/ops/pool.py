@@ -40,7 +40,8 @@ def max_pool_forward_naive(
 
     Args:
         x: (N, C, H, W) input.
-        pool_param: dict with ``pool_height``, ``pool_width`` and ``stride``, ints >= 1.
+        pool_param: dict with ``pool_height``, ``pool_width`` and ``stride``, ints >= 1
+            (integral floats such as 2.0 are accepted).
 
     Returns:
         out: (N, C, H', W'), and the cache.

@@ -26,14 +26,25 @@ from normgrad import _validate as v
 
 
 def int_param(param: dict[str, Any], key: str, name: str, minimum: int) -> int:
-    """``param[key]`` as an int >= ``minimum``, else a ``ValueError`` naming ``name``."""
+    """``param[key]`` as an int >= ``minimum``, else a ``ValueError`` naming ``name``.
+
+    Integral floats (``1.0``, ``np.float64(2)``) are accepted as the ints they equal, as
+    the course's arithmetic accepts them; ``1.5``, NaN, bools and non-numbers are not.
+    """
     if not isinstance(param, dict):
         raise TypeError(f"{name} must be a dict; got {type(param).__name__}.")
     if key not in param:
         raise ValueError(f"{name} must contain {key!r} (an integer >= {minimum}); "
                          f"got keys {sorted(param)}.")
     value = param[key]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if isinstance(value, (float, np.floating)):
+        if not float(value).is_integer():
+            raise ValueError(
+                f"{name}[{key!r}] must be an integer >= {minimum}; got the non-integral "
+                f"{value!r}. Sizes and strides count pixels: pass a whole number."
+            )
+        value = int(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"{name}[{key!r}] must be an integer >= {minimum}; got {value!r}.")
     if value < minimum:
         raise ValueError(f"{name}[{key!r}] must be an integer >= {minimum}; got {value!r}.")
@@ -74,7 +85,8 @@ def conv_geometry(
 ) -> tuple[int, int, int, int]:
     """Validate a convolution's arguments; return (stride, pad, H', W').
 
-    x: (N, C, H, W), w: (F, C, HH, WW), b: (F,), conv_param with integer
+    x: (N, C, H, W), w: (F, C, HH, WW), b: (F,) floating (cast integer parameters with
+    ``ops._params.float_params`` first), conv_param with integer (or integral float)
     ``stride`` >= 1 and ``pad`` >= 0.
     """
     v.float_array(x, "x")
