@@ -45,6 +45,27 @@ def test_course_initial_loss_sanity_check():
     assert loss_reg > loss + 0.1
 
 
+def test_course_initial_loss_exact_with_the_notebooks_rng_sequence():
+    # ConvolutionalNetworks.ipynb: the conv_relu sandwich cell (seed 231, four draws)
+    # runs just before the sanity-check cell, which builds the model and then draws X, y.
+    # The course's net does not cast X to dtype: float64 X against float32 weights
+    # computes in float64, and the notebook prints exactly this loss.
+    np.random.seed(231)
+    np.random.randn(2, 3, 8, 8), np.random.randn(3, 3, 3, 3)  # x, w of the sandwich cell
+    np.random.randn(3), np.random.randn(2, 3, 8, 8)  # b, dout
+    model = ThreeLayerConvNet()
+    N = 50
+    X = np.random.randn(N, 3, 32, 32)
+    y = np.random.randint(10, size=N)
+    loss, grads = model.loss(X, y)
+    assert loss == 2.302586071243987
+    assert X.dtype == np.float64 and grads["W2"].dtype == np.float64
+    assert model.params["W1"].dtype == np.float32  # the parameters keep dtype
+    # Integer images (raw pixels) are still accepted: they are cast to dtype.
+    scores = model.loss(np.random.randint(0, 256, size=(2, 3, 32, 32)))
+    assert scores.shape == (2, 10) and scores.dtype == np.float32
+
+
 def test_course_gradient_check_reproduces_printed_errors():
     np.random.seed(231)
     input_dim = (3, 16, 16)

@@ -175,7 +175,10 @@ class ThreeLayerConvNet:
         """Scores in test mode (y None), else the loss and its gradients (train mode).
 
         Args:
-            X: (N, C, H, W) images, cast to ``dtype``.
+            X: (N, C, H, W) images. A floating X is used as it is, in its own dtype (the
+                course's ThreeLayerConvNet does not cast X, unlike FullyConnectedNet, so
+                float64 images against float32 weights compute in float64); an integer
+                X (raw pixels) is cast to ``dtype``.
             y: (N,) integer labels in [0, num_classes), or None.
 
         Returns:
@@ -191,7 +194,8 @@ class ThreeLayerConvNet:
             )
         if y is not None:
             check_y(y, X.shape[0], self.num_classes, "ThreeLayerConvNet")
-        X = X.astype(self.dtype)
+        if not np.issubdtype(X.dtype, np.floating):
+            X = X.astype(self.dtype)  # the layers need floating input; floats stay as given
         mode = "test" if y is None else "train"
         if self.normalization == "batchnorm":
             self.bn_params[0]["mode"] = mode
