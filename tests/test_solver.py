@@ -238,7 +238,7 @@ def test_bad_checkpoints_raise_and_change_nothing(tmp_path) -> None:
                resume_from=str(tmp_path / "run_epoch_1.npz"))
     with pytest.raises(ValueError, match="batch_size"):
         solver_for(TinyBNNet(), batch_size=10, resume_from=str(tmp_path / "run_epoch_1.npz"))
-    assert wider.bn_params == [{"mode": "test"}]  # the shape probe ran; nothing was loaded
+    assert wider.bn_params == [{"mode": "train"}]  # as built: the probe restored it, nothing loaded
     assert solver.loss_history == [1.5] and solver.epoch == 0
     for k, w in model.params.items():
         np.testing.assert_array_equal(w, before[k])
@@ -349,3 +349,23 @@ def test_fully_connected_net_overfits_small_data_and_resumes_bit_identically(tmp
     for mine, theirs in zip(straight.model.bn_params, resumed.model.bn_params):
         assert np.array_equal(mine["running_mean"], theirs["running_mean"])
         assert np.array_equal(mine["running_var"], theirs["running_var"])
+
+
+def test_building_a_solver_leaves_the_model_and_rng_untouched():
+    # The shape probe runs the model in test mode: it must not switch modes, write
+    # running stats back, or reseed the global generator (dropout with a seed does).
+    from normgrad.classifiers.fc_net import FullyConnectedNet
+
+    rng = np.random.default_rng(0)
+    data = {"X_train": rng.standard_normal((20, 6)), "y_train": rng.integers(0, 3, 20),
+            "X_val": rng.standard_normal((8, 6)), "y_val": rng.integers(0, 3, 8)}
+    model = FullyConnectedNet([5], input_dim=6, num_classes=3, normalization="batchnorm",
+                              dropout_keep_ratio=0.5, seed=3, dtype=np.float64)
+    bn_before = [dict(p) for p in model.bn_params]
+    drop_before = dict(model.dropout_param)
+    np.random.seed(11)
+    state = np.random.get_state()[1].copy()
+    Solver(model, data, verbose=False)
+    assert model.bn_params == bn_before
+    assert model.dropout_param == drop_before
+    np.testing.assert_array_equal(np.random.get_state()[1], state)

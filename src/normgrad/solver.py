@@ -53,6 +53,7 @@ import numpy as np
 from normgrad import _validate as v
 from normgrad import optim
 from normgrad.checkpoint import (
+    STAT_ATTRS,
     check_model_state,
     load_checkpoint,
     load_model_state,
@@ -81,6 +82,10 @@ _DEFAULTS: dict[str, Any] = {
     "resume_from": None,
     "stop_on_nonfinite": True,
 }
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def check_data(
@@ -115,6 +120,11 @@ def check_data(
         raise ValueError(f"X_train rows {X_train.shape[1:]} and X_val rows {X_val.shape[1:]} "
                          "must have the same shape.")
     rng = np.random.get_state()  # noqa: NPY002
+    # The probe must leave the model as it found it: test mode sets each param dict's
+    # mode and writes running stats back, so their contents are restored in place.
+    dicts = [d for attr in (*STAT_ATTRS, "dropout_param")
+             for d in _as_list(getattr(model, attr, None)) if isinstance(d, dict)]
+    saved = [dict(d) for d in dicts]
     try:
         scores = model.loss(X_train[:2])
     except Exception as e:
@@ -122,6 +132,9 @@ def check_data(
                          f"data['X_train']: {e}") from e
     finally:
         np.random.set_state(rng)  # noqa: NPY002
+        for d, before in zip(dicts, saved, strict=True):
+            d.clear()
+            d.update(before)
     rows = min(2, X_train.shape[0])
     if not isinstance(scores, np.ndarray) or scores.ndim != 2 or scores.shape[0] != rows:
         raise ValueError(f"model.loss(X) without y must return scores (N, C); for {rows} rows "
