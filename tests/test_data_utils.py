@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import inspect
 import os
 import pickle
 import struct
@@ -225,5 +226,59 @@ def test_course_layout_fallback_and_positional_numbers(tmp_path, monkeypatch):
     _write_folder(course, lambda d, lab: _py3_batch(d, lab, 4, False), rows=3)
     data = du.get_CIFAR10_data(num_training=10, num_validation=2, num_test=3)
     assert data["X_train"].shape == (10, 3, 32, 32)
-    with pytest.raises(TypeError, match="num_training=5000"):
+    # The course's positional order: get_CIFAR10_data(num_training, num_validation, ...)
+    pos = du.get_CIFAR10_data(5, 2, 3)
+    assert pos["X_train"].shape == (5, 3, 32, 32) and pos["X_val"].shape == (2, 3, 32, 32)
+    np.testing.assert_array_equal(pos["y_test"], data["y_test"])
+    with pytest.raises(ValueError, match="exceeds the 15 training images"):
         du.get_CIFAR10_data(5000)
+
+
+def test_get_cifar10_data_course_and_root_calling_conventions(tmp_path, monkeypatch):
+    monkeypatch.delenv(du.CIFAR10_ENV, raising=False)
+    folder, _ = _write_folder(tmp_path, lambda d, lab: _py3_batch(d, lab, 4, False), rows=4)
+    ref = du.get_CIFAR10_data(root=folder, num_training=13, num_validation=5, num_test=3)
+    calls = [
+        lambda: du.get_CIFAR10_data(13, 5, 3, True, root=folder),  # course order + root
+        lambda: du.get_CIFAR10_data(13, 5, 3, root=str(folder)),
+        lambda: du.get_CIFAR10_data(folder, 13, 5, 3),  # a folder first shifts the rest
+        lambda: du.get_CIFAR10_data(str(folder), num_training=13, num_validation=5,
+                                    num_test=3),
+        lambda: du.get_CIFAR10_data(num_test=3, num_validation=5, num_training=13,
+                                    root=folder, subtract_mean=True),
+    ]
+    for call in calls:
+        got = call()
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k])
+    for k in ("X_train", "X_val", "X_test"):
+        assert ref[k].flags.c_contiguous, k  # not the transposed view's layout
+    raw = du.get_CIFAR10_data(folder, 13, 5, 3, False, dtype=np.float32)
+    assert raw["X_train"].flags.c_contiguous and raw["X_train"].dtype == np.float32
+    monkeypatch.setenv(du.CIFAR10_ENV, str(folder))
+    assert du.get_CIFAR10_data(None, 4, 1, 1)["X_train"].shape == (4, 3, 32, 32)
+    params = list(inspect.signature(du.get_CIFAR10_data).parameters)
+    assert params == ["num_training", "num_validation", "num_test", "subtract_mean",
+                      "root", "dtype"]
+    with pytest.raises(TypeError, match="folder twice"):
+        du.get_CIFAR10_data(folder, root=folder)
+    with pytest.raises(TypeError, match="multiple values for argument 'num_training'"):
+        du.get_CIFAR10_data(13, num_training=13)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'ROOT'"):
+        du.get_CIFAR10_data(ROOT=folder)
+    with pytest.raises(ValueError, match="num_training must be an int >= 0; got 1.5"):
+        du.get_CIFAR10_data(1.5)
+
+
+def test_load_cifar10_accepts_the_course_keyword_ROOT(tmp_path):
+    folder, _ = _write_folder(tmp_path, _py2_batch, rows=2)
+    a = du.load_CIFAR10(folder)
+    b = du.load_CIFAR10(ROOT=str(folder))
+    c = du.load_CIFAR10(root=folder)
+    for x, y, z in zip(a, b, c):
+        np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(x, z)
+    with pytest.raises(TypeError, match="both root and ROOT"):
+        du.load_CIFAR10(folder, ROOT=folder)
+    with pytest.raises(TypeError, match="root must be the CIFAR-10 folder"):
+        du.load_CIFAR10(5000)

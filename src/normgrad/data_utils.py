@@ -12,12 +12,13 @@ downloaded), split the same way on every machine.
 
 from __future__ import annotations
 
+import inspect
 import io
 import os
 import pickle
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -172,11 +173,11 @@ def _cifar_dir(root: str | os.PathLike | None) -> Path:
         root = os.environ.get(CIFAR10_ENV)
     if root is None and Path(COURSE_CIFAR10_DIR).is_dir():
         root = COURSE_CIFAR10_DIR  # where the course's get_datasets.sh puts it
-    if isinstance(root, (int, np.integer)):
+    if root is not None and not isinstance(root, (str, os.PathLike)):
         raise TypeError(
-            f"root must be the CIFAR-10 folder; got the number {root}. normgrad's "
-            "get_CIFAR10_data takes root first, so pass the course's arguments by name: "
-            f"get_CIFAR10_data(num_training={root})."
+            f"root must be the CIFAR-10 folder (a str or path); got {root!r}. The split "
+            "sizes are get_CIFAR10_data's arguments: get_CIFAR10_data(num_training=..., "
+            "root=...)."
         )
     help_text = (
         f"Download {CIFAR10_URL} (163 MB), extract it (tar xzf cifar-10-python.tar.gz) to get "
@@ -199,8 +200,16 @@ def _cifar_dir(root: str | os.PathLike | None) -> Path:
     return path
 
 
-def load_CIFAR10(root: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def load_CIFAR10(
+    root: str | os.PathLike | None = None, *, ROOT: str | os.PathLike | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Load all of CIFAR-10 from the python batches in ``root`` (cs231n).
+
+    Args:
+        root: the ``cifar-10-batches-py`` folder (or its parent); None reads
+            $NORMGRAD_CIFAR10, else the course's ./cs231n/datasets/cifar-10-batches-py.
+        ROOT: the course's name for ``root`` (``load_CIFAR10(ROOT=...)``); give one or
+            the other.
 
     Returns:
         Xtr: (N_train, 32, 32, 3) float64, Ytr: (N_train,) int64 (data_batch_1..5);
@@ -208,9 +217,15 @@ def load_CIFAR10(root: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.nd
         With the files as distributed N_train = 50000 and N_test = 10000.
 
     Raises:
+        TypeError: both ``root`` and ``ROOT`` are given.
         CIFAR10NotFoundError: the folder or some of its batches is missing (named).
         NotCIFAR10BatchError: a file is not a CIFAR-10 batch.
     """
+    if ROOT is not None:
+        if root is not None:
+            raise TypeError("load_CIFAR10 got both root and ROOT (the course's name for "
+                            "it); pass the CIFAR-10 folder once.")
+        root = ROOT
     path = _cifar_dir(root)
     parts = [load_CIFAR_batch(path / name) for name in TRAIN_BATCHES]
     Xtr = np.concatenate([p[0] for p in parts])
@@ -219,35 +234,21 @@ def load_CIFAR10(root: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.nd
     return Xtr, Ytr, Xte, Yte
 
 
-def get_CIFAR10_data(
-    root: str | os.PathLike | None = None,
+def _course_get_CIFAR10_data(
     num_training: int = 49000,
     num_validation: int = 1000,
     num_test: int = 1000,
     subtract_mean: bool = True,
+    *,
+    root: str | os.PathLike | None = None,
     dtype: type | np.dtype = np.float64,
 ) -> dict[str, np.ndarray]:
-    """CIFAR-10 split and preprocessed as the course does, channels first.
-
-    Train is the first ``num_training`` training rows, val the ``num_validation`` rows
-    after them, test the first ``num_test`` test rows. With ``subtract_mean`` the mean
-    image of the *training split* is subtracted from all three.
-
-    Args:
-        root: the ``cifar-10-batches-py`` folder (or its parent); None reads
-            $NORMGRAD_CIFAR10, else uses the course's ./cs231n/datasets/cifar-10-batches-py
-            when it exists. The course's positional arguments must be passed by name.
-        dtype: of the returned X arrays (the course's float64 by default).
-
-    Returns:
-        dict with X_train: (num_training, 3, 32, 32), y_train: (num_training,), and
-        likewise X_val, y_val, X_test, y_test.
-    """
-    X_train, y_train, X_test, y_test = load_CIFAR10(_cifar_dir(root))
+    """The signature ``get_CIFAR10_data`` presents and binds its arguments to."""
     for name, n in (("num_training", num_training), ("num_validation", num_validation),
                     ("num_test", num_test)):
-        if not isinstance(n, (int, np.integer)) or n < 0:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"{name} must be an int >= 0; got {n!r}.")
+    X_train, y_train, X_test, y_test = load_CIFAR10(_cifar_dir(root))
     if num_training + num_validation > len(X_train):
         raise ValueError(
             f"num_training + num_validation = {num_training + num_validation} exceeds the "
@@ -262,14 +263,99 @@ def get_CIFAR10_data(
     if subtract_mean:
         mean_image = np.mean(X_train, axis=0)  # (32, 32, 3)
         X_train, X_val, X_test = X_train - mean_image, X_val - mean_image, X_test - mean_image
+
+    def channels_first(X: np.ndarray) -> np.ndarray:
+        # (n, 32, 32, 3) -> (n, 3, 32, 32), copied into C order (a transpose is a view)
+        return np.ascontiguousarray(X.transpose(0, 3, 1, 2), dtype=dtype)
+
     return {
-        "X_train": X_train.transpose(0, 3, 1, 2).astype(dtype),
+        "X_train": channels_first(X_train),
         "y_train": y_train,
-        "X_val": X_val.transpose(0, 3, 1, 2).astype(dtype),
+        "X_val": channels_first(X_val),
         "y_val": y_val,
-        "X_test": X_test.transpose(0, 3, 1, 2).astype(dtype),
+        "X_test": channels_first(X_test),
         "y_test": y_test,
     }
+
+
+_COURSE_SIGNATURE = inspect.signature(_course_get_CIFAR10_data)
+
+
+@overload
+def get_CIFAR10_data(
+    num_training: int = ...,
+    num_validation: int = ...,
+    num_test: int = ...,
+    subtract_mean: bool = ...,
+    *,
+    root: str | os.PathLike | None = ...,
+    dtype: type | np.dtype = ...,
+) -> dict[str, np.ndarray]: ...
+
+
+@overload
+def get_CIFAR10_data(
+    root: str | os.PathLike | None,
+    /,
+    num_training: int = ...,
+    num_validation: int = ...,
+    num_test: int = ...,
+    subtract_mean: bool = ...,
+    *,
+    dtype: type | np.dtype = ...,
+) -> dict[str, np.ndarray]: ...
+
+
+def get_CIFAR10_data(*args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
+    """CIFAR-10 split and preprocessed as the course does, channels first (cs231n).
+
+    Signature: ``get_CIFAR10_data(num_training=49000, num_validation=1000,
+    num_test=1000, subtract_mean=True, *, root=None, dtype=np.float64)``, the course's
+    positional order, so ``get_CIFAR10_data(5000)`` and
+    ``get_CIFAR10_data(num_training=..., ...)`` work as in the notebooks. The folder is
+    the keyword ``root``. For convenience a folder may also come *first*, positionally:
+    if the first positional argument is a ``str``, an ``os.PathLike`` or None, it is
+    taken as ``root`` and the remaining ones shift to num_training, num_validation, ...
+    (``get_CIFAR10_data("data/cifar-10-batches-py", 5000)``). No number is a folder, so
+    the two readings never clash.
+
+    Train is the first ``num_training`` training rows, val the ``num_validation`` rows
+    after them, test the first ``num_test`` test rows. With ``subtract_mean`` the mean
+    image of the *training split* is subtracted from all three.
+
+    Args:
+        num_training, num_validation, num_test: ints >= 0, the split sizes.
+        subtract_mean: subtract the training split's mean image.
+        root: the ``cifar-10-batches-py`` folder (or its parent); None reads
+            $NORMGRAD_CIFAR10, else uses the course's ./cs231n/datasets/cifar-10-batches-py
+            when it exists.
+        dtype: of the returned X arrays (the course's float64 by default).
+
+    Returns:
+        dict with X_train: (num_training, 3, 32, 32), y_train: (num_training,), and
+        likewise X_val, y_val, X_test, y_test; every X is C-contiguous.
+
+    Raises:
+        TypeError: an unknown argument, or the folder given twice (first and ``root=``).
+        ValueError: a split size that is not an int >= 0, or more rows than the files hold.
+        CIFAR10NotFoundError, NotCIFAR10BatchError: as ``load_CIFAR10``.
+    """
+    if args and (args[0] is None or isinstance(args[0], (str, os.PathLike))):
+        if "root" in kwargs:
+            raise TypeError(
+                f"get_CIFAR10_data got the folder twice: first, positionally "
+                f"({args[0]!r}), and as root={kwargs['root']!r}. Pass it once."
+            )
+        kwargs["root"] = args[0]
+        args = args[1:]
+    try:
+        bound = _COURSE_SIGNATURE.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f"get_CIFAR10_data{_COURSE_SIGNATURE}: {exc}") from None
+    return _course_get_CIFAR10_data(*bound.args, **bound.kwargs)
+
+
+get_CIFAR10_data.__signature__ = _COURSE_SIGNATURE  # type: ignore[attr-defined]
 
 
 def _stratified_split(
