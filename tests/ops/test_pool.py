@@ -119,3 +119,31 @@ def test_integral_float_pool_param(impl):
     np.testing.assert_array_equal(backward(dout, cache), backward(dout, ref_cache))
     with pytest.raises(ValueError, match=r"pool_param\['pool_width'\] .*non-integral 2.5"):
         forward(x, {"pool_height": 2, "pool_width": 2.5, "stride": 2})
+
+
+def test_course_reshape_and_im2col_pool_aliases():
+    from normgrad import fast_layers as fl
+
+    x = np.random.default_rng(15).standard_normal((2, 3, 8, 6))
+    dout = np.random.default_rng(16).standard_normal((2, 3, 4, 3))
+    param = _param(2, 2, 2)
+    ref, ref_cache = max_pool_forward_naive(x, param)
+    ref_dx = max_pool_backward_naive(dout, ref_cache)
+    for fwd, bwd in ((fl.max_pool_forward_reshape, fl.max_pool_backward_reshape),
+                     (fl.max_pool_forward_im2col, fl.max_pool_backward_im2col)):
+        out, cache = fwd(x, param)
+        np.testing.assert_array_equal(out, ref)
+        np.testing.assert_array_equal(bwd(dout, cache), ref_dx)
+    # im2col takes any tiling pools; reshape only square, non-overlapping, tiling ones.
+    out, cache = fl.max_pool_forward_im2col(x, _param(3, 2, 1))
+    np.testing.assert_array_equal(out, max_pool_forward_naive(x, _param(3, 2, 1))[0])
+    for bad, why in ((_param(2, 2, 1), "pool 2x2, stride 1"), (_param(2, 1, 1), "pool 2x1"),
+                     (_param(1, 2, 1), "pool 1x2, stride 1")):
+        with pytest.raises(ValueError, match=f"pool_height == pool_width == stride.*{why}"):
+            fl.max_pool_forward_reshape(x, bad)
+    with pytest.raises(ValueError, match="do not tile"):  # 3 does not divide H = 8
+        fl.max_pool_forward_reshape(x, _param(3, 3, 3))
+    out, _ = fl.max_pool_forward_reshape(x[:, :, :6], _param(3, 3, 3))  # 6 x 6 tiles
+    assert out.shape == (2, 3, 2, 2)
+    assert {"max_pool_forward_reshape", "max_pool_backward_reshape", "max_pool_forward_im2col",
+            "max_pool_backward_im2col"} <= set(fl.__all__)
