@@ -115,9 +115,26 @@ def test_errors(loss_fn):
         loss_fn(x, y[:, None])
     with pytest.raises(TypeError, match="integer class labels"):
         loss_fn(x, y.astype(np.float64))
-    with pytest.raises(TypeError, match="numpy.ndarray of integer labels"):
-        loss_fn(x, list(y))
+    with pytest.raises(TypeError, match="integer class labels; got dtype bool"):
+        loss_fn(x, y > 0)
+    with pytest.raises(TypeError, match="integer class labels; got dtype float64"):
+        loss_fn(x, [0.0, 1.0, 2.0, 1.0])
+    with pytest.raises(ValueError, match=r"labels y must lie in \[0, C\)"):
+        loss_fn(x, [0, 1, 3, 2])  # a list gets the same range check
     with pytest.raises(ValueError, match=r"x must be 2-D \(N, C\)"):
         loss_fn(x[None], y)
     with pytest.raises(TypeError, match="floating dtype"):
         loss_fn(x.astype(np.int64), y)
+
+
+@pytest.mark.parametrize("loss_fn", [softmax_loss, svm_loss])
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32,
+                                   np.uint32, np.int64, np.uint64, "list", "tuple"])
+def test_labels_as_lists_or_any_integer_dtype(loss_fn, dtype):
+    x, y = _scores(6, 4, seed=10)
+    ref_loss, ref_dx = loss_fn(x, y.astype(np.int64))
+    labels = (y.tolist() if dtype == "list" else tuple(int(k) for k in y)
+              if dtype == "tuple" else y.astype(dtype))
+    loss, dx = loss_fn(x, labels)
+    assert loss == ref_loss
+    np.testing.assert_array_equal(dx, ref_dx)

@@ -23,22 +23,28 @@ exactly 0; there the subgradient 0 is used, as in the course.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from normgrad import _validate as v
 
 
-def _check_scores_labels(x: np.ndarray, y: np.ndarray) -> tuple[int, int, np.ndarray]:
-    """Validate x: (N, C) floats and y: (N,) integers in [0, C); return N, C and y."""
+def _check_scores_labels(
+    x: np.ndarray, y: np.ndarray | Sequence[int]
+) -> tuple[int, int, np.ndarray]:
+    """Validate x: (N, C) floats and y: (N,) integers in [0, C); return N, C and y.
+
+    y may be any integer array (int8 ... uint64) or a Python sequence of ints, read with
+    ``np.asarray`` as the course's indexing reads it; bools and floats are refused.
+    """
     v.float_array(x, "x")
     v.ndim(x, "x", 2, "(N, C): one row of C class scores per sample")
     N, C = x.shape
-    if not isinstance(y, np.ndarray):
-        raise TypeError(
-            f"y must be a numpy.ndarray of integer labels; got {type(y).__name__}. "
-            "Wrap it with np.asarray(y, dtype=np.int64)."
-        )
-    if not np.issubdtype(y.dtype, np.integer):
+    y = np.asarray(y)
+    if y.size == 0 and y.dtype == np.float64:
+        y = y.astype(np.int64)  # np.asarray([]) is float64: an empty list of labels
+    if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
         raise TypeError(f"y must hold integer class labels; got dtype {y.dtype}. "
                         "Convert it with y.astype(np.int64).")
     if y.shape != (N,):
@@ -57,18 +63,18 @@ def _check_scores_labels(x: np.ndarray, y: np.ndarray) -> tuple[int, int, np.nda
     return N, C, y
 
 
-def softmax_loss(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+def softmax_loss(x: np.ndarray, y: np.ndarray | Sequence[int]) -> tuple[float, np.ndarray]:
     """Softmax cross-entropy loss, mean over the batch (cs231n signature).
 
     Args:
         x: (N, C) class scores (logits).
-        y: (N,) integer labels, 0 <= y[i] < C.
+        y: (N,) integer labels, 0 <= y[i] < C: any integer dtype, or a list of ints.
 
     Returns:
         loss: a float, and dx: (N, C) its gradient with respect to x.
 
     Raises:
-        TypeError: x is not a floating ndarray, or y is not an integer ndarray.
+        TypeError: x is not a floating ndarray, or y does not hold integers.
         ValueError: x not 2-D, y not (N,), or a label outside [0, C).
     """
     N, _, y = _check_scores_labels(x, y)
@@ -83,18 +89,18 @@ def softmax_loss(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     return float(loss), dx
 
 
-def svm_loss(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+def svm_loss(x: np.ndarray, y: np.ndarray | Sequence[int]) -> tuple[float, np.ndarray]:
     """Multiclass SVM hinge loss with margin 1, mean over the batch (cs231n signature).
 
     Args:
         x: (N, C) class scores.
-        y: (N,) integer labels, 0 <= y[i] < C.
+        y: (N,) integer labels, 0 <= y[i] < C: any integer dtype, or a list of ints.
 
     Returns:
         loss: a float, and dx: (N, C) its (sub)gradient with respect to x.
 
     Raises:
-        TypeError: x is not a floating ndarray, or y is not an integer ndarray.
+        TypeError: x is not a floating ndarray, or y does not hold integers.
         ValueError: x not 2-D, y not (N,), or a label outside [0, C).
     """
     N, _, y = _check_scores_labels(x, y)
