@@ -75,9 +75,11 @@ def parse_inputs(
     v.shape(gamma, "gamma", (D,), "one scale per feature of x: (N, D)")
     v.shape(beta, "beta", (D,), "one shift per feature of x: (N, D)")
     if not isinstance(bn_param, dict):
-        raise TypeError(f"bn_param must be a dict; got {type(bn_param).__name__}.")
+        raise TypeError(
+            f"bn_param must be a dict such as {{'mode': 'train'}}; got {type(bn_param).__name__}."
+        )
     mode = v.choice(bn_param.get("mode"), "bn_param['mode']", ("train", "test"))
-    eps = v.nonnegative(bn_param.get("eps", 1e-5), "bn_param['eps']")
+    eps = core.read_eps(bn_param, "bn_param")
     stats = RunningStats.from_param(bn_param, D, x.dtype)
     train = mode == "train"
     if train and N < 2:
@@ -130,10 +132,8 @@ def batchnorm_forward(
         s = core.standardize(x, (0,), eps)
         mu, var, xhat = s.mu[0], s.var[0], s.xhat  # (D,), (D,), (N, D)
     else:
-        cdt = v.compute_dtype(x.dtype)
-        mu = stats.mean.astype(cdt)  # (D,)
-        var = stats.var.astype(cdt)  # (D,)
-        xhat = (x - mu) / np.sqrt(var + eps)  # (N, D)
+        # (N, D), (D,), (D,): normalized by the running statistics
+        xhat, mu, var, _ = core.standardize_given(x, stats.mean, stats.var, eps)
     out = (gamma * xhat + beta).astype(x.dtype, copy=False)  # (N, D)
 
     # Nothing above wrote to bn_param; the update is the last step. Test mode writes the
@@ -141,11 +141,6 @@ def batchnorm_forward(
     (stats.update(mu, var, x.shape[0]) if train else stats).write(bn_param)
     cache = BatchNormCache(x, xhat.astype(x.dtype, copy=False), mu, var, eps, gamma, train)
     return out, cache
-
-
-def _check_dout(dout: np.ndarray, cache: BatchNormCache) -> None:
-    v.float_array(dout, "dout")
-    v.shape(dout, "dout", cache.x.shape, "the shape of the forward output")
 
 
 def _reduce_dgamma_dbeta(dout: np.ndarray, xhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -197,7 +192,7 @@ def batchnorm_backward(
     Returns:
         dx: (N, D), dgamma: (D,), dbeta: (D,).
     """
-    _check_dout(dout, cache)
+    core.check_dout(dout, cache.x.shape)
     if not cache.train:
         return _frozen_backward(dout, cache)
     x, xhat, mu, var, eps, gamma, _ = cache
@@ -257,7 +252,7 @@ def batchnorm_backward_paper(
     Returns:
         dx: (N, D), dgamma: (D,), dbeta: (D,).
     """
-    _check_dout(dout, cache)
+    core.check_dout(dout, cache.x.shape)
     if not cache.train:
         return _frozen_backward(dout, cache)
     x, xhat, mu, var, eps, gamma, _ = cache
@@ -291,7 +286,7 @@ def batchnorm_backward_alt(
     Returns:
         dx: (N, D), dgamma: (D,), dbeta: (D,).
     """
-    _check_dout(dout, cache)
+    core.check_dout(dout, cache.x.shape)
     if not cache.train:
         return _frozen_backward(dout, cache)
     x, xhat, _, var, eps, gamma, _ = cache

@@ -78,6 +78,25 @@ def standardize(x: np.ndarray, axes: Axes, eps: float, *, center: bool = True) -
     return Standardized(xhat, mu, var, inv_std)
 
 
+def standardize_given(x: np.ndarray, mu: np.ndarray, var: np.ndarray, eps: float) -> Standardized:
+    """xhat = (x - mu) / sqrt(var + eps) with fixed statistics (batch norm's test mode).
+
+    Args:
+        x: (any shape) floating input.
+        mu, var: statistics that broadcast against x, e.g. (D,) running stats for (N, D).
+        eps: >= 0.
+
+    Returns:
+        ``Standardized(xhat, mu, var, inv_std)`` in the compute dtype.
+    """
+    cdt = v.compute_dtype(x.dtype)
+    mu = np.asarray(mu, dtype=cdt)
+    var = np.asarray(var, dtype=cdt)
+    inv_std = 1.0 / np.sqrt(var + eps)  # broadcasts against x
+    xhat = (x.astype(cdt, copy=False) - mu) * inv_std  # x's shape
+    return Standardized(xhat, mu, var, inv_std)
+
+
 def standardize_backward(
     dxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray, axes: Axes, *, center: bool = True
 ) -> np.ndarray:

@@ -71,9 +71,8 @@ class RunningStats:
 
     def weights(self, num_batches_tracked: int | None) -> tuple[float, float]:
         """(weight of the old running value, weight of the new batch value)."""
-        if self.momentum is None:
-            assert num_batches_tracked is not None
-            w = 1.0 / num_batches_tracked
+        if self.momentum is None:  # cumulative average: from_param always tracks the count
+            w = 1.0 / (num_batches_tracked or 1)
             return 1.0 - w, w
         if self.convention == "course":
             return self.momentum, 1.0 - self.momentum
