@@ -162,9 +162,40 @@ def test_killing_the_writer_midway_leaves_the_previous_checkpoint(tmp_path) -> N
     finally:
         proc.kill()
         proc.wait()
-    leftovers = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+    leftovers = [n for n in os.listdir(tmp_path) if n.startswith(".tmp-run-")]
     assert leftovers, "the kill should have interrupted a write in progress"
     arrays, meta = ck.load_checkpoint(path)
     assert meta["epoch"] == 1 and not arrays["w"].any()
     with pytest.raises(ValueError, match="cannot read checkpoint"):  # the partial file is junk
         ck.load_checkpoint(tmp_path / leftovers[0])
+
+
+def test_sub_state_picks_one_snapshot_out_of_a_checkpoint() -> None:
+    arrays = {"model/params/W1": np.ones(2), "best/params/W1": np.zeros(2), "rng/pos": 3}
+    assert list(ck.sub_state(arrays, "best/")) == ["params/W1"]
+    assert not ck.sub_state(arrays, "best/")["params/W1"].any()
+
+
+def test_errors_say_what_was_expected_and_how_to_fix_it(tmp_path) -> None:
+    class NoParams:
+        params = [np.zeros(2)]
+
+    state = ck.model_state(Model())
+    with pytest.raises(TypeError, match=r"got list\. Keep the weights in a dict.*self\.params ="):
+        ck.check_model_state(NoParams(), state, "checkpoint 'x.npz'")
+    with pytest.raises(TypeError, match=r"got list\. Keep the weights in a dict"):
+        ck.model_state(NoParams())
+    with pytest.raises(ValueError, match=r"reserved for the checkpoint header.*Rename the entry"):
+        ck.save_checkpoint(tmp_path / "m.npz", {"meta": np.zeros(1)}, {})
+    with pytest.raises(FileNotFoundError, match=r"Check the path.*_epoch_<e>\.npz"):
+        ck.load_checkpoint(tmp_path / "missing.npz")
+    with pytest.raises(ValueError, match=r"expected 'MT19937'.*Pass that tuple, or None"):
+        ck.rng_state_arrays(("PCG64", np.zeros(2), 0, 0, 0.0))
+    ck.save_checkpoint(tmp_path / "v.npz", {}, {})
+    with np.load(tmp_path / "v.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["meta"] = np.array(str(arrays["meta"]).replace('"version": 1', '"version": 99'))
+    np.savez(tmp_path / "v.npz", **arrays)
+    with pytest.raises(ValueError, match=r"version 99.*reads version 1 only\. Resume with"):
+        ck.load_checkpoint(tmp_path / "v.npz")
+    assert sorted(os.listdir(tmp_path)) == ["v.npz"]  # the refused writes left nothing

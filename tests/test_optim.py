@@ -139,3 +139,40 @@ def test_shape_mismatch_raises(name: str) -> None:
     rule = optim.UPDATE_RULES[name]
     with pytest.raises(ValueError, match="shape"):
         rule(np.zeros((2, 3)), np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize(("name", "key"), [
+    ("sgd_momentum", "velocity"), ("rmsprop", "cache"), ("adam", "m"), ("adam", "v")])
+def test_a_bad_state_array_leaves_config_exactly_as_it_was(name: str, key: str) -> None:
+    # The defaults used to be written (setdefault) before the state's shape was checked.
+    rule = optim.UPDATE_RULES[name]
+    w, dw = _inputs()
+    config = {key: np.zeros((D, N))}  # another parameter's state
+    before = dict(config)
+    with pytest.raises(ValueError, match=rf"config\['{key}'\] must have the shape of w"):
+        rule(w, dw, config)
+    assert list(config) == list(before) and config[key] is before[key]
+
+
+@pytest.mark.parametrize("name", ["sgd", "sgd_momentum", "rmsprop", "adam"])
+def test_a_step_that_raises_leaves_config_exactly_as_it_was(name: str) -> None:
+    rule = optim.UPDATE_RULES[name]
+    w = np.zeros(3)
+    config: dict = {}
+    with pytest.raises(TypeError):  # the arithmetic fails after every check has passed
+        rule(w, np.array(["a", "b", "c"], dtype=object), config)
+    assert config == {}
+    with pytest.raises(ValueError, match="shape"):
+        rule(w, np.zeros(4), config)
+    assert config == {}
+    with pytest.raises(TypeError, match=r"Pass a dict like \{'learning_rate': "):
+        rule(w, np.zeros(3), [("learning_rate", 1e-2)])
+    _, config = rule(w, np.ones(3), config)  # a good call still fills in the defaults
+    assert config["learning_rate"] in (1e-2, 1e-3)
+
+
+def test_error_messages_say_how_to_fix_the_call() -> None:
+    with pytest.raises(ValueError, match=r"return grads\[name\] with the shape of params"):
+        optim.sgd(np.zeros((2, 3)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"delete config\['m'\] to start it from zeros"):
+        optim.adam(np.zeros(3), np.zeros(3), {"m": np.zeros(4)})

@@ -369,3 +369,123 @@ def test_building_a_solver_leaves_the_model_and_rng_untouched():
     assert model.bn_params == bn_before
     assert model.dropout_param == drop_before
     np.testing.assert_array_equal(np.random.get_state()[1], state)
+
+
+# ---------------------------------------------------------------- review fixes
+def _everything(solver: Solver) -> dict:
+    """Deep copies of all the state restore() may write, to compare before and after."""
+    import copy
+
+    return copy.deepcopy({
+        "loss": solver.loss_history, "train": solver.train_acc_history,
+        "val": solver.val_acc_history, "epoch": solver.epoch, "iteration": solver.iteration,
+        "start": solver._start_iteration, "best_acc": solver.best_val_acc,
+        "best_params": solver.best_params, "best_state": solver._best_state,
+        "optim": solver.optim_configs, "params": solver.model.params,
+        "bn": solver.model.bn_params, "rng": np.random.get_state(),
+    })
+
+
+def _assert_same(a, b, where: str = "") -> None:
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), where
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}/{k}")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray) and a.dtype == b.dtype, where
+        np.testing.assert_array_equal(a, b, err_msg=where)
+    else:
+        assert type(a) is type(b) and a == b, where
+
+
+def test_restore_of_a_valid_checkpoint_from_a_wider_model_changes_nothing(tmp_path) -> None:
+    np.random.seed(0)
+    Solver(TinyBNNet(d=D + 1), make_data(d=D + 1), update_rule="adam", batch_size=BATCH,
+           num_epochs=1, num_train_samples=50, verbose=False,
+           checkpoint_name=str(tmp_path / "wide")).train()  # same N, batch size and rule
+    np.random.seed(1)
+    solver = solver_for(TinyBNNet(drift=0.1), num_epochs=1)
+    solver.train()  # an existing solver, mid-life: histories, best snapshot, running stats
+    before = _everything(solver)
+    assert before["loss"] and "running_mean" in before["bn"][0] and before["best_params"]
+    with pytest.raises(ValueError, match=r"W1: model \(6, 3\) float64, checkpoint .* \(7, 3\)"):
+        solver.restore(tmp_path / "wide_epoch_1.npz")
+    _assert_same(before, _everything(solver))
+
+
+def test_restore_rejects_optimizer_state_of_another_shape_and_changes_nothing(tmp_path) -> None:
+    from normgrad import checkpoint as ck
+
+    np.random.seed(0)
+    solver_for(TinyBNNet(), num_epochs=1, checkpoint_name=str(tmp_path / "run")).train()
+    arrays, meta = ck.load_checkpoint(tmp_path / "run_epoch_1.npz")
+    arrays["optim/W1/m"] = np.zeros((D + 1, C))  # params fit; Adam's state does not
+    ck.save_checkpoint(tmp_path / "bad.npz", arrays, meta)
+    solver = solver_for(TinyBNNet(seed=4), num_epochs=1)
+    solver.train()
+    before = _everything(solver)
+    with pytest.raises(ValueError, match=r"W1\['m'\] \(7, 3\) for W1 \(6, 3\)"):
+        solver.restore(tmp_path / "bad.npz")
+    _assert_same(before, _everything(solver))
+
+
+class ShiftOnly:
+    """Linear scores ``X @ W + b`` whose gradient moves only ``b``, equally for every class.
+
+    Each step then shifts all scores of a row by the same amount: the predictions, and so
+    every validation accuracy, stay the same while the params change.
+    """
+
+    def __init__(self) -> None:
+        self.params = {"W": np.random.default_rng(0).standard_normal((D, C)), "b": np.zeros(C)}
+
+    def loss(self, X: np.ndarray, y: np.ndarray | None = None):
+        scores = X @ self.params["W"] + self.params["b"]  # (N, C)
+        if y is None:
+            return scores
+        return 1.0, {"W": np.zeros((D, C)), "b": np.ones(C)}
+
+
+def test_a_tied_validation_accuracy_keeps_the_first_best_snapshot() -> None:
+    model = ShiftOnly()
+    data = make_data()
+    data["y_val"] = np.argmax(data["X_val"] @ model.params["W"], axis=1)  # accuracy 1.0
+    solver = Solver(model, data, update_rule="sgd", optim_config={"learning_rate": 0.25},
+                    batch_size=BATCH, num_epochs=2, num_train_samples=None, verbose=False)
+    solver.train()
+    assert solver.val_acc_history == [1.0, 1.0, 1.0]  # first iteration, then each epoch end
+    # The course keeps the first best (val_acc > best): the check after step 1, b = -0.25.
+    first = np.full(C, -0.25)
+    np.testing.assert_array_equal(solver.best_params["b"], first)
+    np.testing.assert_array_equal(model.params["b"], first)  # swapped in at the end
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"batch_size": 0}, r"batch_size must be an integer >= 1; got 0\. Pass a whole number "
+                        r"such as batch_size=100\."),
+    ({"num_epochs": -1}, r"num_epochs must be an integer >= 0; got -1\. .*num_epochs=10"),
+    ({"num_val_samples": 2.5}, r"num_val_samples=1000, or None to use every row"),
+    ({"update_rule": "nesterov"},
+     r'Invalid update_rule "nesterov"; expected one of "sgd", "sgd_momentum", "rmsprop", '
+     r"\"adam\" .* or a callable rule\(w, dw, config\).*update_rule='adam'"),
+    ({"update_rule": 3}, r"update_rule must be a rule name .*; got 3\. Pass e\.g\."),
+    ({"optim_config": [("learning_rate", 1e-3)]},
+     r"Pass optim_config as a dict like \{'learning_rate': 1e-3\}"),
+    ({"learning_rate": 1e-3}, r"go in optim_config, e\.g\. optim_config="),
+])
+def test_bad_options_say_what_was_expected_and_how_to_fix_it(kwargs, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        solver_for(TinyBNNet(), **kwargs)
+
+
+def test_check_data_is_still_importable_from_the_solver_module() -> None:
+    from normgrad import solver_checks
+    from normgrad.solver import check_data
+
+    assert check_data is solver_checks.check_data
+    *_, num_classes = check_data(TinyBNNet(), make_data())
+    assert num_classes == C

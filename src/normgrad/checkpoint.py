@@ -18,22 +18,24 @@ unless every check passes.
 **Checkpoint files.** ``save_checkpoint`` writes a set of named arrays plus a JSON
 header (stored as a 0-d unicode array, key ``meta``) as an ordinary ``.npz`` that
 ``np.load(path, allow_pickle=False)`` reads. Object arrays are refused, so nothing in a
-checkpoint is ever pickled. The file is written to a temporary file in the target's
-folder, flushed and fsynced, then renamed over the target with ``os.replace``: a
-reader sees the old checkpoint or the new one, never half of one, even if the
-process is killed mid-write (a killed write may leave a stray ``.<name>.*.tmp``).
+checkpoint is ever pickled. The file is written by ``normgrad._io.atomic_write``: to a
+temporary file in the target's folder, fsynced, then renamed over the target with
+``os.replace``. A reader sees the old checkpoint or the new one, never half of one,
+even if the process is killed mid-write (a killed write may leave a stray
+``.tmp-<stem>-*.npz``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from normgrad._io import atomic_write
 
 __all__ = [
     "STAT_ATTRS",
@@ -41,6 +43,7 @@ __all__ = [
     "model_state",
     "check_model_state",
     "load_model_state",
+    "sub_state",
     "save_checkpoint",
     "load_checkpoint",
     "optim_state",
@@ -79,7 +82,8 @@ def model_state(model: Any) -> dict[str, np.ndarray]:
     if not isinstance(params, dict):
         raise TypeError(
             f"model must have a dict attribute 'params' (name -> ndarray); got "
-            f"{type(params).__name__}."
+            f"{type(params).__name__}. Keep the weights in a dict, as the course's models "
+            "do: self.params = {'W1': ..., 'b1': ...}."
         )
     state = {f"params/{name}": np.array(w, copy=True) for name, w in params.items()}
     for attr, layers in _stat_lists(model).items():
@@ -123,7 +127,11 @@ def check_model_state(model: Any, state: Mapping[str, np.ndarray], source: str =
     params, stats = _split(state)
     model_params = getattr(model, "params", None)
     if not isinstance(model_params, dict):
-        raise TypeError("model must have a dict attribute 'params' (name -> ndarray).")
+        raise TypeError(
+            f"model must have a dict attribute 'params' (name -> ndarray) to check {source} "
+            f"against; got {type(model_params).__name__}. Keep the weights in a dict, as the "
+            "course's models do: self.params = {'W1': ..., 'b1': ...}."
+        )
     missing = sorted(set(model_params) - set(params))
     extra = sorted(set(params) - set(model_params))
     if missing or extra:
@@ -185,13 +193,25 @@ def load_model_state(model: Any, state: Mapping[str, np.ndarray], source: str = 
         layer[key] = int(value) if value.ndim == 0 and value.dtype.kind in "iu" else value.copy()
 
 
+def sub_state(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """The entries of ``arrays`` whose key starts with ``prefix``, with the prefix removed.
+
+    A checkpoint stores several snapshots side by side (``model/params/W1``,
+    ``best/params/W1``); ``sub_state(arrays, "model/")`` gives one back.
+    """
+    return {k[len(prefix):]: a for k, a in arrays.items() if k.startswith(prefix)}
+
+
 def rng_state_arrays(state: tuple | None = None) -> dict[str, np.ndarray]:
     """NumPy's legacy global RNG state (``np.random.get_state()``) as plain arrays."""
     if state is None:
         state = np.random.get_state()  # noqa: NPY002  (the course's global generator)
     name, keys, pos, has_gauss, cached = state
     if name != "MT19937":
-        raise ValueError(f"cannot store a random state of kind {name!r}; expected 'MT19937'.")
+        raise ValueError(
+            f"cannot store a random state of kind {name!r}; expected 'MT19937', the kind "
+            "np.random.get_state() returns. Pass that tuple, or None for the current state."
+        )
     return {
         "rng/keys": np.asarray(keys, dtype=np.uint32).copy(),
         "rng/pos": np.array(pos, dtype=np.int64),
@@ -204,7 +224,10 @@ def rng_state_from_arrays(arrays: Mapping[str, np.ndarray]) -> tuple:
     """The ``np.random.set_state`` tuple stored by ``rng_state_arrays``."""
     keys = arrays["rng/keys"]
     if keys.shape != (624,) or keys.dtype != np.uint32:
-        raise ValueError(f"rng/keys must be (624,) uint32; got {keys.shape} {keys.dtype}.")
+        raise ValueError(
+            f"rng/keys must be (624,) uint32, as rng_state_arrays stores them; got "
+            f"{keys.shape} {keys.dtype}. The checkpoint is damaged: use an earlier one."
+        )
     return (
         "MT19937",
         keys.copy(),
@@ -235,38 +258,21 @@ def save_checkpoint(path: str | os.PathLike, arrays: Mapping[str, Any], meta: di
                 "pickle; store numbers and numeric arrays only."
             )
         if key == "meta":
-            raise ValueError("'meta' is reserved for the checkpoint header.")
+            raise ValueError(
+                "checkpoint entry 'meta' is reserved for the checkpoint header; expected "
+                "any other key. Rename the entry (e.g. 'run/meta')."
+            )
         checked[key] = arr
     header = dict(meta, format=FORMAT, version=VERSION)
     checked["meta"] = np.array(json.dumps(header))  # 0-d unicode, no pickle
 
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED) as zf:
-                for key, arr in checked.items():
-                    with zf.open(f"{key}.npy", mode="w", force_zip64=True) as out:
-                        np.lib.format.write_array(out, arr, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable; not every platform lets a folder be fsynced
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    def write(tmp: str) -> None:
+        with zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_STORED) as zf:
+            for key, arr in checked.items():
+                with zf.open(f"{key}.npy", mode="w", force_zip64=True) as out:
+                    np.lib.format.write_array(out, arr, allow_pickle=False)
+
+    atomic_write(path, write)
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
@@ -281,7 +287,10 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint at {path!r}.")
+        raise FileNotFoundError(
+            f"no checkpoint at {path!r}; expected a file written by save_checkpoint. Check "
+            "the path: a Solver names them <checkpoint_name>_epoch_<e>.npz."
+        )
     hint = "It may be truncated or corrupt; resume from an earlier checkpoint."
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -301,7 +310,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
     if meta.get("version") != VERSION:
         raise ValueError(
             f"{path!r} is checkpoint format version {meta.get('version')}; this normgrad "
-            f"reads version {VERSION}."
+            f"reads version {VERSION} only. Resume with the normgrad version that wrote it, "
+            "or start the run afresh."
         )
     return arrays, meta
 
@@ -323,7 +333,7 @@ def _config_kind(value: Any, param: str, key: str) -> str:
         return "array"
     raise ValueError(
         f"optim_configs[{param!r}][{key!r}] is a {type(value).__name__}; checkpoints hold "
-        "numbers and numeric arrays only."
+        "numbers and numeric arrays only. Store other values outside the optim config."
     )
 
 

@@ -3,7 +3,8 @@
 Each rule takes the current weights ``w`` and their gradient ``dw`` (the same shape,
 any shape), and a ``config`` dict holding its hyperparameters and any state it carries
 between steps. Missing keys get the course's defaults, written into ``config`` on the
-first call; state arrays (``velocity``, ``cache``, ``m``, ``v``) start as zeros of w's
+first call (last, after every check: a call that raises leaves ``config`` as it was);
+state arrays (``velocity``, ``cache``, ``m``, ``v``) start as zeros of w's
 shape. The rule returns the next weights and the same dict, with its state advanced,
 so a caller stores one config per parameter and hands it back on the next step.
 
@@ -30,8 +31,16 @@ __all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "UPDATE_RULES"]
 Config = dict[str, Any]
 
 
-def _start(w: np.ndarray, dw: np.ndarray, config: Config | None, rule: str) -> Config:
-    """Check that w and dw agree and return ``config`` (a new dict when it is None)."""
+def _start(
+    w: np.ndarray, dw: np.ndarray, config: Config | None, rule: str, defaults: Config
+) -> tuple[Config, Config]:
+    """Check the inputs; return ``config`` (a new dict when None) and its settings.
+
+    The settings are ``defaults`` overridden by ``config``'s own entries, in a separate
+    dict: nothing is written into ``config`` here. The rules write into it only after
+    every check and every computation has succeeded (``_commit``), so a call that raises
+    leaves ``config`` exactly as it was.
+    """
     if not isinstance(w, np.ndarray) or not isinstance(dw, np.ndarray):
         raise TypeError(
             f"{rule} needs numpy arrays w and dw; got {type(w).__name__} and "
@@ -40,13 +49,18 @@ def _start(w: np.ndarray, dw: np.ndarray, config: Config | None, rule: str) -> C
     if w.shape != dw.shape:
         raise ValueError(
             f"{rule}: dw must have the shape of w {tuple(w.shape)}; got {tuple(dw.shape)}. "
-            "The gradient of each parameter must be returned under the parameter's name."
+            "Pass each parameter with its own gradient: the model's loss must return "
+            "grads[name] with the shape of params[name]."
         )
     if config is None:
-        return {}
+        config = {}
     if not isinstance(config, dict):
-        raise TypeError(f"{rule}: config must be a dict or None; got {type(config).__name__}.")
-    return config
+        raise TypeError(
+            f"{rule}: config must be a dict or None; got {type(config).__name__}. Pass a "
+            f"dict like {{'learning_rate': {defaults['learning_rate']}}}, or None for the "
+            "defaults."
+        )
+    return config, {**defaults, **config}
 
 
 def _state(config: Config, key: str, w: np.ndarray, rule: str) -> np.ndarray:
@@ -58,9 +72,18 @@ def _state(config: Config, key: str, w: np.ndarray, rule: str) -> np.ndarray:
     if value.shape != w.shape:
         raise ValueError(
             f"{rule}: config['{key}'] must have the shape of w {tuple(w.shape)}; got "
-            f"{tuple(value.shape)}. Each parameter needs its own config dict."
+            f"{tuple(value.shape)}. Give each parameter its own config dict (the Solver "
+            f"does), or delete config['{key}'] to start it from zeros."
         )
     return value
+
+
+def _commit(config: Config, settings: Config, **state: Any) -> Config:
+    """Write the defaults ``config`` lacked, then the new state; the last step of a rule."""
+    for key, value in settings.items():
+        config.setdefault(key, value)
+    config.update(state)
+    return config
 
 
 def sgd(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[np.ndarray, Config]:
@@ -73,10 +96,9 @@ def sgd(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[np
     Returns:
         next_w: w's shape, and config.
     """
-    config = _start(w, dw, config, "sgd")
-    config.setdefault("learning_rate", 1e-2)
-    next_w = w - config["learning_rate"] * dw
-    return next_w, config
+    config, hp = _start(w, dw, config, "sgd", {"learning_rate": 1e-2})
+    next_w = w - hp["learning_rate"] * dw
+    return next_w, _commit(config, hp)
 
 
 def sgd_momentum(
@@ -94,14 +116,11 @@ def sgd_momentum(
     Returns:
         next_w: w's shape, and config with the new ``velocity``.
     """
-    config = _start(w, dw, config, "sgd_momentum")
-    config.setdefault("learning_rate", 1e-2)
-    config.setdefault("momentum", 0.9)
+    config, hp = _start(w, dw, config, "sgd_momentum", {"learning_rate": 1e-2, "momentum": 0.9})
     velocity = _state(config, "velocity", w, "sgd_momentum")
-    velocity = config["momentum"] * velocity - config["learning_rate"] * dw
+    velocity = hp["momentum"] * velocity - hp["learning_rate"] * dw
     next_w = w + velocity
-    config["velocity"] = velocity
-    return next_w, config
+    return next_w, _commit(config, hp, velocity=velocity)
 
 
 def rmsprop(
@@ -120,16 +139,13 @@ def rmsprop(
     Returns:
         next_w: w's shape, and config with the new ``cache``.
     """
-    config = _start(w, dw, config, "rmsprop")
-    config.setdefault("learning_rate", 1e-2)
-    config.setdefault("decay_rate", 0.99)
-    config.setdefault("epsilon", 1e-8)
+    defaults = {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8}
+    config, hp = _start(w, dw, config, "rmsprop", defaults)
     cache = _state(config, "cache", w, "rmsprop")
-    decay = config["decay_rate"]
+    decay = hp["decay_rate"]
     cache = decay * cache + (1 - decay) * (dw * dw)
-    next_w = w - config["learning_rate"] * dw / (np.sqrt(cache) + config["epsilon"])
-    config["cache"] = cache
-    return next_w, config
+    next_w = w - hp["learning_rate"] * dw / (np.sqrt(cache) + hp["epsilon"])
+    return next_w, _commit(config, hp, cache=cache)
 
 
 def adam(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[np.ndarray, Config]:
@@ -153,23 +169,18 @@ def adam(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[n
     Returns:
         next_w: w's shape, and config with the new ``m``, ``v`` and ``t``.
     """
-    config = _start(w, dw, config, "adam")
-    config.setdefault("learning_rate", 1e-3)
-    config.setdefault("beta1", 0.9)
-    config.setdefault("beta2", 0.999)
-    config.setdefault("epsilon", 1e-8)
-    config.setdefault("t", 0)
+    defaults = {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "t": 0}
+    config, hp = _start(w, dw, config, "adam", defaults)
     m = _state(config, "m", w, "adam")
     v = _state(config, "v", w, "adam")
-    beta1, beta2 = config["beta1"], config["beta2"]
-    t = config["t"] + 1
+    beta1, beta2 = hp["beta1"], hp["beta2"]
+    t = hp["t"] + 1
     m = beta1 * m + (1 - beta1) * dw
     v = beta2 * v + (1 - beta2) * (dw * dw)
     mhat = m / (1 - beta1**t)
     vhat = v / (1 - beta2**t)
-    next_w = w - config["learning_rate"] * mhat / (np.sqrt(vhat) + config["epsilon"])
-    config["m"], config["v"], config["t"] = m, v, t
-    return next_w, config
+    next_w = w - hp["learning_rate"] * mhat / (np.sqrt(vhat) + hp["epsilon"])
+    return next_w, _commit(config, hp, m=m, v=v, t=t)
 
 
 UPDATE_RULES = {"sgd": sgd, "sgd_momentum": sgd_momentum, "rmsprop": rmsprop, "adam": adam}

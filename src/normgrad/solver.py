@@ -50,111 +50,17 @@ from typing import Any
 
 import numpy as np
 
-from normgrad import _validate as v
-from normgrad import optim
 from normgrad.checkpoint import (
-    STAT_ATTRS,
-    check_model_state,
-    load_checkpoint,
     load_model_state,
     model_state,
-    optim_configs_from,
     optim_state,
     rng_state_arrays,
-    rng_state_from_arrays,
     save_checkpoint,
+    sub_state,
 )
+from normgrad.solver_checks import check_data, check_options, read_run_state
 
-__all__ = ["Solver"]
-
-_DEFAULTS: dict[str, Any] = {
-    "update_rule": "sgd",
-    "optim_config": None,
-    "lr_decay": 1.0,
-    "batch_size": 100,
-    "num_epochs": 10,
-    "num_train_samples": 1000,
-    "num_val_samples": None,
-    "checkpoint_name": None,
-    "print_every": 10,
-    "verbose": True,
-    "progress_bar": None,
-    "resume_from": None,
-    "stop_on_nonfinite": True,
-}
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def check_data(
-    model: Any, data: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """Check the data dict against itself and the model; return its arrays and C.
-
-    The number of classes C is ``model.num_classes`` when the model has it; it is also
-    read from the scores of a 2-row test-mode forward pass on ``X_train``, which checks
-    that the rows have the shape the model expects (NumPy's global RNG state is saved
-    and restored around it, so the run's random stream is untouched).
-    """
-    if not isinstance(data, dict):
-        raise TypeError(f"data must be a dict; got {type(data).__name__}.")
-    keys = ("X_train", "y_train", "X_val", "y_val")
-    missing = [k for k in keys if k not in data]
-    if missing:
-        raise ValueError(f"data is missing {missing}; it needs {', '.join(keys)}.")
-    X_train, y_train, X_val, y_val = (data[k] for k in keys)
-    for split, X, y in (("train", X_train, y_train), ("val", X_val, y_val)):
-        for name, arr in ((f"X_{split}", X), (f"y_{split}", y)):
-            if not isinstance(arr, np.ndarray):
-                raise TypeError(f"data['{name}'] must be a numpy.ndarray; got "
-                                f"{type(arr).__name__}. Wrap it with np.asarray.")
-        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"data['y_{split}'] must be 1-D integer class labels (N,); got "
-                             f"shape {y.shape} dtype {y.dtype}.")
-        if X.ndim < 1 or X.shape[0] != y.shape[0] or X.shape[0] == 0:
-            raise ValueError(f"data['X_{split}'] {X.shape} and data['y_{split}'] {y.shape} must "
-                             "have the same number of rows N >= 1, one label per row.")
-    if X_train.shape[1:] != X_val.shape[1:]:
-        raise ValueError(f"X_train rows {X_train.shape[1:]} and X_val rows {X_val.shape[1:]} "
-                         "must have the same shape.")
-    rng = np.random.get_state()  # noqa: NPY002
-    # The probe must leave the model as it found it: test mode sets each param dict's
-    # mode and writes running stats back, so their contents are restored in place.
-    dicts = [d for attr in (*STAT_ATTRS, "dropout_param")
-             for d in _as_list(getattr(model, attr, None)) if isinstance(d, dict)]
-    saved = [dict(d) for d in dicts]
-    try:
-        scores = model.loss(X_train[:2])
-    except Exception as e:
-        raise ValueError(f"the model rejects rows of shape {X_train.shape[1:]} from "
-                         f"data['X_train']: {e}") from e
-    finally:
-        np.random.set_state(rng)  # noqa: NPY002
-        for d, before in zip(dicts, saved, strict=True):
-            d.clear()
-            d.update(before)
-    rows = min(2, X_train.shape[0])
-    if not isinstance(scores, np.ndarray) or scores.ndim != 2 or scores.shape[0] != rows:
-        raise ValueError(f"model.loss(X) without y must return scores (N, C); for {rows} rows "
-                         f"it returned {getattr(scores, 'shape', type(scores).__name__)}.")
-    C = int(scores.shape[1])
-    declared = getattr(model, "num_classes", None)
-    if isinstance(declared, (int, np.integer)) and int(declared) != C:
-        raise ValueError(f"model.num_classes is {declared} but its scores have {C} columns.")
-    for split, y in (("train", y_train), ("val", y_val)):
-        lo, hi = int(y.min()), int(y.max())
-        if lo < 0 or hi >= C:
-            raise ValueError(f"data['y_{split}'] has labels in [{lo}, {hi}], outside [0, {C}) "
-                             f"for a model with {C} classes. Relabel to 0..{C - 1}.")
-    return X_train, y_train, X_val, y_val, C
-
-
-def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
-    return int(value)
+__all__ = ["Solver", "check_data"]
 
 
 class Solver:
@@ -185,46 +91,20 @@ class Solver:
     """
 
     def __init__(self, model: Any, data: dict[str, np.ndarray], **kwargs: Any) -> None:
-        unknown = [k for k in kwargs if k not in _DEFAULTS]
-        if unknown:
-            extra = ", ".join(f'"{k}"' for k in unknown)
-            raise ValueError(
-                f"Unrecognized arguments {extra}. Solver accepts {', '.join(_DEFAULTS)}."
-            )
-        opts = {**_DEFAULTS, **kwargs}
+        opts = check_options(kwargs)  # every option checked before anything is set
         self.model = model
         self.X_train, self.y_train, self.X_val, self.y_val, self.num_classes = check_data(
             model, data
         )
-
-        rule = opts["update_rule"]
-        if isinstance(rule, str):
-            if rule not in optim.UPDATE_RULES:
-                raise ValueError(
-                    f'Invalid update_rule "{rule}"; choose one of '
-                    f"{', '.join(optim.UPDATE_RULES)} or pass a callable."
-                )
-            self.update_rule_name = rule
-            self.update_rule: Callable = optim.UPDATE_RULES[rule]
-        elif callable(rule):
-            self.update_rule_name = getattr(rule, "__name__", type(rule).__name__)
-            self.update_rule = rule
-        else:
-            raise ValueError(f"update_rule must be a name or a callable; got {rule!r}.")
-        config = opts["optim_config"]
-        if config is not None and not isinstance(config, dict):
-            raise ValueError(f"optim_config must be a dict; got {type(config).__name__}.")
-        self.optim_config: dict[str, Any] = {} if config is None else config
-        self.lr_decay = v.nonnegative(opts["lr_decay"], "lr_decay")
-        self.batch_size = _positive_int(opts["batch_size"], "batch_size")
-        self.num_epochs = _positive_int(opts["num_epochs"], "num_epochs", minimum=0)
+        self.update_rule_name, self.update_rule = opts["update_rule"]
+        self.optim_config: dict[str, Any] = opts["optim_config"]
+        self.lr_decay = opts["lr_decay"]
+        self.batch_size = opts["batch_size"]
+        self.num_epochs = opts["num_epochs"]
         self.num_train_samples = opts["num_train_samples"]
         self.num_val_samples = opts["num_val_samples"]
-        for name in ("num_train_samples", "num_val_samples"):
-            if getattr(self, name) is not None:
-                _positive_int(getattr(self, name), name)
         self.checkpoint_name = opts["checkpoint_name"]
-        self.print_every = _positive_int(opts["print_every"], "print_every")
+        self.print_every = opts["print_every"]
         self.verbose = bool(opts["verbose"])
         bar = opts["progress_bar"]
         self.progress_bar = self.verbose if bar is None else bool(bar)
@@ -348,7 +228,7 @@ class Solver:
         if val_acc > self.best_val_acc:  # before the checkpoint, so it holds the snapshot
             self.best_val_acc = val_acc
             self._best_state = model_state(self.model)
-            self.best_params = _sub(self._best_state, "params/")
+            self.best_params = sub_state(self._best_state, "params/")
         self._save_checkpoint(say)  # prints 'Saving checkpoint to ...' first, as the course
         if self.verbose:
             say(f"(Epoch {self.epoch} / {self.num_epochs}) train acc: {train_acc:f}; "
@@ -382,8 +262,7 @@ class Solver:
         meta = {
             "epoch": self.epoch, "iteration": self.iteration,
             "best_val_acc": float(self.best_val_acc), "optim_kinds": kinds,
-            "update_rule": self.update_rule_name, "batch_size": self.batch_size,
-            "num_train": int(self.X_train.shape[0]), "num_epochs": self.num_epochs,
+            **self._run_settings(), "num_epochs": self.num_epochs,
         }
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
@@ -402,44 +281,21 @@ class Solver:
                 shape, or from a run with another batch size, data size or update rule.
                 Then neither the model nor the solver has been changed.
         """
-        arrays, meta = load_checkpoint(path)
-        src = f"checkpoint {os.fspath(path)!r}"
-        try:
-            current = _sub(arrays, "model/")
-            best = _sub(arrays, "best/")
-            kinds = meta["optim_kinds"]
-            configs = optim_configs_from(arrays, kinds)
-            history = [arrays[f"history/{h}"].tolist() for h in ("loss", "train_acc", "val_acc")]
-            rng = rng_state_from_arrays(arrays)
-            epoch, iteration = int(meta["epoch"]), int(meta["iteration"])
-            best_val_acc = float(meta["best_val_acc"])
-            settings = {k: meta[k] for k in ("update_rule", "batch_size", "num_train")}
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{src} is incomplete or malformed ({e!r}); it may be "
-                             "corrupt. Resume from an earlier checkpoint.") from e
-        ours = {"update_rule": self.update_rule_name, "batch_size": self.batch_size,
-                "num_train": int(self.X_train.shape[0])}
-        differ = [f"{k}: {settings[k]!r} there, {ours[k]!r} here" for k in ours
-                  if settings[k] != ours[k]]
-        if differ:
-            raise ValueError(f"{src} comes from a run with other settings ({'; '.join(differ)}); "
-                             "resume with the same data, batch_size and update_rule.")
-        if set(configs) != set(self.model.params):
-            raise ValueError(f"{src} has optimizer state for {sorted(configs)}, but the model "
-                             f"has parameters {sorted(self.model.params)}.")
-        check_model_state(self.model, current, src)
-        if best:
-            check_model_state(self.model, best, f"the best snapshot in {src}")
+        state = read_run_state(path, self.model, self._run_settings())
         # Every check has passed: from here on nothing can fail halfway.
-        load_model_state(self.model, current, src)
-        self.optim_configs = {p: configs[p] for p in self.model.params}
-        self.loss_history, self.train_acc_history, self.val_acc_history = history
-        self._best_state = best
-        self.best_params = _sub(best, "params/")
-        self.best_val_acc = best_val_acc
-        self.epoch, self.iteration, self._start_iteration = epoch, iteration, iteration
-        np.random.set_state(rng)  # noqa: NPY002
+        load_model_state(self.model, state.model_state, f"checkpoint {os.fspath(path)!r}")
+        self.optim_configs = {p: state.optim_configs[p] for p in self.model.params}
+        self.loss_history = state.loss_history
+        self.train_acc_history = state.train_acc_history
+        self.val_acc_history = state.val_acc_history
+        self._best_state = state.best_state
+        self.best_params = sub_state(state.best_state, "params/")
+        self.best_val_acc = state.best_val_acc
+        self.epoch, self.iteration = state.epoch, state.iteration
+        self._start_iteration = state.iteration
+        np.random.set_state(state.rng_state)  # noqa: NPY002
 
-
-def _sub(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
-    return {k[len(prefix):]: a for k, a in arrays.items() if k.startswith(prefix)}
+    def _run_settings(self) -> dict[str, Any]:
+        """What a checkpoint must share with this solver to be resumed by it."""
+        return {"update_rule": self.update_rule_name, "batch_size": self.batch_size,
+                "num_train": int(self.X_train.shape[0])}

@@ -18,13 +18,14 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from normgrad._io import atomic_write
 
 DATASETS = ("digits", "cifar10")
 MODELS = ("fc", "cnn")
@@ -183,20 +184,6 @@ def _blas_threads(n: int | None) -> Iterator[None]:
         yield
 
 
-def _atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=Path(path).suffix, dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def plot_history(solver: Any, path: str, title: str) -> None:
     """Loss per iteration and train/val accuracy per check, as in the course notebooks."""
     import matplotlib
@@ -213,7 +200,7 @@ def plot_history(solver: Any, path: str, title: str) -> None:
     ax_acc.legend(loc="lower right")
     fig.tight_layout()
     try:
-        _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
     finally:
         plt.close(fig)
 
@@ -256,7 +243,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         plot_history(solver, args.plot, f"{args.model} / {args.norm} on {args.data}")
     if args.json:
         text = json.dumps(result, indent=2) + "\n"
-        _atomic_write(args.json, lambda tmp: Path(tmp).write_text(text))
+        atomic_write(args.json, lambda tmp: Path(tmp).write_text(text))
     return result
 
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from normgrad._io import atomic_write as _atomic_write
 
 DATASETS = ("digits", "cifar10")
 SCALES = ("full", "quick", "tiny")  # tiny: the test suite's smoke setting
@@ -220,17 +220,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
+    """Create ``path``'s folder, then write it with ``normgrad._io.atomic_write``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _atomic_write(path, write)
 
 
 def write_summary(out: Path, summary: dict[str, Any]) -> Path:
