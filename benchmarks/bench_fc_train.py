@@ -112,8 +112,6 @@ _OURS_CATEGORIES = {
     "affine_forward": "affine (matmul + bias)", "affine_backward": "affine (matmul + bias)",
     "batchnorm_forward": "batch norm", "batchnorm_backward_alt": "batch norm",
     "relu_forward": "relu", "relu_backward": "relu", "softmax_loss": "softmax loss",
-    # Layer 1's backward without dx: its own time is the dW1 = X.T @ da product.
-    "_first_layer_backward": "affine (matmul + bias)",
 }
 
 

@@ -282,3 +282,22 @@ def test_load_cifar10_accepts_the_course_keyword_ROOT(tmp_path):
         du.load_CIFAR10(folder, ROOT=folder)
     with pytest.raises(TypeError, match="root must be the CIFAR-10 folder"):
         du.load_CIFAR10(5000)
+
+
+def test_split_sizes_are_checked_before_anything_is_loaded(tmp_path, monkeypatch):
+    def no_loading(*args, **kwargs):
+        raise AssertionError("CIFAR-10 was read before the split sizes were checked")
+
+    monkeypatch.setattr(du, "load_CIFAR10", no_loading)
+    monkeypatch.setattr(du, "load_CIFAR_batch", no_loading)
+    missing = tmp_path / "nowhere"  # not even the folder is looked at first
+    with pytest.raises(ValueError, match=r"num_training \+ num_validation = 50001 exceeds the "
+                                         r"50000 training images\. Lower them.*num_training="
+                                         r"49000, num_validation=1000"):
+        du.get_CIFAR10_data(49001, 1000, root=missing)
+    with pytest.raises(ValueError, match=r"num_test = 10001 exceeds the 10000 test images\. "
+                                         r"Pass num_test=10000"):
+        du.get_CIFAR10_data(num_test=10001, root=missing)
+    with pytest.raises(ValueError, match=r"num_validation must be an int >= 0; got -1\. .*"
+                                         r"num_validation=1000"):
+        du.get_CIFAR10_data(num_validation=-1, root=missing)

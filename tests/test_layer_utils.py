@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from normgrad import layer_utils as lu
+from normgrad.checkcases import ops as op_cases
 from normgrad.checks import run_checks
 from normgrad.fast_layers import (
     conv_backward_fast,
@@ -15,6 +16,7 @@ from normgrad.fast_layers import (
     max_pool_backward_fast,
     max_pool_forward_fast,
 )
+from normgrad.gradient_check import check_layer
 from normgrad.layers import (
     affine_backward,
     affine_forward,
@@ -24,9 +26,12 @@ from normgrad.layers import (
     relu_forward,
     spatial_batchnorm_backward,
     spatial_batchnorm_forward,
+    spatial_groupnorm_backward,
+    spatial_groupnorm_forward,
 )
 
-SANDWICHES = ["affine_relu", "affine_norm_relu", "conv_relu", "conv_relu_pool", "conv_bn_relu"]
+SANDWICHES = ["affine_relu", "affine_norm_relu", "conv_relu", "conv_relu_pool", "conv_bn_relu",
+              "conv_norm_relu_pool"]
 CONV = {"stride": 1, "pad": 1}
 POOL = {"pool_height": 2, "pool_width": 2, "stride": 2}
 
@@ -41,6 +46,9 @@ def test_every_gradient_passes_finite_differences(seed):
         assert ("affine_norm_relu", "layernorm", grad) in names
     assert ("conv_bn_relu", "test", "db") in names
     assert ("affine_norm_relu", "batchnorm test", "dgamma") in names
+    for route in ("none", "batchnorm train", "batchnorm test", "groupnorm"):
+        assert ("conv_norm_relu_pool", route, "dx") in names
+    assert ("conv_norm_relu_pool", "groupnorm", "dbeta") in names
     bad = [(r.layer, r.route, r.gradient, r.rel_error) for r in rows if not r.rel_error < 1e-8]
     assert not bad
 
@@ -183,3 +191,97 @@ def test_unknown_normalization():
     x, w, b = np.ones((2, 3)), np.ones((3, 2)), np.ones(2)
     with pytest.raises(ValueError, match="normalization must be 'batchnorm' or 'layernorm'"):
         lu.affine_norm_relu_forward(x, w, b, np.ones(2), np.zeros(2), {}, "groupnorm")
+
+
+# --- conv_norm_relu_pool ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", ["none", "batchnorm train", "batchnorm test", "groupnorm"])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_conv_norm_relu_pool_finite_differences(route, seed):
+    # float64, random upstream gradient (check_layer's own), inputs clear of every kink.
+    (case,) = [c for c in op_cases.CASES
+               if c.layer == "conv_norm_relu_pool" and c.route == route]
+    report = check_layer(case.forward, case.backward,
+                         case.make_inputs(np.random.default_rng(seed)), seed=seed + 1)
+    assert report.grads and all(g.rel_error < 1e-8 for g in report.grads), report.grads
+
+
+@pytest.mark.parametrize("normalization, G", [("batchnorm", None), ("groupnorm", 2)])
+def test_conv_norm_relu_pool_is_its_parts(normalization, G):
+    rng = _rng(11)
+    x, w, b = rng.standard_normal((3, 2, 6, 6)), rng.standard_normal((4, 2, 3, 3)), \
+        rng.standard_normal(4)
+    pshape = (4,) if normalization == "batchnorm" else (1, 4, 1, 1)
+    gamma, beta = rng.standard_normal(pshape), rng.standard_normal(pshape)
+    norm_param = {"mode": "train"} if normalization == "batchnorm" else {}
+    out, cache = lu.conv_norm_relu_pool_forward(x, w, b, gamma, beta, CONV, POOL, norm_param,
+                                                normalization, G=G)
+    a, cc = conv_forward_fast(x, w, b, CONV)
+    if normalization == "batchnorm":
+        assert norm_param["running_mean"].shape == (4,)  # written back
+        an, nc = spatial_batchnorm_forward(a, gamma, beta, {"mode": "train"})
+        norm_backward = spatial_batchnorm_backward
+    else:
+        an, nc = spatial_groupnorm_forward(a, gamma, beta, G, {})
+        norm_backward = spatial_groupnorm_backward
+    r, rc = relu_forward(an)
+    p, pc = max_pool_forward_fast(r, POOL)
+    np.testing.assert_array_equal(out, p)
+    dout = rng.standard_normal(out.shape)
+    da, dgamma, dbeta = norm_backward(relu_backward(max_pool_backward_fast(dout, pc), rc), nc)
+    theirs = (*conv_backward_fast(da, cc), dgamma, dbeta)
+    ours = lu.conv_norm_relu_pool_backward(dout, cache)
+    assert len(ours) == 5
+    for o, t in zip(ours, theirs):
+        np.testing.assert_array_equal(o, t)
+
+
+def test_conv_norm_relu_pool_without_normalization_is_conv_relu_pool():
+    rng = _rng(12)
+    x, w, b = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), \
+        rng.standard_normal(4)
+    out, cache = lu.conv_norm_relu_pool_forward(x, w, b, None, None, CONV, POOL, None, None)
+    ref, ref_cache = lu.conv_relu_pool_forward(x, w, b, CONV, POOL)
+    np.testing.assert_array_equal(out, ref)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db, dgamma, dbeta = lu.conv_norm_relu_pool_backward(dout, cache)
+    for o, t in zip((dx, dw, db), lu.conv_relu_pool_backward(dout, ref_cache)):
+        np.testing.assert_array_equal(o, t)
+    assert dgamma is None and dbeta is None
+
+
+def test_conv_norm_relu_pool_errors():
+    x, w, b = np.ones((1, 2, 4, 4)), np.ones((4, 2, 3, 3)), np.zeros(4)
+    g, bt = np.ones((1, 4, 1, 1)), np.zeros((1, 4, 1, 1))
+    with pytest.raises(ValueError, match="normalization must be 'batchnorm' or 'groupnorm'"):
+        lu.conv_norm_relu_pool_forward(x, w, b, g, bt, CONV, POOL, {}, "layernorm")
+    with pytest.raises(ValueError, match="needs G.*pass G"):
+        lu.conv_norm_relu_pool_forward(x, w, b, g, bt, CONV, POOL, {}, "groupnorm")
+
+
+# --- need_dx -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("normalization", [None, "batchnorm", "layernorm"])
+def test_need_dx_false_returns_none_and_the_same_parameter_gradients(normalization):
+    rng = _rng(13)
+    x, w, b = rng.standard_normal((6, 2, 2)), rng.standard_normal((4, 3)), rng.standard_normal(3)
+    gamma, beta = rng.standard_normal(3), rng.standard_normal(3)
+    norm_param = {"mode": "train"} if normalization == "batchnorm" else {}
+    _, cache = lu.affine_norm_relu_forward(x, w, b, gamma, beta, norm_param, normalization)
+    dout = rng.standard_normal((6, 3))
+    full = lu.affine_norm_relu_backward(dout, cache)
+    lean = lu.affine_norm_relu_backward(dout, cache, need_dx=False)
+    assert full[0].shape == x.shape and lean[0] is None
+    for f, g in zip(full[1:], lean[1:]):
+        if f is None:
+            assert g is None
+        else:
+            np.testing.assert_array_equal(f, g)
+    _, rcache = lu.affine_relu_forward(x, w, b)
+    full = lu.affine_relu_backward(dout, rcache)
+    lean = lu.affine_relu_backward(dout, rcache, need_dx=False)
+    assert full[0].shape == x.shape and lean[0] is None
+    for f, g in zip(full[1:], lean[1:]):
+        np.testing.assert_array_equal(f, g)

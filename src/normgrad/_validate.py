@@ -52,11 +52,14 @@ def float_param(value: Any, name: str, dtype: np.dtype) -> np.ndarray:
 
 
 def ndim(x: np.ndarray, name: str, expected: int, layout: str, hint: str = "") -> None:
-    """Raise ``ValueError`` unless ``x.ndim == expected``; ``layout`` reads like ``(N, D)``."""
+    """Raise ``ValueError`` unless ``x.ndim == expected``; ``layout`` reads like ``(N, D)``.
+
+    ``hint`` says how to fix it; without one the message suggests a reshape.
+    """
     if x.ndim != expected:
-        extra = f" {hint}" if hint else ""
+        fix = hint or f"Reshape {name} to {expected} axes {layout} with {name}.reshape(...)."
         raise ValueError(
-            f"{name} must be {expected}-D {layout}; got shape {tuple(x.shape)}.{extra}"
+            f"{name} must be {expected}-D {layout}; got shape {tuple(x.shape)}. {fix}"
         )
 
 
@@ -65,33 +68,46 @@ def shape(x: np.ndarray, name: str, expected: Sequence[int], why: str = "") -> N
     expected = tuple(int(s) for s in expected)
     if tuple(x.shape) != expected:
         extra = f" ({why})" if why else ""
-        raise ValueError(f"{name} must have shape {expected}{extra}; got {tuple(x.shape)}.")
+        raise ValueError(
+            f"{name} must have shape {expected}{extra}; got {tuple(x.shape)}. Pass an array "
+            f"of shape {expected}."
+        )
 
 
-def choice(value: Any, name: str, allowed: Sequence[str]) -> str:
+def choice(value: Any, name: str, allowed: Sequence[Any]) -> Any:
     """Raise ``ValueError`` unless ``value`` is one of ``allowed``."""
     if value not in allowed:
         options = " or ".join(repr(a) for a in allowed)
-        raise ValueError(f"{name} must be {options}; got {value!r}.")
+        raise ValueError(
+            f"{name} must be {options}; got {value!r}. Set it to one of these, e.g. "
+            f"{name} = {allowed[0]!r}."
+        )
     return value
 
 
-def nonnegative(value: Any, name: str) -> float:
-    """Return ``value`` as a float, raising ``ValueError`` if it is negative or not finite."""
+def nonnegative(value: Any, name: str, example: float = 1.0) -> float:
+    """Return ``value`` as a float, raising ``ValueError`` if it is negative or not finite.
+
+    ``example`` is a valid value the message suggests (eps passes its default, 1e-5).
+    """
+    fix = f"Pass a finite float >= 0, e.g. {name} = {example!r}."
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number; got {value!r}.") from None
+        raise TypeError(f"{name} must be a real number; got {value!r}. {fix}") from None
     if not np.isfinite(v) or v < 0:
-        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}.")
+        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}. {fix}")
     return v
 
 
-def unit_interval(value: Any, name: str) -> float:
+def unit_interval(value: Any, name: str, example: float = 0.5) -> float:
     """Return ``value`` as a float in [0, 1], else raise ``ValueError``."""
-    v = nonnegative(value, name)
+    v = nonnegative(value, name, example)
     if v > 1:
-        raise ValueError(f"{name} must lie in [0, 1]; got {value!r}.")
+        raise ValueError(
+            f"{name} must lie in [0, 1]; got {value!r}. Pass a value in [0, 1], e.g. "
+            f"{name} = {example!r}."
+        )
     return v
 
 

@@ -28,6 +28,7 @@ CIFAR10_ENV = "NORMGRAD_CIFAR10"
 COURSE_CIFAR10_DIR = "cs231n/datasets/cifar-10-batches-py"  # relative to the notebook
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
+NUM_TRAIN_IMAGES, NUM_TEST_IMAGES = 50000, 10000  # CIFAR-10's batches as distributed
 _ROW = 3 * 32 * 32  # one image: 1024 red, then 1024 green, then 1024 blue, each row-major
 
 
@@ -234,6 +235,24 @@ def load_CIFAR10(
     return Xtr, Ytr, Xte, Yte
 
 
+def _check_split_sizes(
+    num_training: int, num_validation: int, num_test: int, n_train: int, n_test: int
+) -> None:
+    """Raise ``ValueError`` unless the splits fit in n_train training and n_test test rows."""
+    if num_training + num_validation > n_train:
+        raise ValueError(
+            f"num_training + num_validation = {num_training + num_validation} exceeds the "
+            f"{n_train} training images. Lower them so they sum to at most {n_train}, "
+            f"e.g. num_training={max(n_train - min(num_validation, n_train), 0)}, "
+            f"num_validation={min(num_validation, n_train)}."
+        )
+    if num_test > n_test:
+        raise ValueError(
+            f"num_test = {num_test} exceeds the {n_test} test images. Pass "
+            f"num_test={n_test} or fewer."
+        )
+
+
 def _course_get_CIFAR10_data(
     num_training: int = 49000,
     num_validation: int = 1000,
@@ -244,18 +263,20 @@ def _course_get_CIFAR10_data(
     dtype: type | np.dtype = np.float64,
 ) -> dict[str, np.ndarray]:
     """The signature ``get_CIFAR10_data`` presents and binds its arguments to."""
-    for name, n in (("num_training", num_training), ("num_validation", num_validation),
-                    ("num_test", num_test)):
+    for name, n, default in (("num_training", num_training, 49000),
+                             ("num_validation", num_validation, 1000),
+                             ("num_test", num_test, 1000)):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"{name} must be an int >= 0; got {n!r}.")
+            raise ValueError(
+                f"{name} must be an int >= 0; got {n!r}. Pass a whole number of images, "
+                f"e.g. {name}={default} (the course's default)."
+            )
+    # Checked against CIFAR-10's sizes before anything is read (all 60000 images), and again
+    # below against the folder's actual batches, which may hold fewer rows.
+    _check_split_sizes(num_training, num_validation, num_test, NUM_TRAIN_IMAGES,
+                       NUM_TEST_IMAGES)
     X_train, y_train, X_test, y_test = load_CIFAR10(_cifar_dir(root))
-    if num_training + num_validation > len(X_train):
-        raise ValueError(
-            f"num_training + num_validation = {num_training + num_validation} exceeds the "
-            f"{len(X_train)} training images."
-        )
-    if num_test > len(X_test):
-        raise ValueError(f"num_test = {num_test} exceeds the {len(X_test)} test images.")
+    _check_split_sizes(num_training, num_validation, num_test, len(X_train), len(X_test))
     val = slice(num_training, num_training + num_validation)
     X_val, y_val = X_train[val], y_train[val]
     X_train, y_train = X_train[:num_training], y_train[:num_training]

@@ -10,6 +10,11 @@ fast (im2col) convolution and pooling.
 - ``conv_relu``:         x -> conv -> ReLU
 - ``conv_bn_relu``:      x -> conv -> spatial batch norm -> ReLU
 - ``conv_relu_pool``:    x -> conv -> ReLU -> max pool
+- ``conv_norm_relu_pool``: x -> conv -> spatial batch norm | group norm | nothing -> ReLU
+  -> max pool
+
+``NORMALIZATIONS`` and ``CONV_NORMALIZATIONS`` are the one list of the normalizations
+each kind of sandwich supports; the models and ``normgrad train`` derive theirs from them.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 
 from normgrad import _validate as v
 from normgrad.norms.batch import batchnorm_backward_alt, batchnorm_forward
+from normgrad.norms.group import spatial_groupnorm_backward, spatial_groupnorm_forward
 from normgrad.norms.layer import layernorm_backward, layernorm_forward
 from normgrad.norms.spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
 from normgrad.ops.activations import relu_backward, relu_forward
@@ -32,11 +38,22 @@ from normgrad.ops.fast import (
 )
 
 Grads3 = tuple[np.ndarray, np.ndarray, np.ndarray]
+Grads5 = tuple[
+    np.ndarray | None, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None
+]
 
-# normalization name -> (forward, backward); None means no normalization layer.
+# For (N, M) activations (affine_norm_relu, FullyConnectedNet): normalization name ->
+# (forward, backward); None, meaning no normalization layer, is always allowed too.
 NORMALIZATIONS = {
     "batchnorm": (batchnorm_forward, batchnorm_backward_alt),
     "layernorm": (layernorm_forward, layernorm_backward),
+}
+
+# For (N, C, H, W) activations (conv_norm_relu_pool, ThreeLayerConvNet), likewise. Group
+# norm's forward also takes G, the number of channel groups.
+CONV_NORMALIZATIONS = {
+    "batchnorm": (spatial_batchnorm_forward, spatial_batchnorm_backward),
+    "groupnorm": (spatial_groupnorm_forward, spatial_groupnorm_backward),
 }
 
 
@@ -50,11 +67,15 @@ def affine_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np
     return out, (fc_cache, relu_cache)
 
 
-def affine_relu_backward(dout: np.ndarray, cache: Any) -> Grads3:
-    """Backward through ``affine_relu_forward``: dout (N, M) -> dx, dw, db."""
+def affine_relu_backward(dout: np.ndarray, cache: Any, need_dx: bool = True) -> Grads3:
+    """Backward through ``affine_relu_forward``: dout (N, M) -> dx, dw, db.
+
+    ``need_dx=False`` returns dx = None and skips its matrix product (as
+    ``affine_backward``).
+    """
     fc_cache, relu_cache = cache
     da = relu_backward(dout, relu_cache)  # (N, M)
-    return affine_backward(da, fc_cache)
+    return affine_backward(da, fc_cache, need_dx)  # type: ignore[return-value]
 
 
 def affine_norm_relu_forward(
@@ -94,13 +115,12 @@ def affine_norm_relu_forward(
     return out, (fc_cache, norm_cache, relu_cache, normalization)
 
 
-def affine_norm_relu_backward(
-    dout: np.ndarray, cache: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+def affine_norm_relu_backward(dout: np.ndarray, cache: Any, need_dx: bool = True) -> Grads5:
     """Backward through ``affine_norm_relu_forward``: dout (N, M) -> dx, dw, db, dgamma, dbeta.
 
     dgamma and dbeta are (M,), or None when ``normalization`` was None. Batch norm uses
-    the closed-form route ``batchnorm_backward_alt``.
+    the closed-form route ``batchnorm_backward_alt``. ``need_dx=False`` returns dx =
+    None and skips its matrix product (a network's first layer: the data needs none).
     """
     fc_cache, norm_cache, relu_cache, normalization = cache
     da = relu_backward(dout, relu_cache)  # (N, M)
@@ -108,7 +128,7 @@ def affine_norm_relu_backward(
     if normalization is not None:
         _, norm_backward = NORMALIZATIONS[normalization]
         da, dgamma, dbeta = norm_backward(da, norm_cache)  # (N, M), (M,), (M,)
-    dx, dw, db = affine_backward(da, fc_cache)
+    dx, dw, db = affine_backward(da, fc_cache, need_dx)
     return dx, dw, db, dgamma, dbeta
 
 
@@ -179,3 +199,72 @@ def conv_relu_pool_backward(dout: np.ndarray, cache: Any) -> Grads3:
     ds = max_pool_backward_fast(dout, pool_cache)
     da = relu_backward(ds, relu_cache)
     return conv_backward_fast(da, conv_cache)
+
+
+def conv_norm_relu_pool_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    conv_param: dict[str, Any],
+    pool_param: dict[str, Any],
+    norm_param: dict[str, Any] | None,
+    normalization: str | None,
+    G: int | None = None,
+) -> tuple[np.ndarray, Any]:
+    """Convolution, spatial batch norm or group norm (or nothing), ReLU, then max pooling.
+
+    Args:
+        x: (N, C, H, W) input; w: (F, C, HH, WW); b: (F,).
+        gamma, beta: the normalization's scale and shift: (F,) for batch norm,
+            (1, F, 1, 1) for group norm (the course's shapes); ignored for None.
+        conv_param, pool_param: as for ``conv_forward_fast`` and ``max_pool_forward_fast``.
+        norm_param: ``bn_param`` for batch norm (its running statistics are written back
+            in train mode), ``gn_param`` for group norm, ignored for None.
+        normalization: ``"batchnorm"``, ``"groupnorm"`` or None (then this is
+            ``conv_relu_pool_forward``).
+        G: the number of channel groups, a divisor of F; required for group norm only.
+
+    Returns:
+        out: (N, F, H'', W''), and cache = (conv cache, norm cache or None, relu cache,
+        pool cache, normalization).
+
+    Raises:
+        ValueError: an unknown normalization, or group norm without G, besides the
+            layers' own errors.
+    """
+    v.choice(normalization, "normalization", (*CONV_NORMALIZATIONS, None))
+    if normalization == "groupnorm" and G is None:
+        raise ValueError(
+            "normalization='groupnorm' needs G, the number of channel groups; pass G as a "
+            "divisor of the number of filters F = w.shape[0], e.g. G=1 (one group)."
+        )
+    a, conv_cache = conv_forward_fast(x, w, b, conv_param)  # (N, F, H', W')
+    norm_cache = None
+    if normalization == "groupnorm":
+        norm_forward, _ = CONV_NORMALIZATIONS[normalization]
+        a, norm_cache = norm_forward(a, gamma, beta, G, norm_param)  # (N, F, H', W')
+    elif normalization is not None:
+        norm_forward, _ = CONV_NORMALIZATIONS[normalization]
+        a, norm_cache = norm_forward(a, gamma, beta, norm_param)  # (N, F, H', W')
+    s, relu_cache = relu_forward(a)  # (N, F, H', W')
+    out, pool_cache = max_pool_forward_fast(s, pool_param)  # (N, F, H'', W'')
+    return out, (conv_cache, norm_cache, relu_cache, pool_cache, normalization)
+
+
+def conv_norm_relu_pool_backward(dout: np.ndarray, cache: Any) -> Grads5:
+    """Backward through ``conv_norm_relu_pool_forward``: dout -> dx, dw, db, dgamma, dbeta.
+
+    dout: (N, F, H'', W''). dgamma and dbeta take gamma's shape, or are None when
+    ``normalization`` was None.
+    """
+    conv_cache, norm_cache, relu_cache, pool_cache, normalization = cache
+    ds = max_pool_backward_fast(dout, pool_cache)  # (N, F, H', W')
+    da = relu_backward(ds, relu_cache)  # (N, F, H', W')
+    dgamma = dbeta = None
+    if normalization is not None:
+        _, norm_backward = CONV_NORMALIZATIONS[normalization]
+        da, dgamma, dbeta = norm_backward(da, norm_cache)  # (N, F, H', W'), gamma's shape
+    dx, dw, db = conv_backward_fast(da, conv_cache)
+    return dx, dw, db, dgamma, dbeta

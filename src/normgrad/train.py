@@ -26,13 +26,15 @@ from typing import Any
 import numpy as np
 
 from normgrad._io import atomic_write
+from normgrad.classifiers import FullyConnectedNet, ThreeLayerConvNet
 
 DATASETS = ("digits", "cifar10")
 MODELS = ("fc", "cnn")
-NORMS = ("none", "batchnorm", "layernorm", "groupnorm")
 RULES = ("sgd", "sgd_momentum", "rmsprop", "adam")
-NORMS_BY_MODEL = {"fc": ("none", "batchnorm", "layernorm"),
-                  "cnn": ("none", "batchnorm", "groupnorm")}
+# Each model's own list (its NORMALIZATIONS), with None spelled "none" on the command line.
+NORMS_BY_MODEL = {model: tuple("none" if n is None else n for n in net.NORMALIZATIONS)
+                  for model, net in (("fc", FullyConnectedNet), ("cnn", ThreeLayerConvNet))}
+NORMS = tuple(dict.fromkeys(n for norms in NORMS_BY_MODEL.values() for n in norms))
 
 
 def _hidden(text: str) -> list[int]:

@@ -121,3 +121,21 @@ def test_bad_input_shapes_and_labels():
         model.loss(np.zeros((2, 64)), np.array([0, 1]))
     with pytest.raises(ValueError, match=r"\[0, 10\)"):
         model.loss(np.zeros((2, 1, 8, 8)), np.array([0, 10]))
+
+
+def test_supported_normalizations_come_from_layer_utils():
+    from normgrad import layer_utils as lu
+    from normgrad import train
+    from normgrad.classifiers import FullyConnectedNet
+
+    assert ThreeLayerConvNet.NORMALIZATIONS == (None, *lu.CONV_NORMALIZATIONS)
+    assert FullyConnectedNet.NORMALIZATIONS == (None, *lu.NORMALIZATIONS)
+    assert train.NORMS_BY_MODEL == {"fc": ("none", "batchnorm", "layernorm"),
+                                    "cnn": ("none", "batchnorm", "groupnorm")}
+    assert train.NORMS == ("none", "batchnorm", "layernorm", "groupnorm")
+    with pytest.raises(ValueError, match="normalization must be one of None, 'batchnorm', "
+                                         "'groupnorm'; got 'layernorm'.*FullyConnectedNet"):
+        ThreeLayerConvNet(normalization="layernorm")
+    with pytest.raises(ValueError, match="normalization must be one of None, 'batchnorm', "
+                                         "'layernorm'; got 'groupnorm'.*ThreeLayerConvNet"):
+        FullyConnectedNet([4], input_dim=3, normalization="groupnorm")

@@ -141,3 +141,72 @@ def test_param_helpers_reject_bad_input():
         core.read_eps({"eps": -1.0}, "ln_param")
     with pytest.raises(ValueError, match="dout must have shape"):
         core.check_dout(np.zeros((2, 3)), (3, 2))
+
+
+# --- affine_norm_backward: the shared parameter gradients ----------------------------------
+
+
+def _affine_norm_layer(axes, p_shape, scale, shift, center):
+    """y = [gamma *] standardize(x) [+ beta] over ``axes``: (forward, backward) for check_layer.
+
+    The forward takes exactly the differentiated inputs (x, then gamma and beta if present).
+    """
+
+    def forward(x, *params):
+        it = iter(params)
+        gamma = next(it) if scale else None
+        beta = next(it) if shift else None
+        st_ = core.standardize(x, axes, 1e-5, center=center)
+        out = st_.xhat if gamma is None else gamma * st_.xhat
+        if beta is not None:
+            out = out + beta
+        return out, (st_.xhat, st_.inv_std, gamma)
+
+    def backward(dout, cache):
+        xhat, inv_std, gamma = cache
+        dx, dgamma, dbeta = core.affine_norm_backward(
+            dout, xhat, inv_std, gamma, axes, p_shape, shift=shift, center=center)
+        assert (dgamma is None) == (not scale) and (dbeta is None) == (not shift)
+        grads = tuple(g for g in (dx, dgamma, dbeta) if g is not None)
+        return grads if len(grads) > 1 else grads[0]
+
+    return forward, backward
+
+
+@pytest.mark.parametrize("scale, shift", [(True, True), (True, False), (False, True),
+                                          (False, False)])
+@pytest.mark.parametrize("center", [True, False])
+@pytest.mark.parametrize("x_shape, axes, p_shape", [
+    ((4, 5), (1,), (5,)),  # layer norm: parameters over the reduced axis
+    ((3, 4, 2, 2), (2, 3), (1, 4, 1, 1)),  # instance norm: per channel, reduced over H, W
+    ((2, 2, 3, 2, 2), (2, 3, 4), (1, 2, 3, 1, 1)),  # group norm's (N, G, C/G, H, W) view
+])
+def test_affine_norm_backward_finite_differences(x_shape, axes, p_shape, scale, shift, center):
+    rng = np.random.default_rng(21)
+    inputs = {"x": 3.0 * rng.standard_normal(x_shape) + 2.0}
+    if scale:
+        inputs["gamma"] = 1.0 + 0.5 * rng.standard_normal(p_shape)
+    if shift:
+        inputs["beta"] = rng.standard_normal(p_shape)
+    forward, backward = _affine_norm_layer(axes, p_shape, scale, shift, center)
+    report = check_layer(forward, backward, inputs, seed=22)
+    assert [g.name for g in report.grads] == [f"d{k}" for k in inputs]
+    for g in report.grads:
+        assert g.rel_error < 1e-8, (g.name, g.rel_error)
+
+
+def test_affine_norm_backward_casts_back_and_never_aliases_dout():
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    st_ = core.standardize(x, (0, 1), 1e-5)  # every axis reduced: beta has x's shape
+    xhat = st_.xhat.astype(np.float32)
+    gamma = rng.standard_normal((3, 4)).astype(np.float32)
+    dout = rng.standard_normal((3, 4))  # float64: no cast, so a reshape would be a view
+    dx, dgamma, dbeta = core.affine_norm_backward(dout, xhat, st_.inv_std, gamma, (0, 1),
+                                                  (3, 4))
+    assert dx.dtype == dgamma.dtype == dbeta.dtype == np.float32
+    dout64 = dout.copy()
+    _, _, dbeta64 = core.affine_norm_backward(dout64, st_.xhat, st_.inv_std, None, (0, 1),
+                                              (3, 4))
+    np.testing.assert_array_equal(dbeta64, dout64)  # nothing was broadcast: dbeta = dout
+    assert not np.shares_memory(dbeta64, dout64)

@@ -79,10 +79,11 @@ def test_cumulative_average_is_the_plain_mean_of_batch_means():
 @pytest.mark.parametrize(
     "bad,match",
     [
-        ({"unbiased_running_var": "yes"}, "must be a bool"),
-        ({"num_batches_tracked": -1}, "int >= 0"),
-        ({"num_batches_tracked": 1.5}, "int >= 0"),
-        ({"momentum": float("nan")}, "finite"),
+        ({"unbiased_running_var": "yes"}, "must be a bool.*Pass True .* or False"),
+        ({"num_batches_tracked": -1}, "int >= 0.*Pass 0 to start counting"),
+        ({"num_batches_tracked": 1.5}, "int >= 0.*Pass 0 to start counting"),
+        ({"momentum": float("nan")}, r"finite.*bn_param\['momentum'\] = 0\.9"),
+        ({"momentum": 1.5}, r"must lie in \[0, 1\].*bn_param\['momentum'\] = 0\.9"),
     ],
 )
 def test_bad_running_options_raise_before_writing(bad, match):

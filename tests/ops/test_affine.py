@@ -105,3 +105,14 @@ def test_integer_x_and_non_numeric_parameters_are_still_rejected():
         affine_forward(x, w.astype(np.complex128), b)
     with pytest.raises(TypeError, match=r"b must be a numpy.ndarray"):
         affine_forward(x, w, b.tolist())
+
+
+def test_need_dx_false_skips_dx_and_keeps_dw_db_bit_identical():
+    x, w, b, dout = _inputs((4, 2, 3), 5, seed=11)
+    _, cache = affine_forward(x, w, b)
+    dx, dw, db = affine_backward(dout, cache)
+    none, dw2, db2 = affine_backward(dout, cache, need_dx=False)
+    assert dx is not None and dx.shape == x.shape  # the course's default is unchanged
+    assert none is None
+    np.testing.assert_array_equal(dw2, dw)
+    np.testing.assert_array_equal(db2, db)

@@ -107,3 +107,34 @@ def test_other_errors():
         dropout_forward(np.ones((2, 2)), 0.5)
     with pytest.raises(TypeError, match="floating dtype"):
         dropout_forward(np.ones((2, 2), dtype=np.int32), {"mode": "train", "p": 0.5})
+
+
+def test_backward_uses_the_forward_mode_not_the_current_param():
+    # A model flips dropout_param['mode'] on every loss call; a cached train-mode pass must
+    # still backpropagate through its mask, and a cached test-mode pass through the identity.
+    x = np.random.default_rng(30).standard_normal((6, 5))
+    dout = np.random.default_rng(31).standard_normal((6, 5))
+    param = {"mode": "train", "p": 0.5, "seed": 7}
+    _, train_cache = dropout_forward(x, param)
+    param["mode"] = "test"
+    np.testing.assert_array_equal(dropout_backward(dout, train_cache), dout * train_cache.mask)
+    _, test_cache = dropout_forward(x, param)
+    param["mode"] = "train"
+    assert dropout_backward(dout, test_cache) is dout
+
+
+def test_seed_reseeds_the_global_generator_in_test_mode_too():
+    # The course runs np.random.seed(dropout_param['seed']) on every call, before it looks
+    # at the mode: after a test-mode call the global stream restarts from the seed.
+    x = np.ones((3, 4))
+    np.random.seed(999)
+    dropout_forward(x, {"mode": "test", "p": 0.5, "seed": 42})
+    after = np.random.rand(5)
+    np.random.seed(42)
+    np.testing.assert_array_equal(after, np.random.rand(5))
+    # Without a seed, test mode leaves the global stream alone (it draws nothing).
+    np.random.seed(999)
+    dropout_forward(x, {"mode": "test", "p": 0.5})
+    after = np.random.rand(5)
+    np.random.seed(999)
+    np.testing.assert_array_equal(after, np.random.rand(5))

@@ -218,6 +218,43 @@ def _conv_bn_relu_inputs(mode: str) -> Callable[[np.random.Generator], Inputs]:
     return lambda rng: _redraw(rng, draw, ok)
 
 
+_CNRP_CONV = {"stride": 1, "pad": 1}  # conv_norm_relu_pool: 3x3 conv keeps 3x3
+_CNRP_POOL = {"pool_height": 2, "pool_width": 2, "stride": 1}  # overlapping windows
+_CNRP_G = 2  # group norm: 2 groups of 2 channels, so a per-channel bias is not cancelled
+
+
+def _cnrp_param(normalization: str | None, mode: str) -> dict | None:
+    """The norm_param for a conv_norm_relu_pool case (group norm takes only eps)."""
+    return {} if normalization == "groupnorm" else _bn_param(mode, 4)
+
+
+def _conv_norm_relu_pool_inputs(
+    normalization: str | None, mode: str
+) -> Callable[[np.random.Generator], Inputs]:
+    fixed = normalization == "batchnorm" and mode == "train"
+    pshape = (1, 4, 1, 1) if normalization == "groupnorm" else (4,)
+
+    def draw(r: np.random.Generator) -> Inputs:
+        inputs = {"x": r.standard_normal((2, 2, 3, 3)), "w": r.standard_normal((4, 2, 3, 3)),
+                  "b": _B_FIXED.copy() if fixed else r.standard_normal(4)}
+        if normalization is not None:
+            inputs["gamma"] = 1.0 + 0.3 * r.standard_normal(pshape)
+            inputs["beta"] = 0.3 * r.standard_normal(pshape)
+        return inputs
+
+    def ok(i: Inputs) -> bool:
+        a, _ = conv_forward_fast(i["x"], i["w"], i["b"], _CNRP_CONV)
+        if normalization is not None:
+            forward, _ = lu.CONV_NORMALIZATIONS[normalization]
+            extra = (_CNRP_G,) if normalization == "groupnorm" else ()
+            a, _ = forward(a, i["gamma"], i["beta"], *extra, _cnrp_param(normalization, mode))
+        return _clear_of_zero(a) and _no_near_ties(np.maximum(a, 0), _CNRP_POOL)
+
+    if fixed:
+        return lambda rng: _bias_fixed(_redraw(rng, draw, ok))
+    return lambda rng: _redraw(rng, draw, ok)
+
+
 # ---- forwards with their non-differentiable arguments bound ---------------------------
 
 def _dropout(mode: str):
@@ -239,6 +276,27 @@ def _conv_bn_relu(mode: str):
             x, w, _B_FIXED, gamma, beta, CONV_PARAM, _bn_param(mode, 4))
     return lambda x, w, b, gamma, beta: lu.conv_bn_relu_forward(
         x, w, b, gamma, beta, CONV_PARAM, _bn_param(mode, 4))
+
+
+def _conv_norm_relu_pool(normalization: str | None, mode: str):
+    def forward(x, w, b=_B_FIXED, gamma=None, beta=None):
+        return lu.conv_norm_relu_pool_forward(
+            x, w, b, gamma, beta, _CNRP_CONV, _CNRP_POOL, _cnrp_param(normalization, mode),
+            normalization, G=_CNRP_G)
+
+    if normalization == "batchnorm" and mode == "train":
+        return lambda x, w, gamma, beta: forward(x, w, _B_FIXED, gamma, beta)
+    if normalization is None:
+        return lambda x, w, b: forward(x, w, b)
+    return lambda x, w, b, gamma, beta: forward(x, w, b, gamma, beta)
+
+
+def _drop_none(backward):
+    """Backward for the case without a normalization: dx, dw, db (no dgamma, dbeta)."""
+    def wrapped(dout: np.ndarray, cache):
+        return backward(dout, cache)[:3]
+
+    return wrapped
 
 
 def _drop_db(backward):
@@ -289,4 +347,14 @@ CASES: list[CheckCase] = [
               _drop_db(lu.conv_bn_relu_backward), _conv_bn_relu_inputs("train")),
     CheckCase("conv_bn_relu", "test", _conv_bn_relu("test"), lu.conv_bn_relu_backward,
               _conv_bn_relu_inputs("test")),
+    CheckCase("conv_norm_relu_pool", "none", _conv_norm_relu_pool(None, "train"),
+              _drop_none(lu.conv_norm_relu_pool_backward),
+              _conv_norm_relu_pool_inputs(None, "train")),
+    CheckCase("conv_norm_relu_pool", "batchnorm train", _conv_norm_relu_pool("batchnorm", "train"),
+              _drop_db(lu.conv_norm_relu_pool_backward),
+              _conv_norm_relu_pool_inputs("batchnorm", "train")),
+    CheckCase("conv_norm_relu_pool", "batchnorm test", _conv_norm_relu_pool("batchnorm", "test"),
+              lu.conv_norm_relu_pool_backward, _conv_norm_relu_pool_inputs("batchnorm", "test")),
+    CheckCase("conv_norm_relu_pool", "groupnorm", _conv_norm_relu_pool("groupnorm", "train"),
+              lu.conv_norm_relu_pool_backward, _conv_norm_relu_pool_inputs("groupnorm", "train")),
 ]

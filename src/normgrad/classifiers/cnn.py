@@ -36,20 +36,13 @@ from normgrad.layer_utils import *  # noqa: F403
 from normgrad.layer_utils import (
     affine_relu_backward,
     affine_relu_forward,
+    conv_norm_relu_pool_backward,
+    conv_norm_relu_pool_forward,
     conv_relu_pool_backward,
     conv_relu_pool_forward,
 )
 from normgrad.layers import *  # noqa: F403
-from normgrad.norms.group import spatial_groupnorm_backward, spatial_groupnorm_forward
-from normgrad.norms.spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
-from normgrad.ops.activations import relu_backward, relu_forward
 from normgrad.ops.affine import affine_backward, affine_forward
-from normgrad.ops.fast import (
-    conv_backward_fast,
-    conv_forward_fast,
-    max_pool_backward_fast,
-    max_pool_forward_fast,
-)
 from normgrad.ops.losses import softmax_loss
 
 # The course's module star-imports layers, layer_utils (and, for cnn, fast_layers), and
@@ -62,9 +55,6 @@ __all__ = [
     *(n for n in dir(_layer_utils) if n.endswith(("_forward", "_backward"))),
 ]
 
-NORMALIZATIONS = (None, "batchnorm", "groupnorm")
-
-
 class ThreeLayerConvNet:
     """conv - [norm] - relu - 2x2 max pool - affine - relu - affine - softmax (cs231n).
 
@@ -75,6 +65,9 @@ class ThreeLayerConvNet:
             ``[{}]`` for group norm, ``[]`` otherwise.
         reg, dtype: as given.
     """
+
+    # The normalizations it supports: None and every one ``conv_norm_relu_pool`` has.
+    NORMALIZATIONS: tuple[str | None, ...] = (None, *_layer_utils.CONV_NORMALIZATIONS)
 
     def __init__(
         self,
@@ -99,9 +92,11 @@ class ThreeLayerConvNet:
             normalization: None (the course's net), "batchnorm" (spatial batch norm) or
                 "groupnorm" (spatial group norm with ``num_groups`` groups, dividing F).
         """
-        if normalization not in NORMALIZATIONS:
+        if normalization not in self.NORMALIZATIONS:
+            options = ", ".join(repr(n) for n in self.NORMALIZATIONS)
             raise ValueError(
-                f"normalization must be None, 'batchnorm' or 'groupnorm'; got {normalization!r}."
+                f"normalization must be one of {options}; got {normalization!r}. For "
+                "layer norm use FullyConnectedNet(normalization='layernorm')."
             )
         C, H, W = (int(s) for s in input_dim)
         if normalization == "groupnorm" and (num_groups <= 0 or num_filters % num_groups):
@@ -144,29 +139,16 @@ class ThreeLayerConvNet:
         W1, b1 = self.params["W1"], self.params["b1"]
         if self.normalization is None:
             return conv_relu_pool_forward(X, W1, b1, self.conv_param, self.pool_param)
-        a, conv_cache = conv_forward_fast(X, W1, b1, self.conv_param)  # (N, F, H, W)
-        gamma, beta = self.params["gamma1"], self.params["beta1"]
-        if self.normalization == "batchnorm":
-            an, norm_cache = spatial_batchnorm_forward(a, gamma, beta, self.bn_params[0])
-        else:
-            an, norm_cache = spatial_groupnorm_forward(
-                a, gamma, beta, self.num_groups, self.bn_params[0])
-        r, relu_cache = relu_forward(an)  # (N, F, H, W)
-        out, pool_cache = max_pool_forward_fast(r, self.pool_param)  # (N, F, H/2, W/2)
-        return out, (conv_cache, norm_cache, relu_cache, pool_cache)
+        return conv_norm_relu_pool_forward(
+            X, W1, b1, self.params["gamma1"], self.params["beta1"], self.conv_param,
+            self.pool_param, self.bn_params[0], self.normalization, G=self.num_groups)
 
     def _conv_block_backward(self, dout: np.ndarray, cache: Any) -> dict[str, np.ndarray]:
         """Gradients of W1, b1 (and gamma1, beta1) from dout: (N, F, H/2, W/2)."""
         if self.normalization is None:
             _, dW1, db1 = conv_relu_pool_backward(dout, cache)
             return {"W1": dW1, "b1": db1}
-        conv_cache, norm_cache, relu_cache, pool_cache = cache
-        dr = max_pool_backward_fast(dout, pool_cache)  # (N, F, H, W)
-        dan = relu_backward(dr, relu_cache)
-        norm_backward = (spatial_batchnorm_backward if self.normalization == "batchnorm"
-                         else spatial_groupnorm_backward)
-        da, dgamma, dbeta = norm_backward(dan, norm_cache)
-        _, dW1, db1 = conv_backward_fast(da, conv_cache)
+        _, dW1, db1, dgamma, dbeta = conv_norm_relu_pool_backward(dout, cache)
         return {"W1": dW1, "b1": db1, "gamma1": dgamma, "beta1": dbeta}
 
     def loss(
@@ -218,3 +200,6 @@ class ThreeLayerConvNet:
                 loss += 0.5 * self.reg * np.sum(W * W)
                 grads[name] = grads[name] + self.reg * W
         return float(loss), grads
+
+
+NORMALIZATIONS = ThreeLayerConvNet.NORMALIZATIONS  # module-level alias, as before

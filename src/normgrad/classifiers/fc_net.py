@@ -28,14 +28,10 @@ from normgrad import layers as _layers
 from normgrad.classifiers._checks import check_X, check_y
 from normgrad.layer_utils import *  # noqa: F403
 from normgrad.layer_utils import (
-    NORMALIZATIONS as NORM_LAYERS,
-)
-from normgrad.layer_utils import (
     affine_norm_relu_backward,
     affine_norm_relu_forward,
 )
 from normgrad.layers import *  # noqa: F403
-from normgrad.ops.activations import relu_backward
 from normgrad.ops.affine import affine_backward, affine_forward
 from normgrad.ops.dropout import dropout_backward, dropout_forward
 from normgrad.ops.losses import softmax_loss
@@ -48,32 +44,6 @@ __all__ = [
     *_layers.__all__,
     *(n for n in dir(_layer_utils) if n.endswith(("_forward", "_backward"))),
 ]
-
-NORMALIZATIONS = (None, "batchnorm", "layernorm")
-
-
-def _first_layer_backward(dout: np.ndarray, cache: Any) -> tuple[Any, ...]:
-    """``affine_norm_relu_backward`` for layer 1, without dx: the data needs no gradient.
-
-    Same dW, db, dgamma, dbeta; the returned dx is None. Skipping dx = da @ W1.T saves
-    the largest matrix product of the backward pass (for CIFAR's D = 3072 and 512 hidden
-    units, a quarter of a training step's multiply-adds).
-
-    Args:
-        dout: (N, H_1) upstream gradient; cache: from ``affine_norm_relu_forward``.
-
-    Returns:
-        None, dW1: (D, H_1), db1: (H_1,), dgamma1 and dbeta1: (H_1,) or None.
-    """
-    fc_cache, norm_cache, relu_cache, normalization = cache
-    da = relu_backward(dout, relu_cache)  # (N, H_1)
-    dgamma = dbeta = None
-    if normalization is not None:
-        da, dgamma, dbeta = NORM_LAYERS[normalization][1](da, norm_cache)  # (N, H_1)
-    X = fc_cache.x.reshape(fc_cache.x.shape[0], -1)  # (N, D)
-    dW = X.T @ da  # (D, H_1)   as affine_backward's dw
-    db = da.sum(axis=0)  # (H_1,)  as affine_backward's db
-    return None, dW, db, dgamma, dbeta
 
 
 class FullyConnectedNet:
@@ -91,6 +61,9 @@ class FullyConnectedNet:
             and an empty list without normalization.
         reg, dtype: as given.
     """
+
+    # The normalizations it supports: None and every one ``affine_norm_relu`` has.
+    NORMALIZATIONS: tuple[str | None, ...] = (None, *_layer_utils.NORMALIZATIONS)
 
     def __init__(
         self,
@@ -119,9 +92,12 @@ class FullyConnectedNet:
             seed: when given, dropout reseeds with it on every call (deterministic masks,
                 for gradient checking).
         """
-        if normalization not in NORMALIZATIONS:
+        if normalization not in self.NORMALIZATIONS:
+            options = ", ".join(repr(n) for n in self.NORMALIZATIONS)
             raise ValueError(
-                f"normalization must be None, 'batchnorm' or 'layernorm'; got {normalization!r}."
+                f"normalization must be one of {options}; got {normalization!r}. For "
+                "group norm over conv features use ThreeLayerConvNet(normalization="
+                "'groupnorm')."
             )
         hidden_dims = [int(h) for h in hidden_dims]
         if any(h <= 0 for h in hidden_dims) or input_dim <= 0 or num_classes <= 0:
@@ -221,8 +197,8 @@ class FullyConnectedNet:
             cache, drop_cache = caches[i - 1]
             if self.use_dropout:
                 dh = dropout_backward(dh, drop_cache)
-            backward = affine_norm_relu_backward if i > 1 else _first_layer_backward
-            dh, dW, db, dgamma, dbeta = backward(dh, cache)
+            # Layer 1's dx would be the data's gradient: skip its largest matrix product.
+            dh, dW, db, dgamma, dbeta = affine_norm_relu_backward(dh, cache, need_dx=i > 1)
             grads[f"W{i}"], grads[f"b{i}"] = dW, db
             if self.normalization is not None:
                 grads[f"gamma{i}"], grads[f"beta{i}"] = dgamma, dbeta
@@ -232,3 +208,6 @@ class FullyConnectedNet:
                 loss += 0.5 * self.reg * np.sum(W * W)
                 grads[f"W{i}"] += self.reg * W  # (in, out); grads are fresh arrays
         return float(loss), grads
+
+
+NORMALIZATIONS = FullyConnectedNet.NORMALIZATIONS  # module-level alias, as before

@@ -15,6 +15,12 @@ Backward, in simplified closed form (docs/derivation.md, section 9.1)::
 
     dx = inv_std * (dxhat - mean_R(dxhat) - xhat * mean_R(dxhat * xhat))
 
+With an affine map y = gamma * xhat + beta after it (``affine_norm_backward``)::
+
+    dbeta  = sum over the axes beta was broadcast along of dout
+    dgamma = sum over the axes gamma was broadcast along of dout * xhat
+    dxhat  = dout * gamma
+
 The uncentred (RMS) variant sets mu = 0, so var becomes the mean square mean_R(x^2) and
 the ``mean_R(dxhat)`` term disappears::
 
@@ -126,6 +132,56 @@ def standardize_backward(
     return dx
 
 
+def affine_norm_backward(
+    dout: np.ndarray,
+    xhat: np.ndarray,
+    inv_std: np.ndarray,
+    gamma: np.ndarray | None,
+    axes: Axes,
+    param_shape: Sequence[int],
+    *,
+    shift: bool = True,
+    center: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Backward of y = gamma * xhat + beta after ``standardize``: (dx, dgamma, dbeta).
+
+    dbeta  = sum_to_shape(dout, param_shape)           # beta broadcast against x
+    dgamma = sum_to_shape(dout * xhat, param_shape)    # gamma broadcast against x
+    dx     = standardize_backward(dout * gamma, xhat, inv_std, axes)
+
+    The one home of the parameter gradients that layer, group, instance and RMS norm
+    share; each only chooses its view of x and its parameter shape. Callers check dout's
+    shape first (they know the forward output's shape).
+
+    Args:
+        dout: (x's shape) upstream gradient dL/dy, floating.
+        xhat: (x's shape) from ``standardize``, in x's dtype: dx is cast back to it.
+        inv_std: (1 along R) from ``standardize``.
+        gamma: the scale as broadcast against x in the forward pass (param_shape), or
+            None for no scale (then dxhat = dout and dgamma is None).
+        axes: the reduction axes R of the forward pass.
+        param_shape: gamma's and beta's shape as broadcast against x, e.g. (1, C, 1, 1)
+            or the trailing normalized_shape.
+        shift: whether the forward pass added a beta; False returns dbeta = None.
+        center: as in ``standardize`` (False for RMS norm).
+
+    Returns:
+        dx: x's shape in xhat's dtype; dgamma and dbeta: param_shape in gamma's dtype
+        (xhat's without gamma), or None where that parameter is absent.
+    """
+    cdt = np.promote_types(v.compute_dtype(dout.dtype), xhat.dtype)
+    g = dout.astype(cdt, copy=False)  # x's shape
+    pdt = xhat.dtype if gamma is None else gamma.dtype
+    dbeta = sum_to_shape(g, param_shape).astype(pdt) if shift else None  # never a view of dout
+    if gamma is None:
+        dgamma, dxhat = None, g  # x's shape
+    else:
+        dgamma = sum_to_shape(g * xhat, param_shape).astype(pdt, copy=False)  # param_shape
+        dxhat = g * gamma  # x's shape
+    dx = standardize_backward(dxhat, xhat, inv_std, axes, center=center)  # x's shape
+    return dx.astype(xhat.dtype, copy=False), dgamma, dbeta
+
+
 def sum_to_shape(a: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     """Sum ``a`` over the axes along which ``shape`` was broadcast up to ``a.shape``.
 
@@ -153,7 +209,7 @@ def param_dict(param: Any, name: str) -> dict[str, Any]:
 
 def read_eps(param: dict[str, Any], name: str, default: float = 1e-5) -> float:
     """``param['eps']`` (default ``default``), checked to be a finite number >= 0."""
-    return v.nonnegative(param.get("eps", default), f"{name}['eps']")
+    return v.nonnegative(param.get("eps", default), f"{name}['eps']", example=default)
 
 
 def check_dout(dout: np.ndarray, shape: Sequence[int]) -> None:

@@ -71,7 +71,10 @@ def spatial_groupnorm_forward(
            "spatial axes with x.reshape(N, D, 1, 1).")
     N, C, H, W = x.shape
     if isinstance(G, bool) or not isinstance(G, (int, np.integer)):
-        raise TypeError(f"G must be an int, the number of channel groups; got {G!r}.")
+        raise TypeError(
+            f"G must be an int, the number of channel groups; got {G!r}. Pass a divisor "
+            f"of the C = {C} channels as a plain int, e.g. G=int({G!r}) or G=1."
+        )
     if G <= 0 or C % G != 0:
         divisors = [d for d in range(1, C + 1) if C % d == 0]
         raise ValueError(
@@ -105,18 +108,11 @@ def spatial_groupnorm_backward(
     Returns:
         dx: (N, C, H, W), dgamma: (1, C, 1, 1), dbeta: (1, C, 1, 1).
     """
-    xhat_g, inv_std, gamma, dtype = cache
+    xhat_g, inv_std, gamma, _ = cache
     N, G, Cg, H, W = xhat_g.shape
     core.check_dout(dout, (N, G * Cg, H, W))
-    cdt = np.promote_types(v.compute_dtype(dout.dtype), xhat_g.dtype)
-    g = dout.astype(cdt, copy=False)  # (N, C, H, W)
-    xhat = xhat_g.reshape(g.shape)  # (N, C, H, W)
-    dbeta = g.sum(axis=(0, 2, 3), keepdims=True)  # (1, C, 1, 1)
-    dgamma = np.sum(g * xhat, axis=(0, 2, 3), keepdims=True)  # (1, C, 1, 1)
-    dxhat = (g * gamma).reshape(xhat_g.shape)  # (N, G, C/G, H, W)
-    dx = core.standardize_backward(dxhat, xhat_g, inv_std, _GROUP_AXES)  # (N, G, C/G, H, W)
-    return (
-        dx.reshape(g.shape).astype(dtype, copy=False),
-        dgamma.astype(gamma.dtype, copy=False),
-        dbeta.astype(gamma.dtype, copy=False),
-    )
+    gshape = (1, G, Cg, 1, 1)  # gamma's (1, C, 1, 1) in the (N, G, C/G, H, W) view
+    dx, dgamma, dbeta = core.affine_norm_backward(
+        dout.reshape(xhat_g.shape), xhat_g, inv_std, gamma.reshape(gshape), _GROUP_AXES, gshape)
+    C = G * Cg
+    return dx.reshape(N, C, H, W), dgamma.reshape(1, C, 1, 1), dbeta.reshape(1, C, 1, 1)

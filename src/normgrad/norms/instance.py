@@ -97,14 +97,7 @@ def instancenorm_backward(
     """
     xhat, inv_std, gamma_b, axes = cache
     core.check_dout(dout, xhat.shape)
-    cdt = np.promote_types(v.compute_dtype(dout.dtype), xhat.dtype)
-    g = dout.astype(cdt, copy=False)  # (N, C, H, W)
-    sum_axes = (0, *axes)  # every axis but C
-    dbeta = g.sum(axis=sum_axes)  # (C,)
-    dgamma = np.sum(g * xhat, axis=sum_axes)  # (C,)
-    dx = core.standardize_backward(g * gamma_b, xhat, inv_std, axes)  # (N, C, H, W)
-    return (
-        dx.astype(xhat.dtype, copy=False),
-        dgamma.astype(gamma_b.dtype, copy=False),
-        dbeta.astype(gamma_b.dtype, copy=False),
-    )
+    dx, dgamma, dbeta = core.affine_norm_backward(
+        dout, xhat, inv_std, gamma_b, axes, gamma_b.shape)  # params: (1, C, 1, 1)
+    C = gamma_b.shape[1]
+    return dx, dgamma.reshape(C), dbeta.reshape(C)

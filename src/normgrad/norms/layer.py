@@ -207,17 +207,7 @@ def _forward(
 def _backward(
     dout: np.ndarray, cache: LayerNormCache
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    xhat, inv_std, gamma, has_beta, axes, dtype = cache
+    xhat, inv_std, gamma, has_beta, axes, _ = cache
     core.check_dout(dout, xhat.shape)
-    cdt = np.promote_types(v.compute_dtype(dout.dtype), xhat.dtype)
-    g = dout.astype(cdt, copy=False)  # x's shape
     pshape = [xhat.shape[a] for a in axes]  # normalized_shape
-    pdt = dtype if gamma is None else gamma.dtype
-    dbeta = core.sum_to_shape(g, pshape).astype(pdt) if has_beta else None  # S
-    if gamma is None:
-        dgamma, dxhat = None, g  # x's shape
-    else:
-        dgamma = core.sum_to_shape(g * xhat, pshape).astype(gamma.dtype)  # S
-        dxhat = g * gamma  # x's shape
-    dx = core.standardize_backward(dxhat, xhat, inv_std, axes)  # x's shape
-    return dx.astype(dtype, copy=False), dgamma, dbeta
+    return core.affine_norm_backward(dout, xhat, inv_std, gamma, axes, pshape, shift=has_beta)

@@ -100,8 +100,6 @@ def rmsnorm_backward(
     """
     xhat, inv_rms, gamma, axes = cache
     core.check_dout(dout, xhat.shape)
-    cdt = np.promote_types(v.compute_dtype(dout.dtype), xhat.dtype)
-    g = dout.astype(cdt, copy=False)  # x's shape
-    dgamma = core.sum_to_shape(g * xhat, gamma.shape)  # S
-    dx = core.standardize_backward(g * gamma, xhat, inv_rms, axes, center=False)  # x's shape
-    return dx.astype(xhat.dtype, copy=False), dgamma.astype(gamma.dtype, copy=False)
+    dx, dgamma, _ = core.affine_norm_backward(
+        dout, xhat, inv_rms, gamma, axes, gamma.shape, shift=False, center=False)
+    return dx, dgamma

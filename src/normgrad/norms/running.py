@@ -49,14 +49,18 @@ class RunningStats:
             v.shape(arr, f"bn_param['{name}']", (D,), "one value per feature")
         momentum = param.get("momentum", 0.9)
         if momentum is not None:
-            momentum = v.unit_interval(momentum, "bn_param['momentum']")
+            momentum = v.unit_interval(momentum, "bn_param['momentum']", example=0.9)
         convention = v.choice(
             param.get("momentum_convention", "course"), "bn_param['momentum_convention']",
             CONVENTIONS,
         )
         unbiased = param.get("unbiased_running_var", False)
         if not isinstance(unbiased, (bool, np.bool_)):
-            raise TypeError(f"bn_param['unbiased_running_var'] must be a bool; got {unbiased!r}.")
+            raise TypeError(
+                f"bn_param['unbiased_running_var'] must be a bool; got {unbiased!r}. Pass "
+                "True for PyTorch's unbiased running variance or False (the default) for "
+                "the course's biased one."
+            )
         tracked = param.get("num_batches_tracked")
         if tracked is None and momentum is None:
             tracked = 0
@@ -64,7 +68,9 @@ class RunningStats:
             isinstance(tracked, bool) or not isinstance(tracked, (int, np.integer)) or tracked < 0
         ):
             raise ValueError(
-                f"bn_param['num_batches_tracked'] must be an int >= 0; got {tracked!r}."
+                f"bn_param['num_batches_tracked'] must be an int >= 0; got {tracked!r}. "
+                "Pass 0 to start counting batches (or leave the key out), as "
+                "torch.nn.BatchNorm1d's num_batches_tracked counts them."
             )
         return cls(mean, var, momentum, convention, bool(unbiased),
                    None if tracked is None else int(tracked))

@@ -1,16 +1,24 @@
 """The maths of the course's other layers, once: affine, ReLU, dropout, losses, conv, pool.
 
 One module per job. ``normgrad.layers``, ``normgrad.fast_layers`` and
-``normgrad.layer_utils`` re-export from here under the course's names.
+``normgrad.layer_utils`` re-export from here under the course's names; this package
+re-exports every layer of its modules too (as ``normgrad.norms`` does for the norms),
+and a test keeps ``__all__`` complete.
 
-- ``affine``: fully connected layer; ``activations``: ReLU; ``dropout``: inverted dropout;
+- ``affine``: fully connected layer; ``activations``: ReLU and sigmoid;
+  ``dropout``: inverted dropout;
 - ``losses``: softmax (cross-entropy) and multiclass SVM losses;
 - ``conv``, ``pool``: naive references for convolution and max pooling;
 - ``fast``: their vectorized versions (im2col, strided views);
 - ``windows``: the sliding-window geometry and im2col / col2im they share.
 """
 
-from normgrad.ops.activations import relu_backward, relu_forward
+from normgrad.ops.activations import (
+    relu_backward,
+    relu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+)
 from normgrad.ops.affine import AffineCache, affine_backward, affine_forward
 from normgrad.ops.conv import ConvCache, conv_backward_naive, conv_forward_naive
 from normgrad.ops.dropout import DropoutCache, dropout_backward, dropout_forward
@@ -46,6 +54,8 @@ __all__ = [
     "max_pool_forward_naive",
     "relu_backward",
     "relu_forward",
+    "sigmoid_backward",
+    "sigmoid_forward",
     "softmax_loss",
     "svm_loss",
 ]

@@ -68,23 +68,27 @@ def affine_forward(
 
 
 def affine_backward(
-    dout: np.ndarray, cache: AffineCache
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Affine layer backward (cs231n signature).
+    dout: np.ndarray, cache: AffineCache, need_dx: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Affine layer backward (cs231n signature; ``need_dx`` is beyond the course).
 
     Args:
         dout: (N, M) upstream gradient.
         cache: from ``affine_forward``.
+        need_dx: False skips dx = dout @ w.T and returns None for it: a network's first
+            layer needs no gradient for its data, and for CIFAR's D = 3072 that product
+            is the largest of the backward pass.
 
     Returns:
-        dx: (N, d_1, ..., d_k) in x's shape, dw: (D, M), db: (M,).
+        dx: (N, d_1, ..., d_k) in x's shape (None when ``need_dx`` is False),
+        dw: (D, M), db: (M,).
     """
     x, w, _ = cache
     N = x.shape[0]
     v.float_array(dout, "dout")
     v.shape(dout, "dout", (N, w.shape[1]), "the shape of the forward output (N, M)")
     xf = x.reshape(N, -1)  # (N, D)
-    dx = (dout @ w.T).reshape(x.shape)  # (N, d_1, ..., d_k)
+    dx = (dout @ w.T).reshape(x.shape) if need_dx else None  # (N, d_1, ..., d_k)
     dw = xf.T @ dout  # (D, M)
     db = dout.sum(axis=0)  # (M,)
     return dx, dw, db

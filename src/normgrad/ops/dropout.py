@@ -26,8 +26,10 @@ from normgrad import _validate as v
 class DropoutCache(NamedTuple):
     """What ``dropout_backward`` needs (the course caches (dropout_param, mask))."""
 
-    dropout_param: dict[str, Any]  # the param dict: its mode says whether mask applies
-    mask: np.ndarray | None  # x's shape, [u < p] / p in train mode; None in test mode
+    dropout_param: dict[str, Any]  # the param dict, kept for the course's cache layout
+    mask: np.ndarray | None  # x's shape, [u < p] / p in train mode; None in test mode,
+    # which is how backward tells the modes apart: dropout_param['mode'] may have been
+    # changed since the forward pass (a model flips it on every loss call)
 
 
 def _keep_probability(dropout_param: dict[str, Any]) -> float:
@@ -89,6 +91,9 @@ def dropout_forward(
 def dropout_backward(dout: np.ndarray, cache: DropoutCache) -> np.ndarray:
     """Inverted dropout backward: dx = dout * mask in train mode, dout in test mode.
 
+    The mode is the forward pass's, read from the cache (a mask, or None in test mode),
+    not from ``dropout_param['mode']``, which may have changed since.
+
     Args:
         dout: upstream gradient, x's shape.
         cache: from ``dropout_forward``.
@@ -96,9 +101,9 @@ def dropout_backward(dout: np.ndarray, cache: DropoutCache) -> np.ndarray:
     Returns:
         dx: x's shape.
     """
-    dropout_param, mask = cache
+    _, mask = cache
     v.float_array(dout, "dout")
-    if dropout_param["mode"] == "train":
-        v.shape(dout, "dout", mask.shape, "the shape of the forward input x")
-        return (dout * mask).astype(dout.dtype, copy=False)
-    return dout
+    if mask is None:  # test mode: the identity
+        return dout
+    v.shape(dout, "dout", mask.shape, "the shape of the forward input x")
+    return (dout * mask).astype(dout.dtype, copy=False)

@@ -32,10 +32,14 @@ def int_param(param: dict[str, Any], key: str, name: str, minimum: int) -> int:
     the course's arithmetic accepts them; ``1.5``, NaN, bools and non-numbers are not.
     """
     if not isinstance(param, dict):
-        raise TypeError(f"{name} must be a dict; got {type(param).__name__}.")
+        raise TypeError(
+            f"{name} must be a dict; got {type(param).__name__}. Pass e.g. "
+            f"{{'{key}': {minimum}, ...}} with the layer's other keys."
+        )
     if key not in param:
         raise ValueError(f"{name} must contain {key!r} (an integer >= {minimum}); "
-                         f"got keys {sorted(param)}.")
+                         f"got keys {sorted(param)}. Add it, e.g. {name}[{key!r}] = "
+                         f"{minimum}.")
     value = param[key]
     if isinstance(value, (float, np.floating)):
         if not float(value).is_integer():
@@ -44,10 +48,13 @@ def int_param(param: dict[str, Any], key: str, name: str, minimum: int) -> int:
                 f"{value!r}. Sizes and strides count pixels: pass a whole number."
             )
         value = int(value)
+    fix = f"Pass a whole number >= {minimum}, e.g. {name}[{key!r}] = {minimum}."
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}[{key!r}] must be an integer >= {minimum}; got {value!r}.")
+        raise ValueError(
+            f"{name}[{key!r}] must be an integer >= {minimum}; got {value!r}. {fix}")
     if value < minimum:
-        raise ValueError(f"{name}[{key!r}] must be an integer >= {minimum}; got {value!r}.")
+        raise ValueError(
+            f"{name}[{key!r}] must be an integer >= {minimum}; got {value!r}. {fix}")
     return int(value)
 
 
