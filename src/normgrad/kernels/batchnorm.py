@@ -19,7 +19,8 @@ Backward (two passes over dout and x instead of the reference's six)::
 
 which is ``batchnorm_backward_alt``'s closed form with xhat_i = (x_i - mu) * inv_std
 recomputed on the fly, so the forward pass stores no (N, D) xhat. Work is split into
-column blocks across numba's threads (``numba.set_num_threads``).
+contiguous row ranges across numba's threads (``numba.set_num_threads``), each with
+partial statistics of its own, merged at the end.
 """
 
 from __future__ import annotations
@@ -53,41 +54,58 @@ class FusedBatchNormCache(NamedTuple):
 
 
 def _column_stats(x, n_chunks, block_rows):  # pragma: no cover - compiled
-    """Mean and M2 = sum_i (x_i - mu)^2 per column, float64, by block-wise Welford."""
+    """Mean and M2 = sum_i (x_i - mu)^2 per column, float64, by block-wise Welford.
+
+    Each thread takes a contiguous range of rows (so it streams memory, and its partial
+    statistics live in a row of their own); the partials are merged with Chan's update.
+    """
     N, D = x.shape
-    mean = np.zeros(D)  # (D,)
-    m2 = np.zeros(D)  # (D,)
-    width = (D + n_chunks - 1) // n_chunks
+    means = np.zeros((n_chunks, D))  # one row of partial statistics per thread
+    m2s = np.zeros((n_chunks, D))
+    counts = np.zeros(n_chunks)
+    height = (N + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
-        j0 = c * width
-        w = max(0, min(D, j0 + width) - j0)
-        mean_c = mean[j0 : j0 + w]  # this thread's columns (views)
-        m2_c = m2[j0 : j0 + w]
-        bmean = np.empty(w)  # one block's mean and M2, per column
-        bm2 = np.empty(w)
+        mean_c = means[c]  # (D,) this thread's running statistics (views)
+        m2_c = m2s[c]
+        bmean = np.empty(D)  # one block's mean and M2
+        bm2 = np.empty(D)
         n = 0
-        for r0 in range(0, N, block_rows):
-            r1 = min(N, r0 + block_rows)
+        for r0 in range(c * height, min(N, (c + 1) * height), block_rows):
+            r1 = min(N, (c + 1) * height, r0 + block_rows)
             nb = r1 - r0
             bmean[:] = 0.0
             for i in range(r0, r1):
-                row = x[i, j0 : j0 + w]
-                for j in range(w):
+                row = x[i]
+                for j in range(D):
                     bmean[j] += row[j]
-            for j in range(w):
+            for j in range(D):
                 bmean[j] /= nb
             bm2[:] = 0.0
             for i in range(r0, r1):  # the block is still in cache: centre exactly
-                row = x[i, j0 : j0 + w]
-                for j in range(w):
+                row = x[i]
+                for j in range(D):
                     d = row[j] - bmean[j]
                     bm2[j] += d * d
             total = n + nb
-            for j in range(w):  # Chan et al.: merge the block into the running stats
+            for j in range(D):  # Chan et al.: merge the block into the running stats
                 delta = bmean[j] - mean_c[j]
                 mean_c[j] += delta * nb / total
                 m2_c[j] += bm2[j] + delta * delta * (n * nb / total)
             n = total
+        counts[c] = n
+    mean = means[0].copy()  # (D,) merge the threads' partials, in order
+    m2 = m2s[0].copy()  # (D,)
+    n = counts[0]
+    for c in range(1, n_chunks):
+        nb = counts[c]
+        if nb == 0:
+            continue
+        total = n + nb
+        for j in range(D):
+            delta = means[c, j] - mean[j]
+            mean[j] += delta * nb / total
+            m2[j] += m2s[c, j] + delta * delta * (n * nb / total)
+        n = total
     return mean, m2
 
 
@@ -102,25 +120,25 @@ def _normalize(x, mu, scale, beta, out):  # pragma: no cover - compiled
 
 
 def _grad_sums(dout, x, mu, n_chunks):  # pragma: no cover - compiled
-    """sum_i dout_i and sum_i dout_i * (x_i - mu) per column, float64."""
+    """sum_i dout_i and sum_i dout_i * (x_i - mu) per column, float64.
+
+    Each thread sums a contiguous range of rows into a row of partial sums of its own.
+    """
     N, D = x.shape
-    dbeta = np.zeros(D)  # (D,)
-    dcent = np.zeros(D)  # (D,) dgamma / inv_std
-    width = (D + n_chunks - 1) // n_chunks
+    dbetas = np.zeros((n_chunks, D))  # (threads, D)
+    dcents = np.zeros((n_chunks, D))  # (threads, D): dgamma / inv_std
+    height = (N + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
-        j0 = c * width
-        w = max(0, min(D, j0 + width) - j0)
-        dbeta_c = dbeta[j0 : j0 + w]  # this thread's columns (views)
-        dcent_c = dcent[j0 : j0 + w]
-        mu_c = mu[j0 : j0 + w]
-        for i in range(N):
-            g_row = dout[i, j0 : j0 + w]
-            x_row = x[i, j0 : j0 + w]
-            for j in range(w):
+        dbeta_c = dbetas[c]
+        dcent_c = dcents[c]
+        for i in range(c * height, min(N, (c + 1) * height)):
+            g_row = dout[i]
+            x_row = x[i]
+            for j in range(D):
                 g = g_row[j] * 1.0  # float64 accumulation
                 dbeta_c[j] += g
-                dcent_c[j] += g * (x_row[j] - mu_c[j])
-    return dbeta, dcent
+                dcent_c[j] += g * (x_row[j] - mu[j])
+    return dbetas.sum(axis=0), dcents.sum(axis=0)
 
 
 def _input_grad(dout, x, mu, a, b, c, dx):  # pragma: no cover - compiled
@@ -172,8 +190,9 @@ def _kernels(x: np.ndarray) -> _Compiled:
     return _PARALLEL if x.size >= _PARALLEL_MIN_SIZE else _SERIAL
 
 
-def _chunks(D: int) -> int:
-    return max(1, min(numba.get_num_threads(), D))
+def _chunks(N: int) -> int:
+    """Row ranges for the reductions: one per thread, at most one per row."""
+    return max(1, min(numba.get_num_threads(), N))
 
 
 def batchnorm_forward_fused(
@@ -197,8 +216,8 @@ def batchnorm_forward_fused(
     N, D = xc.shape
     k = _kernels(xc)
     if train:
-        block_rows = max(1, _BLOCK_BYTES // (8 * max(1, D // _chunks(D))))
-        mu, m2 = k.column_stats(xc, _chunks(D), block_rows)  # (D,), (D,)
+        block_rows = max(1, _BLOCK_BYTES // (8 * D))
+        mu, m2 = k.column_stats(xc, _chunks(N), block_rows)  # (D,), (D,)
         var = m2 / N  # (D,) biased
     else:
         mu = stats.mean.astype(np.float64)  # (D,)
@@ -234,7 +253,7 @@ def batchnorm_backward_fused(
     N, D = x.shape
     g = np.ascontiguousarray(dout)
     k = _kernels(x)
-    dbeta, dcent = k.grad_sums(g, x, mu, _chunks(D))  # (D,), (D,)
+    dbeta, dcent = k.grad_sums(g, x, mu, _chunks(N))  # (D,), (D,)
     dgamma = dcent * inv_std  # (D,)
     a = gamma * inv_std  # (D,) gamma / std
     if train:
