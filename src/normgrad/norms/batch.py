@@ -41,7 +41,8 @@ class BatchNormCache(NamedTuple):
     """What the backward routes need from the forward pass (all three share it)."""
 
     x: np.ndarray  # (N, D) the input: the graph and paper routes rebuild x - mu from it
-    xhat: np.ndarray  # (N, D) normalized input: dgamma = sum(dout * xhat), and the alt route
+    xhat: np.ndarray  # (N, D) normalized input, in x's dtype (float32 rounding for float32 x,
+    # below float32 output resolution): dgamma = sum(dout * xhat), and the alt route
     mu: np.ndarray  # (D,) the mean x was centred by (batch mean in train, running in test)
     var: np.ndarray  # (D,) the variance x was scaled by; the paper's dL/dvar node needs it
     eps: float  # added to var under the square root
