@@ -176,3 +176,23 @@ def test_error_messages_say_how_to_fix_the_call() -> None:
         optim.sgd(np.zeros((2, 3)), np.zeros((3, 2)))
     with pytest.raises(ValueError, match=r"delete config\['m'\] to start it from zeros"):
         optim.adam(np.zeros(3), np.zeros(3), {"m": np.zeros(4)})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_is_bit_identical_to_its_formula_and_leaves_the_callers_state(dtype):
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((30, 20)).astype(dtype)
+    w_ref, m, v = w.copy(), np.zeros_like(w), np.zeros_like(w)
+    config = None
+    for t in range(1, 6):
+        dw = rng.standard_normal(w.shape).astype(dtype)
+        old_m = None if config is None else config["m"]
+        old_m_copy = None if old_m is None else old_m.copy()
+        w, config = optim.adam(w, dw, config)
+        if old_m is not None:
+            np.testing.assert_array_equal(old_m, old_m_copy)  # never written in place
+        m = 0.9 * m + (1 - 0.9) * dw
+        v = 0.999 * v + (1 - 0.999) * (dw * dw)
+        w_ref = w_ref - 1e-3 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+        assert np.array_equal(w, w_ref) and np.array_equal(config["m"], m)
+        assert np.array_equal(config["v"], v) and config["t"] == t

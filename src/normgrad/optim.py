@@ -175,11 +175,22 @@ def adam(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[n
     v = _state(config, "v", w, "adam")
     beta1, beta2 = hp["beta1"], hp["beta2"]
     t = hp["t"] + 1
-    m = beta1 * m + (1 - beta1) * dw
-    v = beta2 * v + (1 - beta2) * (dw * dw)
-    mhat = m / (1 - beta1**t)
-    vhat = v / (1 - beta2**t)
-    next_w = w - hp["learning_rate"] * mhat / (np.sqrt(vhat) + hp["epsilon"])
+    # The same operations in the same order as the formulas above (so the results are
+    # bit-identical to them), with the temporaries reused in place: m and v are new
+    # arrays, the caller's are never written.
+    m = beta1 * m  # w's shape
+    m += (1 - beta1) * dw
+    v = beta2 * v  # w's shape
+    tmp = dw * dw  # w's shape
+    tmp *= 1 - beta2
+    v += tmp
+    step = m / (1 - beta1**t)  # mhat
+    np.divide(v, 1 - beta2**t, out=tmp)  # vhat
+    np.sqrt(tmp, out=tmp)
+    tmp += hp["epsilon"]  # sqrt(vhat) + epsilon
+    step *= hp["learning_rate"]
+    step /= tmp
+    next_w = w - step
     return next_w, _commit(config, hp, m=m, v=v, t=t)
 
 
