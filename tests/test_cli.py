@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from normgrad import checks, cli
@@ -74,10 +73,23 @@ def test_python_dash_m_is_the_same_cli():
     assert "12 passed, 0 failed" in result.stdout
 
 
-def test_time_call_returns_the_median():
-    from normgrad.bench import time_call
+def test_time_call_returns_the_median(monkeypatch):
+    from normgrad import bench
 
+    ticks = iter([0.0, 5.0, 10.0, 11.0, 20.0, 23.0])  # three timed calls: 5, 1 and 3 s
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(ticks))
     calls = []
-    assert time_call(lambda: calls.append(1), warmup=2, repeats=3) >= 0
-    assert len(calls) == 5
-    assert np.isfinite(time_call(lambda: None, warmup=0, repeats=1))
+    assert bench.time_call(lambda: calls.append(1), warmup=2, repeats=3) == 3.0
+    assert len(calls) == 5  # the two warm-up calls are not timed
+
+
+def test_bench_refuses_to_time_an_implementation_that_disagrees(monkeypatch):
+    from normgrad import bench
+
+    wrong = dict(bench.ROUTES)
+    good_paper = wrong["paper"]
+    wrong["paper"] = lambda dout, cache: (1.001 * good_paper(dout, cache)[0],
+                                          *good_paper(dout, cache)[1:])
+    monkeypatch.setattr(bench, "ROUTES", wrong)
+    with pytest.raises(RuntimeError, match="paper disagrees with alt on dx"):
+        bench.run([(8, 3)], ["float64"], warmup=0, repeats=1)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from normgrad._io import atomic_write
 from normgrad.norms import batch
 
 DEFAULT_SHAPES: tuple[tuple[int, int], ...] = ((100, 500), (4096, 1024), (65536, 256))
@@ -123,6 +124,42 @@ def _fused_records(kernels, x, gamma, beta, dout, dtype, shape, warmup, repeats)
     ]
 
 
+def check_agreement(
+    x, gamma, beta, dout, cache, kernels=None, with_torch: bool = True, tol: float | None = None
+) -> None:
+    """Raise unless every timed implementation gives the same gradients as ``alt``.
+
+    A speedup is only worth reporting between implementations that compute the same
+    thing: the graph and paper routes, the fused kernel (when given) and PyTorch (when
+    installed) are compared with the closed form before anything is timed. tol is the
+    normwise relative error allowed (default 1e-9 in float64, 1e-4 in float32).
+    """
+    from normgrad.gradient_check import norm_rel_error
+
+    tol = tol if tol is not None else (1e-9 if x.dtype == np.float64 else 1e-4)
+    want = ROUTES["alt"](dout, cache)
+    got = {name: route(dout, cache) for name, route in ROUTES.items() if name != "alt"}
+    if kernels is not None:
+        _, fcache = kernels.batchnorm_forward_fused(x, gamma, beta, {"mode": "train"})
+        got["fused"] = kernels.batchnorm_backward_fused(dout, fcache)
+    if with_torch:
+        import torch
+        import torch.nn.functional as F
+
+        tx, tg, tb = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
+        F.batch_norm(tx, None, None, tg, tb, training=True, eps=cache.eps).backward(
+            torch.from_numpy(dout))
+        got["torch"] = tuple(t.grad.numpy() for t in (tx, tg, tb))
+    for name, grads in got.items():
+        for label, a, b in zip(("dx", "dgamma", "dbeta"), grads, want, strict=True):
+            err = norm_rel_error(a, b)
+            if not err < tol:
+                raise RuntimeError(
+                    f"{name} disagrees with alt on {label} at {x.shape} {x.dtype}: normwise "
+                    f"relative error {err:.2e} > {tol:g}; refusing to time it."
+                )
+
+
 def run(
     shapes: Sequence[tuple[int, int]] = DEFAULT_SHAPES,
     dtypes: Sequence[str] = DEFAULT_DTYPES,
@@ -161,6 +198,7 @@ def run(
             # One forward pass serves all three reference routes; record it under each.
             records += [Record("batchnorm_forward", r, dtype, list(shape), t_fwd) for r in ROUTES]
             _, cache = fwd()
+            check_agreement(x, gamma, beta, dout, cache, fused, torch_ok)
             for name, route in ROUTES.items():
                 t = time_call(lambda route=route, cache=cache, dout=dout: route(dout, cache),
                               warmup, repeats)
@@ -200,8 +238,6 @@ def format_report(records: Sequence[Record]) -> str:
 
 
 def write_json(records: Sequence[Record], path: str | Path) -> None:
-    """Write the records as a JSON list, atomically (temporary file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps([asdict(r) for r in records], indent=2))
-    tmp.replace(path)
+    """Write the records as a JSON list, atomically (``normgrad._io.atomic_write``)."""
+    text = json.dumps([asdict(r) for r in records], indent=2)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
