@@ -168,3 +168,114 @@ def test_missing_sympy_names_the_fix() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 2
     assert "pip install normgrad[symbolic]" in r.stderr
+
+
+# --- review fixes: incomplete candidates, missing ties, robust radicals, exit codes ---
+
+
+def test_compare_refuses_a_candidate_missing_gradients() -> None:
+    p = batch.build(2, 1)
+    alt = p.routes["alt"]
+    assert p.check("empty", {}).status != "proved"
+    only_dgamma = p.check("dgamma only", {"dgamma": alt["dgamma"]})
+    assert only_dgamma.status == "incomplete" and "dx" in only_dgamma.detail
+    extra = p.check("extra", {**alt, "dmu": alt["dbeta"]})
+    assert extra.status == "incomplete" and "dmu" in extra.detail
+    assert p.check("all three", dict(alt)).status == "proved"
+
+
+def _library_routes_without_alt(rename: bool) -> dict:
+    routes = {k: v for k, v in nb.ROUTES.items() if k != "alt"}
+    if rename:
+        routes["alternative"] = nb.ROUTES["alt"]
+    return routes
+
+
+@pytest.mark.parametrize("rename", [False, True], ids=["dropped", "renamed"])
+def test_missing_library_tie_is_a_failure(
+    rename: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(nb, "ROUTES", _library_routes_without_alt(rename))
+    assert main(["derive", "batch", "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "tie pending" not in out
+    assert "no library route" in out
+    if rename:
+        assert "alternative" in out and "no symbolic twin" in out
+
+
+def test_tie_routes_must_match_symbolic_routes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nb, "ROUTES", _library_routes_without_alt(True))
+    missing, extra = tie.route_mismatch(batch.build(2, 1), tie.tie(batch.build(2, 1), points=1))
+    assert missing == ["alt"] and extra == ["alternative"]
+
+
+def _rewrite_radicand(p, new_base) -> dict:
+    """The alt route of ``p`` with sqrt(var + eps) written over ``new_base`` instead."""
+    old = p.radicals[0].base
+    return {k: np.vectorize(lambda e: sp.sympify(e).xreplace({old: new_base}),
+                            otypes=[object])(v) for k, v in p.routes["alt"].items()}
+
+
+def test_expanded_radicand_of_a_true_identity_is_proved() -> None:
+    p = batch.build(3, 1)
+    base = p.radicals[0].base
+    expanded = _rewrite_radicand(p, sp.expand(base))
+    assert core.normal_form(expanded["dx"][0, 0] - p.exact["dx"][0, 0], p.radicals) == 0
+    assert p.check("expanded radicand", expanded).status == "proved"
+    # One-pass variance, E[x^2] - mu^2 + eps: the same polynomial, written differently.
+    x = p.params["x"][:, 0]
+    one_pass = sp.Add(*(x * x)) / 3 - (sp.Add(*x) / 3) ** 2 + p.eps
+    assert p.check("one-pass variance", _rewrite_radicand(p, one_pass)).status == "proved"
+
+
+def test_unrecognized_radical_is_unproved_not_refuted() -> None:
+    # sqrt(sqrt(B) + x) * sqrt(sqrt(B) - x) = sqrt(B - x^2) = sqrt(e) with B = x^2 + e:
+    # true, but the nested radicals are outside what the normal form decides. The verdict
+    # must be "unproved" (not proved by this normal form), never "refuted" or a crash.
+    x, e = sp.Symbol("x", real=True), sp.Symbol("e", positive=True)
+    r = Radical(x**2 + e, sp.Symbol("s", positive=True))
+    root = sp.sqrt(x**2 + e)
+    cand = np.array([sp.sqrt(root + x) * sp.sqrt(root - x)], dtype=object)
+    exact = np.array([sp.sqrt(e)], dtype=object)
+    v = core.compare("nested", {"v": cand}, {"v": exact}, e, [r])
+    assert v.status == "unproved", core.format_verdict(v)
+    assert "not proved by this normal form" in v.detail
+    # The same shape of formula, made false, is refuted with a counterexample.
+    wrong = np.array([sp.sqrt(root + x) * sp.sqrt(root - x) + x], dtype=object)
+    assert core.compare("nested, wrong", {"v": wrong}, {"v": exact}, e, [r]).status == "refuted"
+
+
+def test_failed_local_derivative_check_fails_derive_check(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from normgrad.symbolic.model import Group
+
+    real_build = registry.build
+
+    def wrong_variance(layer: str, **shape: int):
+        p = real_build(layer, **shape)
+        g = p.group
+        p.group = Group(g.xs, g.mu, 2 * g.var)  # the printed d(var)/dx no longer holds
+        return p
+
+    monkeypatch.setattr(registry, "build", wrong_variance)
+    assert main(["derive", "batch", "--check"]) == 1
+    assert "FAILED" in capsys.readouterr().out
+    assert main(["derive", "batch"]) == 1
+    assert "FAILED" in capsys.readouterr().out
+
+
+def test_problem_carries_groups_and_cache_as_fields() -> None:
+    import dataclasses
+
+    from normgrad.symbolic.model import Problem
+
+    names = {f.name for f in dataclasses.fields(Problem)}
+    assert {"G", "cache"} <= names
+    p = layers.build_group(1, 4, 1, 2, G=2)
+    assert p.G == 2 and "G = 2" in p.describe()
+    assert batch.build(2, 1).cache is not None and layers.build_rms(2, 3).cache is None
+    # The tie reads G from the field, not from a note string.
+    errors = tie.tie(p, points=1)
+    assert errors["closed"] < 1e-12

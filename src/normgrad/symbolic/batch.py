@@ -104,10 +104,10 @@ def build(N: int = 3, D: int = 2) -> Problem:
     x, gamma, beta, dout, eps = make_symbols((N, D), (D,))
     y, cache = forward(x, gamma, beta, eps)
     p = Problem("batch", (N, D), {"x": x, "gamma": gamma, "beta": beta}, dout, eps, y,
-                core.radicals_of(cache.var + eps), first_group(x, cache.mu[None], cache.var[None],
-                                                               (0,)))
+                core.radicals_of(cache.var + eps),
+                first_group(x, cache.mu[None], cache.var[None], (0,)),
+                cache=cache)  # the cache: for the planted formulas below and the seed
     p.routes = {name: fn(dout, cache) for name, fn in ROUTES.items()}
-    p.cache = cache  # type: ignore[attr-defined]  # for the planted formulas below
     return p
 
 
@@ -117,7 +117,7 @@ def planted(p: Problem, kind: str) -> Grads:
     ``kind``: ``"drop_1/N"`` (dx = scale * (dout - (dbeta + xhat * dgamma)), no 1/N) or
     ``"x_for_xhat"`` (dx = scale * (dout - (dbeta + x * dgamma) / N)).
     """
-    c = p.cache  # type: ignore[attr-defined]
+    c: Cache = p.cache
     dout, N = p.dout, c.x.shape[0]
     dgamma, dbeta = _reduce_dgamma_dbeta(dout, c.xhat)
     scale = c.gamma / core.sqrt(c.var + c.eps)  # (D,)

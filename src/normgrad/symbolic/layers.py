@@ -57,7 +57,7 @@ def build_group(N: int = 1, C: int = 4, H: int = 1, W: int = 2, G: int = 2) -> P
     xhat = xhat_g.reshape(N, C, H, W)  # (N, C, H, W)
     y = gamma * xhat + beta  # (N, C, H, W)
     p = Problem("group", (N, C, H, W), {"x": x, "gamma": gamma, "beta": beta}, dout, eps, y,
-                core.radicals_of(var + eps), first_group(xg, mu, var, axes), note=f"G = {G}")
+                core.radicals_of(var + eps), first_group(xg, mu, var, axes), G=G)
     dbeta = dout.sum(axis=(0, 2, 3), keepdims=True)  # (1, C, 1, 1)
     dgamma = np.sum(dout * xhat, axis=(0, 2, 3), keepdims=True)  # (1, C, 1, 1)
     dxhat = (dout * gamma).reshape(xhat_g.shape)  # (N, G, C/G, H, W)

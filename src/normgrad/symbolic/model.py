@@ -42,7 +42,8 @@ class Problem:
     center: bool = True
     routes: dict[str, Grads] = field(default_factory=dict)
     exact: Grads = field(default_factory=dict)
-    note: str = ""  # e.g. "G = 2"
+    G: int | None = None  # group norm's number of groups; None for the other layers
+    cache: Any = None  # batch norm's symbolic forward cache (``batch.Cache``), else None
 
     def __post_init__(self) -> None:
         if not self.exact:
@@ -66,7 +67,7 @@ class Problem:
 
     def describe(self) -> str:
         shapes = ", ".join(f"{k} {v.shape}" for k, v in self.params.items())
-        extra = f", {self.note}" if self.note else ""
+        extra = f", G = {self.G}" if self.G is not None else ""
         return f"{shapes}{extra}, eps > 0 symbolic"
 
 

@@ -72,7 +72,7 @@ def _vec(values: Any) -> np.ndarray:
 def _cases(N: int) -> tuple[dict[str, Callable[..., tuple]], Any, list[core.Radical]]:
     """For each formula key, a function returning (candidate, exact[, corrected])."""
     p = batch.build(N, 1)
-    c = p.cache  # type: ignore[attr-defined]
+    c: batch.Cache = p.cache
     x, dy, eps = c.x[:, 0], p.dout[:, 0], p.eps
     gamma, beta = c.gamma[0], p.params["beta"][0]
     mu, var, xhat = c.mu[0], c.var[0], c.xhat[:, 0]

@@ -81,7 +81,7 @@ def _generic(center: bool, batch: bool) -> list[tuple[str, str, Any]]:
     return steps
 
 
-def _local_checks(p: Problem) -> list[tuple[str, bool]]:
+def local_checks(p: Problem) -> list[tuple[str, bool]]:
     """Check the generic local derivatives exactly on the problem's first group."""
     g, eps = p.group, p.eps
     xs, mu, var, M = g.xs, g.mu, g.var, len(g.xs)
@@ -104,8 +104,12 @@ def _local_checks(p: Problem) -> list[tuple[str, bool]]:
     return out
 
 
-def derivation(p: Problem) -> str:
-    """The step-by-step derivation of ``p.layer`` as printable text."""
+def derivation(p: Problem, checks: list[tuple[str, bool]] | None = None) -> str:
+    """The step-by-step derivation of ``p.layer`` as printable text.
+
+    ``checks`` is ``local_checks(p)`` when the caller has run it already (to count a
+    failed check in its exit status); otherwise the checks are run here.
+    """
     where, m = REDUCTION[p.layer]
     lines = [f"{p.layer} norm: {p.describe()}",
              f"statistics {where}; M = {m} = {len(p.group.xs)} values per group here.", ""]
@@ -114,6 +118,6 @@ def derivation(p: Problem) -> str:
         lines.extend("   " + row for row in _pretty(lhs, rhs).splitlines())
         lines.append("")
     lines.append("Local derivatives, checked exactly on the first group:")
-    for name, ok in _local_checks(p):
+    for name, ok in local_checks(p) if checks is None else checks:
         lines.append(f"   {'checked' if ok else 'FAILED '}  {name}")
     return "\n".join(lines)

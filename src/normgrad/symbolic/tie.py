@@ -41,8 +41,9 @@ def _library_routes(p: Problem, vals: Numeric, eps: float) -> dict[str, Numeric]
     elif p.layer == "group":
         from normgrad.norms import group
 
-        G = int(p.note.split("=")[1])
-        _, cache = group.spatial_groupnorm_forward(x, gamma, beta, G, {"eps": eps})
+        if p.G is None:
+            raise ValueError("group norm problem without its number of groups G.")
+        _, cache = group.spatial_groupnorm_forward(x, gamma, beta, p.G, {"eps": eps})
         grads = group.spatial_groupnorm_backward(dout, cache)
     elif p.layer == "instance":
         from normgrad.norms import instance
@@ -81,8 +82,21 @@ def random_point(p: Problem, rng: np.random.Generator) -> tuple[Numeric, float]:
     return vals, float(rng.uniform(0.01, 1.0))
 
 
+def route_mismatch(p: Problem, errors: dict[str, float]) -> tuple[list[str], list[str]]:
+    """(symbolic routes with no library route, library routes with no symbolic twin).
+
+    ``errors`` is ``tie(p)``, keyed by the library's route names; both lists must be
+    empty for every proof to be tied to the code.
+    """
+    return sorted(set(p.routes) - set(errors)), sorted(set(errors) - set(p.routes))
+
+
 def tie(p: Problem, points: int = 3, seed: int = 0) -> dict[str, float]:
-    """Worst rel error of each library route against the exact gradient, over ``points``."""
+    """Worst rel error of each library route against the exact gradient, over ``points``.
+
+    Keyed by the library's own route names (``norms.batch.ROUTES`` for batch norm,
+    ``closed`` for the others); ``route_mismatch`` compares them with ``p.routes``.
+    """
     rng = np.random.default_rng(seed)
     exact = exact_function(p)
     worst: dict[str, float] = {}
