@@ -17,13 +17,12 @@ whether it was. PyTorch's ``F.conv2d`` with autograd is timed too when torch is 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from normgrad.bench import time_call
+from normgrad.experiments.common import blas_limit
 from normgrad.ops.conv import conv_backward_naive, conv_forward_naive
 from normgrad.ops.fast import conv_backward_fast, conv_forward_fast
 
@@ -46,21 +45,6 @@ class ConvRecord:
     median_s: float
     repeats: int
     blas_threads: str  # the thread limit applied, or "uncontrolled"
-
-
-@contextlib.contextmanager
-def _blas_limit(threads: int | None) -> Iterator[str]:
-    """Limit BLAS threads with threadpoolctl when available; yield what was applied."""
-    if threads is None:
-        yield "uncontrolled"
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield "uncontrolled (threadpoolctl not installed)"
-        return
-    with threadpool_limits(limits=threads, user_api="blas"):
-        yield str(threads)
 
 
 def agreement(x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict,
@@ -143,7 +127,7 @@ def run(
         raise RuntimeError(f"fast and naive conv disagree by {agree:.3g} (> {tol:g}).")
 
     results: dict[str, tuple] = {}
-    with _blas_limit(blas_threads) as applied:
+    with blas_limit(blas_threads) as applied:
         results["fast"] = _time_impl(conv_forward_fast, conv_backward_fast, x, w, b,
                                      conv_param, dout, warmup, repeats)
         results["naive"] = _time_impl(conv_forward_naive, conv_backward_naive, x, w, b,

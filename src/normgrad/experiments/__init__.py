@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from normgrad.experiments import batch_size, deep, paper_fig1, weight_scale
-from normgrad.experiments.common import Context, blas_threads
+from normgrad.experiments.common import Context, blas_limit
 
 EXPERIMENTS: dict[str, ModuleType] = {
     deep.NAME: deep,
@@ -46,7 +46,7 @@ def run(name: str, ctx: Context, norm: str | None = None) -> dict[str, Any]:
                          f"{', '.join(EXPERIMENTS)}.")
     if norm is not None and name != batch_size.NAME:
         raise ValueError(f"--norm applies to the batch-size experiment only, not {name!r}.")
-    with blas_threads(ctx):
+    with blas_limit(1):
         if name == batch_size.NAME:
             return batch_size.run(ctx, norm or "batchnorm")
         return EXPERIMENTS[name].run(ctx)

@@ -94,9 +94,9 @@ def demo(args: argparse.Namespace) -> int:
     print("\n2. The course's deep-network experiment on the embedded digits (quick): "
           "5 hidden layers of 100,\n   weight scale 2e-2, Adam 1e-3, batch 50, 1000 "
           "training images; batch norm vs baseline:\n", flush=True)
-    from normgrad.experiments import blas_threads, deep
+    from normgrad.experiments import blas_limit, deep
 
-    with blas_threads(ctx):
+    with blas_limit(1):
         summary = deep.run(ctx, figure=out / "demo.png")
     print(deep.table(summary))
     print(f"\n{summary['conclusion']}")

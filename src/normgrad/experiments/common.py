@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from normgrad._io import atomic_write as _atomic_write
+from normgrad.solver import Solver
 
 DATASETS = ("digits", "cifar10")
 SCALES = ("full", "quick", "tiny")  # tiny: the test suite's smoke setting
@@ -112,19 +113,38 @@ def load_data(ctx: Context, num_train: int | None = None) -> tuple[dict[str, np.
     return data, desc
 
 
+def standardize(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``data`` with every X divided by the training rows' overall std (one scalar).
+
+    The inputs then have std 1 on every data set (CIFAR-10 minus its mean image has pixel
+    std ~60; the digits already have std 1, so they are unchanged up to rounding). X_train
+    is (N, D); the returned dict is new, the arrays are new copies.
+    """
+    std = float(np.std(data["X_train"]))
+    std = std if std > 0 else 1.0
+    return {k: (v / std if k.startswith("X_") else v) for k, v in data.items()}
+
+
 @contextlib.contextmanager
-def blas_threads(ctx: Context) -> Iterator[None]:
-    """One BLAS thread while training: these nets' matrix products (batches of 5 to 60
-    rows, at most 3072 x 100) run up to 10x slower when BLAS hands them to threads, and
-    far slower still on a busy machine. Needs threadpoolctl (it comes with scikit-learn);
-    without it, nothing is limited. ``ctx`` is accepted for future per-data choices."""
+def blas_limit(threads: int | None = 1) -> Iterator[str]:
+    """Limit BLAS to ``threads`` threads while inside; yield what was applied.
+
+    The experiments train with one thread: their matrix products (batches of 5 to 60 rows,
+    at most 3072 x 100) run up to 10x slower when BLAS hands them to threads, and far
+    slower still on a busy machine. ``normgrad bench --op conv`` uses it too. Needs
+    threadpoolctl (it comes with scikit-learn); without it nothing is limited, and the
+    yielded text says so. ``threads=None`` limits nothing ("uncontrolled").
+    """
+    if threads is None:
+        yield "uncontrolled"
+        return
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - depends on the environment
-        yield
+        yield "uncontrolled (threadpoolctl not installed)"
         return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield str(threads)
 
 
 @dataclass
@@ -144,6 +164,25 @@ class Arm:
     curves: dict[str, list[float]]
 
 
+class _RecordingSolver(Solver):
+    """The course ``Solver``, also measuring the model at divergence.
+
+    On a non-finite loss with ``stop_on_nonfinite=False`` the Solver stops before the
+    update (the params are those of the last finite step) and then, as at every end of
+    ``train()``, swaps in its best-validation snapshot. The accuracies at divergence are
+    taken in between, in ``_step``, on every held-out and training row.
+    """
+
+    at_divergence: tuple[float, float] | None = None  # (held-out, train) accuracy
+
+    def _step(self) -> bool:
+        ok = super()._step()
+        if not ok and self.at_divergence is None:
+            self.at_divergence = (self.check_accuracy(self.X_val, self.y_val),
+                                  self.check_accuracy(self.X_train, self.y_train))
+        return ok
+
+
 def train_fc_arm(
     name: str,
     data: dict[str, np.ndarray],
@@ -161,7 +200,10 @@ def train_fc_arm(
 
     NumPy's global generator is seeded with ``seed`` first (weights and minibatches come
     from it, as in the course notebooks). A non-finite loss ends the arm instead of
-    raising (``diverged`` True; accuracies are those at the last finite step).
+    raising: ``diverged`` is True, and ``final_acc`` / ``final_train_acc`` are the
+    accuracies of the model *at divergence* (the params of the last finite step, the ones
+    whose forward pass gave the non-finite loss; usually near chance), measured then on
+    every row, not the last per-epoch check.
 
     Args:
         data: from ``load_data``; X_train: (N, D).
@@ -169,29 +211,33 @@ def train_fc_arm(
         normalization: None, "batchnorm" or "layernorm".
 
     Returns:
-        the Arm; ``final_acc`` is the held-out accuracy at the last iteration (before the
-        Solver swaps in its best-validation model), over every held-out row.
+        the Arm; ``final_acc`` is the held-out accuracy of the model as it is when
+        training ends (last iteration, or divergence), before the Solver swaps in its
+        best-validation model, over every held-out row.
     """
     from normgrad.classifiers.fc_net import FullyConnectedNet
-    from normgrad.solver import Solver
 
     np.random.seed(seed)  # noqa: NPY002  (the course's global generator)
     model = FullyConnectedNet(hidden_dims, input_dim=data["X_train"].shape[1], num_classes=10,
                               normalization=normalization, weight_scale=weight_scale,
                               dtype=np.float64)
-    solver = Solver(model, data, update_rule=update_rule,
-                    optim_config={"learning_rate": learning_rate}, num_epochs=num_epochs,
-                    batch_size=batch_size, num_train_samples=None, verbose=False,
-                    progress_bar=progress, stop_on_nonfinite=False)
+    solver = _RecordingSolver(
+        model, data, update_rule=update_rule, optim_config={"learning_rate": learning_rate},
+        num_epochs=num_epochs, batch_size=batch_size, num_train_samples=None, verbose=False,
+        progress_bar=progress, stop_on_nonfinite=False)
     start = time.perf_counter()
     solver.train()
     seconds = time.perf_counter() - start
     losses = [float(v) for v in solver.loss_history]
     finite = [v for v in losses if math.isfinite(v)]
     tail = finite[-max(1, len(finite) // 10):] if finite else []
+    if solver.at_divergence is not None:
+        final_acc, final_train_acc = solver.at_divergence
+    else:  # the Solver checks at its last iteration: the end of training
+        final_acc, final_train_acc = solver.val_acc_history[-1], solver.train_acc_history[-1]
     metrics = {
-        "final_acc": solver.val_acc_history[-1] if solver.val_acc_history else 0.0,
-        "final_train_acc": solver.train_acc_history[-1] if solver.train_acc_history else 0.0,
+        "final_acc": float(final_acc),
+        "final_train_acc": float(final_train_acc),
         "best_val_acc": float(solver.best_val_acc),
         "best_train_acc": max(solver.train_acc_history, default=0.0),
         "final_loss": float(np.mean(tail)) if tail else float("nan"),
@@ -202,6 +248,29 @@ def train_fc_arm(
     curves = {"loss": losses, "train_acc": list(solver.train_acc_history),
               "val_acc": list(solver.val_acc_history)}
     return Arm(name, metrics, curves)
+
+
+SEED_KEYS = ("final_acc", "final_train_acc", "best_val_acc", "final_loss")
+
+
+def aggregate_seeds(group: Sequence[Arm], keys: Sequence[str] = SEED_KEYS) -> dict[str, Any]:
+    """One arm's runs over several seeds as metrics: for each key its mean and
+    ``<key>_by_seed`` (the runs' values, in order); ``diverged_runs``; total ``seconds``."""
+    metrics: dict[str, Any] = {}
+    for key in keys:
+        values = [r.metrics[key] for r in group]
+        metrics[key] = float(np.mean(values))
+        metrics[f"{key}_by_seed"] = values
+    metrics["diverged_runs"] = sum(bool(r.metrics["diverged"]) for r in group)
+    metrics["seconds"] = round(sum(r.metrics["seconds"] for r in group), 3)
+    return metrics
+
+
+def mean_curve(group: Sequence[Arm], key: str) -> np.ndarray:
+    """Elementwise mean of the runs' ``curves[key]``, cut to the shortest (a diverged run
+    stops early), shape (n,)."""
+    n = min(len(r.curves[key]) for r in group)
+    return np.mean([r.curves[key][:n] for r in group], axis=0)
 
 
 def _jsonable(value: Any) -> Any:

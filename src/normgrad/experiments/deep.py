@@ -45,24 +45,18 @@ def hyperparameters(ctx: c.Context) -> dict[str, Any]:
     }
 
 
-def _mean(curves: list[list[float]]) -> np.ndarray:
-    """Elementwise mean of equal-length curves (cut to the shortest, e.g. after divergence)."""
-    n = min(len(v) for v in curves)
-    return np.mean([v[:n] for v in curves], axis=0)
-
-
 def plot(arms: dict[str, list[c.Arm]], path: Any, title: str) -> Any:
     """Training loss, training accuracy and held-out accuracy of each arm (mean over seeds)."""
     plt = c.pyplot()
     fig, axes = plt.subplots(3, 1, figsize=(8, 10))
     for name, runs in arms.items():
-        loss = _mean([r.curves["loss"] for r in runs])
+        loss = c.mean_curve(runs, "loss")
         window = max(1, len(loss) // 40)
         smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
         axes[0].plot(loss, "o", markersize=2, alpha=0.3, color=c.color(name))
         axes[0].plot(np.arange(window - 1, len(loss)), smooth, color=c.color(name), label=name)
         for ax, key in ((axes[1], "train_acc"), (axes[2], "val_acc")):
-            acc = _mean([r.curves[key] for r in runs])
+            acc = c.mean_curve(runs, key)
             ax.plot(np.arange(len(acc)), acc, "-o", color=c.color(name), label=name)
     axes[0].set(title=f"{title}\nTraining loss", xlabel="iteration", ylabel="training loss")
     axes[1].set(title="Training accuracy", xlabel="epoch", ylabel="accuracy")
@@ -91,16 +85,7 @@ def run(ctx: c.Context, figure: Any = None) -> dict[str, Any]:
             runs[name].append(c.train_fc_arm(
                 name, data, HIDDEN, norm, WEIGHT_SCALE, LEARNING_RATE, hp["num_epochs"],
                 hp["batch_size"], seed, progress=ctx.progress))
-    arms = {}
-    for name, group in runs.items():
-        metrics: dict[str, Any] = {}
-        for key in ("final_acc", "final_train_acc", "best_val_acc", "final_loss"):
-            values = [r.metrics[key] for r in group]
-            metrics[key] = float(np.mean(values))
-            metrics[f"{key}_by_seed"] = values
-        metrics["diverged_runs"] = sum(r.metrics["diverged"] for r in group)
-        metrics["seconds"] = round(sum(r.metrics["seconds"] for r in group), 3)
-        arms[name] = metrics
+    arms = {name: c.aggregate_seeds(group) for name, group in runs.items()}
     gap = arms["batchnorm"]["final_acc"] - arms["baseline"]["final_acc"]
     wins = sum(b >= a for a, b in zip(arms["baseline"]["final_acc_by_seed"],
                                       arms["batchnorm"]["final_acc_by_seed"], strict=True))
@@ -113,13 +98,19 @@ def run(ctx: c.Context, figure: Any = None) -> dict[str, Any]:
         "hyperparameters": hp, "arms": arms,
         "batchnorm_minus_baseline_final_acc": gap,
         "seeds_where_batchnorm_final_acc_ge_baseline": f"{wins}/{len(seeds)}",
-        "conclusion": (f"batch norm {'>=' if gap >= 0 else '<'} baseline: final held-out "
-                       f"accuracy {arms['batchnorm']['final_acc']:.3f} vs "
-                       f"{arms['baseline']['final_acc']:.3f} (mean of {len(seeds)} seeds)"),
+        "conclusion": conclusion(arms, len(seeds)),
         "figures": [png.name],
     }
     c.write_summary(ctx.out, summary)
     return summary
+
+
+def conclusion(arms: dict[str, dict[str, Any]], num_seeds: int) -> str:
+    """The printed one-line verdict, from the arms' mean ``final_acc`` alone."""
+    bn, base = arms["batchnorm"]["final_acc"], arms["baseline"]["final_acc"]
+    verdict = "ahead of" if bn > base else "level with" if bn == base else "BEHIND"
+    return (f"batch norm is {verdict} the baseline: final held-out accuracy {bn:.3f} vs "
+            f"{base:.3f} (mean of {num_seeds} seed(s))")
 
 
 def table(summary: dict[str, Any]) -> str:
