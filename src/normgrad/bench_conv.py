@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from normgrad._threads import blas_limit
 from normgrad.bench import time_call
-from normgrad.experiments.common import blas_limit
 from normgrad.ops.conv import conv_backward_naive, conv_forward_naive
 from normgrad.ops.fast import conv_backward_fast, conv_forward_fast
 

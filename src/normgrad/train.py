@@ -14,18 +14,18 @@ each to a temporary file renamed into place, so a failed run leaves no partial f
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from normgrad._io import atomic_write
+from normgrad._threads import blas_limit
 from normgrad.classifiers import FullyConnectedNet, ThreeLayerConvNet
 
 DATASETS = ("digits", "cifar10")
@@ -171,21 +171,6 @@ def build_model(args: argparse.Namespace, data: dict[str, np.ndarray]) -> Any:
         or 1e-2, reg=args.reg, dtype=np.float32, normalization=norm, num_groups=args.groups)
 
 
-@contextlib.contextmanager
-def _blas_threads(n: int | None) -> Iterator[None]:
-    """Limit NumPy's BLAS to ``n`` threads inside the block (threadpoolctl, if installed)."""
-    if n is None:
-        yield
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        yield
-        return
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield
-
-
 def plot_history(solver: Any, path: str, title: str) -> None:
     """Loss per iteration and train/val accuracy per check, as in the course notebooks."""
     import matplotlib
@@ -224,7 +209,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         num_train_samples=None, checkpoint_name=checkpoint_name, resume_from=args.resume,
         print_every=10**9, verbose=not args.quiet)
     threads = args.threads or (1 if args.data == "digits" else None)
-    with _blas_threads(threads):
+    with blas_limit(threads):
         start = time.perf_counter()
         solver.train()
         seconds = time.perf_counter() - start

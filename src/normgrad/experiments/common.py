@@ -16,11 +16,10 @@ no experiment selects a model on them; for CIFAR-10, the course's 1000 validatio
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from normgrad._io import atomic_write as _atomic_write
+from normgrad._threads import blas_limit  # noqa: F401 (experiments and bench_conv use it)
 from normgrad.solver import Solver
 
 DATASETS = ("digits", "cifar10")
@@ -123,28 +123,6 @@ def standardize(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     std = float(np.std(data["X_train"]))
     std = std if std > 0 else 1.0
     return {k: (v / std if k.startswith("X_") else v) for k, v in data.items()}
-
-
-@contextlib.contextmanager
-def blas_limit(threads: int | None = 1) -> Iterator[str]:
-    """Limit BLAS to ``threads`` threads while inside; yield what was applied.
-
-    The experiments train with one thread: their matrix products (batches of 5 to 60 rows,
-    at most 3072 x 100) run up to 10x slower when BLAS hands them to threads, and far
-    slower still on a busy machine. ``normgrad bench --op conv`` uses it too. Needs
-    threadpoolctl (it comes with scikit-learn); without it nothing is limited, and the
-    yielded text says so. ``threads=None`` limits nothing ("uncontrolled").
-    """
-    if threads is None:
-        yield "uncontrolled"
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - depends on the environment
-        yield "uncontrolled (threadpoolctl not installed)"
-        return
-    with threadpool_limits(limits=threads, user_api="blas"):
-        yield str(threads)
 
 
 @dataclass
