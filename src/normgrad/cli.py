@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_experiment_arguments(p)
     p.set_defaults(func=_cmd_experiment)
 
-    p = sub.add_parser("derive", help="exact SymPy proofs of the backward routes (issue 6)")
+    p = sub.add_parser("derive", help="exact SymPy proofs of every backward route, and "
+                                      "verdicts on the seed's formulas")
     p.add_argument("layer", nargs="?", help="batch, layer, group, instance, rms, or seed")
     p.add_argument("--all", action="store_true", help="every layer, default shapes, and seed")
     p.add_argument("--check", action="store_true", help="verdicts only, no derivation")
