@@ -126,3 +126,26 @@ def test_check_layer_rejects_bad_arguments():
         check_layer(bn_train, batchnorm_backward_alt, bn_inputs(), order=3)
     with pytest.raises(ValueError, match="one per input"):
         check_layer(bn_train, lambda d, c: batchnorm_backward_alt(d, c)[:2], bn_inputs())
+
+
+def test_course_functions_use_the_course_arithmetic_to_the_last_bit():
+    # Printed notebook errors depend on rounding: sum((pos - neg) * df) / (2h) for arrays,
+    # (f(x + h) - f(x - h)) / (2h) for scalars, exactly in that order.
+    rng = np.random.default_rng(7)
+    x = 5 * rng.standard_normal((4, 5)) + 12
+    gamma, beta, df = rng.standard_normal(5), rng.standard_normal(5), rng.standard_normal((4, 5))
+    f = lambda x: batchnorm_forward(x, gamma, beta, {"mode": "train"})[0]  # noqa: E731
+    h = 1e-5
+    want_arr, want_scalar = np.zeros_like(x), np.zeros_like(x)
+    for ix in np.ndindex(*x.shape):
+        old = x[ix]
+        x[ix] = old + h
+        pos = f(x).copy()
+        x[ix] = old - h
+        neg = f(x).copy()
+        x[ix] = old
+        want_arr[ix] = np.sum((pos - neg) * df) / (2 * h)
+        want_scalar[ix] = (float(np.sum(pos * df)) - float(np.sum(neg * df))) / (2 * h)
+    assert np.array_equal(eval_numerical_gradient_array(f, x, df, h), want_arr)
+    scalar = eval_numerical_gradient(lambda x: float(np.sum(f(x) * df)), x, verbose=False, h=h)
+    assert np.array_equal(scalar, want_scalar)

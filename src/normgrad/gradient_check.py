@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
-# Central-difference stencils: offsets (in units of h) and weights; the derivative is
-# sum(w * f(x + k h)) / h. Order 2 is the course's; order 4 cuts truncation error from
-# O(h^2) to O(h^4), so a larger h can be used and rounding error shrinks with it.
-_STENCILS: dict[int, tuple[tuple[float, float], ...]] = {
-    2: ((1.0, 0.5), (-1.0, -0.5)),
-    4: ((2.0, -1.0 / 12.0), (1.0, 8.0 / 12.0), (-1.0, -8.0 / 12.0), (-2.0, 1.0 / 12.0)),
+# Central-difference stencils: (offset k in units of h, integer weight w) and a
+# denominator c; the derivative is sum(w * f(x + k h)) / (c h). Order 2 is the course's,
+# (f(x + h) - f(x - h)) / (2 h); order 4 cuts truncation error from O(h^2) to O(h^4), so a
+# larger h can be used and rounding error shrinks with it.
+_STENCILS: dict[int, tuple[tuple[tuple[int, float], ...], float]] = {
+    2: (((1, 1.0), (-1, -1.0)), 2.0),
+    4: (((2, -1.0), (1, 8.0), (-1, -8.0), (-2, 1.0)), 12.0),
 }
 
 
@@ -61,17 +62,27 @@ def norm_rel_error(a: np.ndarray, n: np.ndarray) -> float:
     return 0.0 if denom == 0 else float(np.linalg.norm(a - n) / denom)
 
 
-def _partial(f: Callable[[np.ndarray], Any], x: np.ndarray, ix: tuple, h: float, order: int):
-    """d f / d x[ix] by a central stencil, perturbing x[ix] in place and restoring it."""
+def _differences(f: Callable[[np.ndarray], Any], x: np.ndarray, ix: tuple, h: float,
+                 order: int):
+    """sum_k w_k f(x + k h e_ix), unscaled, perturbing x[ix] in place and restoring it.
+
+    For order 2 this is exactly the course's f(x + h) - f(x - h), in f's dtype.
+    """
     old = x[ix].copy()
-    total = 0.0
+    total = None
     try:
-        for k, w in _STENCILS[order]:
+        for k, w in _STENCILS[order][0]:
             x[ix] = old + k * h
-            total = total + w * np.asarray(f(x), dtype=np.float64).copy()
+            term = w * np.array(f(x), copy=True)
+            total = term if total is None else total + term
     finally:
         x[ix] = old
-    return total / h
+    return total
+
+
+def _partial(f: Callable[[np.ndarray], Any], x: np.ndarray, ix: tuple, h: float, order: int):
+    """d f / d x[ix] by a central stencil (x is restored afterwards)."""
+    return _differences(f, x, ix, h, order) / (_STENCILS[order][1] * h)
 
 
 def eval_numerical_gradient(
@@ -112,15 +123,9 @@ def eval_numerical_gradient_array(
     """
     grad = np.zeros_like(x)
     for ix in np.ndindex(*x.shape):
-        old = x[ix].copy()
-        try:  # the course's arithmetic, so printed errors match its notebooks to the digit
-            x[ix] = old + h
-            pos = f(x).copy()
-            x[ix] = old - h
-            neg = f(x).copy()
-        finally:
-            x[ix] = old
-        grad[ix] = np.sum((pos - neg) * df) / (2 * h)
+        # The course's arithmetic, sum((pos - neg) * df) / (2 h), so printed errors match
+        # its notebooks to the digit.
+        grad[ix] = np.sum(_differences(f, x, ix, h, 2) * df) / (2 * h)
     return grad
 
 

@@ -49,22 +49,41 @@ NORMALIZATIONS = {
     "layernorm": (layernorm_forward, layernorm_backward),
 }
 
-# For (N, C, H, W) activations (conv_norm_relu_pool, ThreeLayerConvNet), likewise. Group
-# norm's forward also takes G, the number of channel groups.
+
+
+def _spatial_batchnorm(
+    x: np.ndarray, gamma: Any, beta: Any, norm_param: Any, G: int | None = None
+) -> tuple[np.ndarray, Any]:
+    """spatial_batchnorm_forward in the conv sandwiches' one signature (G is unused)."""
+    return spatial_batchnorm_forward(x, gamma, beta, norm_param)
+
+
+def _groupnorm(
+    x: np.ndarray, gamma: Any, beta: Any, norm_param: Any, G: int | None = None
+) -> tuple[np.ndarray, Any]:
+    """spatial_groupnorm_forward in the conv sandwiches' one signature; G is required."""
+    if G is None:
+        raise ValueError(
+            "normalization='groupnorm' needs G, the number of channel groups; pass G as a "
+            "divisor of the number of filters F = w.shape[0], e.g. G=1 (one group)."
+        )
+    return spatial_groupnorm_forward(x, gamma, beta, G, norm_param)
+
+
+# For (N, C, H, W) activations (conv_norm_relu_pool, ThreeLayerConvNet), likewise; every
+# forward is called as forward(x, gamma, beta, norm_param, G) (G: group norm's groups).
 CONV_NORMALIZATIONS = {
-    "batchnorm": (spatial_batchnorm_forward, spatial_batchnorm_backward),
-    "groupnorm": (spatial_groupnorm_forward, spatial_groupnorm_backward),
+    "batchnorm": (_spatial_batchnorm, spatial_batchnorm_backward),
+    "groupnorm": (_groupnorm, spatial_groupnorm_backward),
 }
 
 
 def affine_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, Any]:
     """Affine then ReLU. x: (N, d_1, ..., d_k), w: (D, M), b: (M,) -> out: (N, M).
 
-    Returns out and cache = (affine cache, relu cache).
+    ``affine_norm_relu_forward`` with no normalization layer.
     """
-    a, fc_cache = affine_forward(x, w, b)  # (N, M)
-    out, relu_cache = relu_forward(a)  # (N, M)
-    return out, (fc_cache, relu_cache)
+    return affine_norm_relu_forward(x, w, b, None, None, None, None)
 
 
 def affine_relu_backward(dout: np.ndarray, cache: Any, need_dx: bool = True) -> Grads3:
@@ -73,9 +92,7 @@ def affine_relu_backward(dout: np.ndarray, cache: Any, need_dx: bool = True) -> 
     ``need_dx=False`` returns dx = None and skips its matrix product (as
     ``affine_backward``).
     """
-    fc_cache, relu_cache = cache
-    da = relu_backward(dout, relu_cache)  # (N, M)
-    return affine_backward(da, fc_cache, need_dx)  # type: ignore[return-value]
+    return affine_norm_relu_backward(dout, cache, need_dx)[:3]  # type: ignore[return-value]
 
 
 def affine_norm_relu_forward(
@@ -186,19 +203,16 @@ def conv_relu_pool_forward(
     conv_param: dict[str, Any],
     pool_param: dict[str, Any],
 ) -> tuple[np.ndarray, Any]:
-    """Convolution, ReLU, then max pooling. x: (N, C, H, W) -> out: (N, F, H'', W'')."""
-    a, conv_cache = conv_forward_fast(x, w, b, conv_param)  # (N, F, H', W')
-    s, relu_cache = relu_forward(a)
-    out, pool_cache = max_pool_forward_fast(s, pool_param)  # (N, F, H'', W'')
-    return out, (conv_cache, relu_cache, pool_cache)
+    """Convolution, ReLU, then max pooling. x: (N, C, H, W) -> out: (N, F, H'', W'').
+
+    ``conv_norm_relu_pool_forward`` with no normalization layer.
+    """
+    return conv_norm_relu_pool_forward(x, w, b, None, None, conv_param, pool_param, None, None)
 
 
 def conv_relu_pool_backward(dout: np.ndarray, cache: Any) -> Grads3:
     """Backward through ``conv_relu_pool_forward``: dout (N, F, H'', W'') -> dx, dw, db."""
-    conv_cache, relu_cache, pool_cache = cache
-    ds = max_pool_backward_fast(dout, pool_cache)
-    da = relu_backward(ds, relu_cache)
-    return conv_backward_fast(da, conv_cache)
+    return conv_norm_relu_pool_backward(dout, cache)[:3]  # type: ignore[return-value]
 
 
 def conv_norm_relu_pool_forward(
@@ -235,19 +249,11 @@ def conv_norm_relu_pool_forward(
             layers' own errors.
     """
     v.choice(normalization, "normalization", (*CONV_NORMALIZATIONS, None))
-    if normalization == "groupnorm" and G is None:
-        raise ValueError(
-            "normalization='groupnorm' needs G, the number of channel groups; pass G as a "
-            "divisor of the number of filters F = w.shape[0], e.g. G=1 (one group)."
-        )
     a, conv_cache = conv_forward_fast(x, w, b, conv_param)  # (N, F, H', W')
     norm_cache = None
-    if normalization == "groupnorm":
+    if normalization is not None:
         norm_forward, _ = CONV_NORMALIZATIONS[normalization]
-        a, norm_cache = norm_forward(a, gamma, beta, G, norm_param)  # (N, F, H', W')
-    elif normalization is not None:
-        norm_forward, _ = CONV_NORMALIZATIONS[normalization]
-        a, norm_cache = norm_forward(a, gamma, beta, norm_param)  # (N, F, H', W')
+        a, norm_cache = norm_forward(a, gamma, beta, norm_param, G)  # (N, F, H', W')
     s, relu_cache = relu_forward(a)  # (N, F, H', W')
     out, pool_cache = max_pool_forward_fast(s, pool_param)  # (N, F, H'', W'')
     return out, (conv_cache, norm_cache, relu_cache, pool_cache, normalization)

@@ -246,8 +246,7 @@ def _conv_norm_relu_pool_inputs(
         a, _ = conv_forward_fast(i["x"], i["w"], i["b"], _CNRP_CONV)
         if normalization is not None:
             forward, _ = lu.CONV_NORMALIZATIONS[normalization]
-            extra = (_CNRP_G,) if normalization == "groupnorm" else ()
-            a, _ = forward(a, i["gamma"], i["beta"], *extra, _cnrp_param(normalization, mode))
+            a, _ = forward(a, i["gamma"], i["beta"], _cnrp_param(normalization, mode), _CNRP_G)
         return _clear_of_zero(a) and _no_near_ties(np.maximum(a, 0), _CNRP_POOL)
 
     if fixed:
