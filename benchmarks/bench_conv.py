@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_conv.py [--repeats 7] [--threads 1] [--json out.json]
 
-The same measurement as ``normgrad bench --op conv`` (see ``normgrad.bench_conv``): x
+The same measurement as ``normgrad bench --op conv`` (see ``normgrad.tools.bench_conv``): x
 (50, 3, 32, 32), 32 filters of 3x3, stride 1, pad 1, float64; medians after warm-up;
 fast and naive are checked to agree (< 1e-9) before anything is timed. Exits 1 if the
 fast forward + backward is not at least ``--min-speedup`` times faster than naive.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from normgrad import bench, bench_conv
+from normgrad.tools import bench, bench_conv
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from normgrad import bench_conv
+from normgrad.tools import bench_conv
 from normgrad.cli import build_parser, main
 
 

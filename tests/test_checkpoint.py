@@ -1,4 +1,4 @@
-"""normgrad.checkpoint: model-state snapshots and atomic, pickle-free checkpoint files."""
+"""normgrad.training.checkpoint: model-state snapshots and atomic, pickle-free checkpoint files."""
 
 # The course Solver draws from NumPy's legacy global generator, so these tests do too.
 # ruff: noqa: NPY002
@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from normgrad import checkpoint as ck
+from normgrad.training import checkpoint as ck
 
 
 class Model:
@@ -143,7 +143,7 @@ def test_killing_the_writer_midway_leaves_the_previous_checkpoint(tmp_path) -> N
     script = textwrap.dedent(f"""
         import time
         import numpy as np
-        from normgrad import checkpoint as ck
+        from normgrad.training import checkpoint as ck
         real = np.lib.format.write_array
         def slow(fp, array, *args, **kwargs):
             real(fp, array, *args, **kwargs)

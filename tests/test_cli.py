@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from normgrad import checks, cli
-from normgrad.checkcases import CheckCase
+from normgrad import cli
+from normgrad.tools import checks
+from normgrad.norms.spec import CheckCase
 
 
 def test_check_prints_a_passing_table(capsys):
@@ -25,14 +26,15 @@ def test_check_prints_a_passing_table(capsys):
 
 
 def test_check_exits_1_on_a_wrong_route(monkeypatch, capsys):
-    good = checks.CASES[0]
+    good = checks.cases()[0]
 
     def wrong(dout, cache):
         dx, dgamma, dbeta = good.backward(dout, cache)
         return 1.01 * dx, dgamma, dbeta
 
     planted = CheckCase("planted", "wrong", good.forward, wrong, good.make_inputs)
-    monkeypatch.setattr(checks, "CASES", [*checks.CASES, planted])
+    every = checks.cases()
+    monkeypatch.setattr(checks, "cases", lambda: [*every, planted])
     assert cli.main(["check", "--layer", "planted"]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "1 failed" in out
@@ -74,7 +76,7 @@ def test_python_dash_m_is_the_same_cli():
 
 
 def test_time_call_returns_the_median(monkeypatch):
-    from normgrad import bench
+    from normgrad.tools import bench
 
     ticks = iter([0.0, 5.0, 10.0, 11.0, 20.0, 23.0])  # three timed calls: 5, 1 and 3 s
     monkeypatch.setattr(bench.time, "perf_counter", lambda: next(ticks))
@@ -84,7 +86,7 @@ def test_time_call_returns_the_median(monkeypatch):
 
 
 def test_bench_refuses_to_time_an_implementation_that_disagrees(monkeypatch):
-    from normgrad import bench
+    from normgrad.tools import bench
 
     wrong = dict(bench.ROUTES)
     good_paper = wrong["paper"]

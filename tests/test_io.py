@@ -1,4 +1,4 @@
-"""normgrad._io.atomic_write: the one temp-file-then-rename writer, and its three users."""
+"""normgrad._internal.io.atomic_write: the one temp-file-then-rename writer, and its three users."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from normgrad import _io, train
-from normgrad import checkpoint as ck
-from normgrad.experiments import common
+from normgrad._internal import io as _io
+from normgrad.tools import train
+from normgrad.training import checkpoint as ck
+from normgrad.tools.experiments import common
 
 
 def test_writes_a_new_file_and_replaces_an_old_one(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from normgrad import layer_utils as lu
-from normgrad.checkcases import ops as op_cases
-from normgrad.checks import run_checks
+from normgrad.tools import block_cases
+from normgrad.tools.checks import run_checks
 from normgrad.fast_layers import (
     conv_backward_fast,
     conv_forward_fast,
@@ -200,7 +200,7 @@ def test_unknown_normalization():
 @pytest.mark.parametrize("seed", [0, 3])
 def test_conv_norm_relu_pool_finite_differences(route, seed):
     # float64, random upstream gradient (check_layer's own), inputs clear of every kink.
-    (case,) = [c for c in op_cases.CASES
+    (case,) = [c for c in block_cases.CASES
                if c.layer == "conv_norm_relu_pool" and c.route == route]
     report = check_layer(case.forward, case.backward,
                          case.make_inputs(np.random.default_rng(seed)), seed=seed + 1)

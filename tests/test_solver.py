@@ -418,7 +418,7 @@ def test_restore_of_a_valid_checkpoint_from_a_wider_model_changes_nothing(tmp_pa
 
 
 def test_restore_rejects_optimizer_state_of_another_shape_and_changes_nothing(tmp_path) -> None:
-    from normgrad import checkpoint as ck
+    from normgrad.training import checkpoint as ck
 
     np.random.seed(0)
     solver_for(TinyBNNet(), num_epochs=1, checkpoint_name=str(tmp_path / "run")).train()
@@ -483,7 +483,7 @@ def test_bad_options_say_what_was_expected_and_how_to_fix_it(kwargs, message: st
 
 
 def test_check_data_is_still_importable_from_the_solver_module() -> None:
-    from normgrad import solver_checks
+    from normgrad.training import options as solver_checks
     from normgrad.solver import check_data
 
     assert check_data is solver_checks.check_data

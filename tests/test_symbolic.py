@@ -13,10 +13,10 @@ pytest.importorskip("sympy")
 
 from normgrad.cli import main  # noqa: E402
 from normgrad.norms import batch as nb  # noqa: E402
-from normgrad.symbolic import batch, core, layers, registry, seed, tie  # noqa: E402
+from normgrad.symbolic import batch, core, registry, seed, tie  # noqa: E402
 from normgrad.symbolic.core import Radical, sp  # noqa: E402
 
-CASES = [(layer, tuple(sorted(kw.items()))) for layer in registry.LAYERS
+CASES = [(layer, tuple(sorted(kw.items()))) for layer in registry.layers()
          for kw in registry.default_shapes(layer)]
 
 
@@ -68,7 +68,7 @@ def test_planted_wrong_formula_is_refuted_with_a_counterexample(kind: str) -> No
 
 
 def test_planted_error_in_a_grouped_layer_is_refuted() -> None:
-    p = layers.build_rms(2, 3)
+    p = registry.build("rms", N=2, D=3)
     good = p.routes["closed"]
     xhat = p.y / p.params["gamma"]  # x / sqrt(ms + eps)
     wrong_dx = good["dx"] - np.mean(p.dout * p.params["gamma"], axis=1, keepdims=True) / (
@@ -272,10 +272,10 @@ def test_problem_carries_groups_and_cache_as_fields() -> None:
     from normgrad.symbolic.model import Problem
 
     names = {f.name for f in dataclasses.fields(Problem)}
-    assert {"G", "cache"} <= names
-    p = layers.build_group(1, 4, 1, 2, G=2)
-    assert p.G == 2 and "G = 2" in p.describe()
-    assert batch.build(2, 1).cache is not None and layers.build_rms(2, 3).cache is None
-    # The tie reads G from the field, not from a note string.
+    assert {"options", "cache"} <= names
+    p = registry.build("group", N=1, C=4, H=1, W=2, G=2)
+    assert p.options == {"G": 2} and "G = 2" in p.describe()
+    assert batch.build(2, 1).cache is not None and registry.build("rms", N=2, D=3).cache is None
+    # The tie reads G from the problem's options, not from a note string.
     errors = tie.tie(p, points=1)
     assert errors["closed"] < 1e-12

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from normgrad import _validate as v
+from normgrad._internal import validate as v
 from normgrad.layers import layernorm_forward, spatial_groupnorm_forward
 from normgrad.ops.windows import int_param
 

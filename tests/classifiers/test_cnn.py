@@ -125,13 +125,15 @@ def test_bad_input_shapes_and_labels():
 
 def test_supported_normalizations_come_from_layer_utils():
     from normgrad import layer_utils as lu
-    from normgrad import train
+    from normgrad.tools import train
     from normgrad.classifiers import FullyConnectedNet
 
     assert ThreeLayerConvNet.NORMALIZATIONS == (None, *lu.CONV_NORMALIZATIONS)
     assert FullyConnectedNet.NORMALIZATIONS == (None, *lu.NORMALIZATIONS)
-    assert train.NORMS_BY_MODEL == {"fc": ("none", "batchnorm", "layernorm"),
-                                    "cnn": ("none", "batchnorm", "groupnorm")}
+    assert train.NORMS_BY_MODEL == {"fc": ("none", *lu.FC_BLOCKS),
+                                    "cnn": ("none", *lu.CONV_BLOCKS)}
+    assert {"batchnorm", "layernorm"} <= set(lu.FC_BLOCKS)  # the course's two
+    assert {"batchnorm", "groupnorm"} <= set(lu.CONV_BLOCKS)
     assert train.NORMS == ("none", "batchnorm", "layernorm", "groupnorm")
     with pytest.raises(ValueError, match="normalization must be one of None, 'batchnorm', "
                                          "'groupnorm'; got 'layernorm'.*FullyConnectedNet"):

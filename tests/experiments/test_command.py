@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from normgrad import checks, cli
-from normgrad.checks import CheckRow
+from normgrad import cli
+from normgrad.tools import checks
+from normgrad.tools.checks import CheckRow
 
 
 def test_experiment_cli_writes_files_and_prints_a_table(tmp_path, capsys):
@@ -58,7 +59,7 @@ def test_misplaced_options_and_missing_cifar_exit_2(tmp_path, capsys):
 def test_demo_checks_trains_and_writes_the_plot(tmp_path, capsys):
     assert cli.main(["demo", "--tiny", "--quiet", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    for route in ("graph", "paper", "alt", "closed-form"):
+    for route in ("graph", "paper", "alt", "closed"):
         assert route in printed
     assert re.search(r"\b\d+ passed, 0 failed", printed)
     assert "final_acc" in printed and str(tmp_path / "demo.png") in printed

@@ -1,4 +1,4 @@
-"""normgrad.experiments end to end at the tiny test scale: files, summary.json, CIFAR path."""
+"""normgrad.tools.experiments end to end at the tiny test scale: files, summary.json, CIFAR path."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from normgrad import experiments as E
+from normgrad.tools import experiments as E
 from normgrad.data_utils import CIFAR10_DIRNAME, TEST_BATCH, TRAIN_BATCHES
-from normgrad.experiments import common as c
-from normgrad.experiments import paper_fig1
+from normgrad.tools.experiments import common as c
+from normgrad.tools.experiments import paper_fig1
 
 CASES = [("deep", None, ["deep.png"], {"baseline", "batchnorm"}),
          ("weight-scale", None, ["weight_scale.png"], {"baseline", "batchnorm"}),
@@ -74,7 +74,7 @@ def test_each_experiment_on_a_fake_cifar_folder(tmp_path, name):
 
 
 def test_hyperparameters_are_the_issue_settings_at_full_scale():
-    from normgrad.experiments import batch_size, deep, weight_scale
+    from normgrad.tools.experiments import batch_size, deep, weight_scale
 
     full = c.Context(scale="full")
     hp = deep.hyperparameters(full)
@@ -103,13 +103,13 @@ def test_paper_fig1_reports_steps_to_target_and_drift(tmp_path):
     assert summary["steps_to_target"]["baseline"] is not None
 
 
-def test_sigmoid_net_gradients_match_finite_differences():
+def test_paper_net_gradients_match_finite_differences():
     from normgrad.gradient_check import eval_numerical_gradient
 
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((6, 5)), rng.integers(0, 10, 6)
     for bn in (False, True):
-        net = paper_fig1.SigmoidNet(5, bn, seed=1)
+        net = paper_fig1.build_net(5, bn, seed=1)
         _, grads = net.loss(X, y)
         # with batch norm, b1..b3 get exactly zero gradient (the batch mean cancels them)
         for name in ("W1", "W4", "b4", *(("gamma3", "beta1") if bn else ("b2",))):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from normgrad import solver as solver_module
-from normgrad.experiments import batch_size, deep, paper_fig1, weight_scale
-from normgrad.experiments import common as c
+from normgrad.tools.experiments import batch_size, deep, paper_fig1, weight_scale
+from normgrad.tools.experiments import common as c
 
 
 def held_out_acc(model, X, y) -> float:
@@ -72,12 +72,13 @@ def test_paper_fig1_summary_numbers_follow_the_curves(tmp_path):
 def test_paper_fig1_final_acc_is_the_trained_models(monkeypatch):
     made = []
 
-    class Recorded(paper_fig1.SigmoidNet):
-        def __init__(self, *a, **k):
-            super().__init__(*a, **k)
-            made.append(self)
+    build = paper_fig1.build_net
 
-    monkeypatch.setattr(paper_fig1, "SigmoidNet", Recorded)
+    def recorded(*a, **k):
+        made.append(build(*a, **k))
+        return made[-1]
+
+    monkeypatch.setattr(paper_fig1, "build_net", recorded)
     data = c.standardize(c.load_data(c.Context(scale="tiny"))[0])
     hp = paper_fig1.hyperparameters(c.Context(scale="tiny"))
     hp["num_steps"], hp["eval_every"] = 47, 20  # the last step is not an eval_every multiple
@@ -254,7 +255,7 @@ def test_weight_scale_best_final_acc_is_the_final_acc_at_the_best_scale(tmp_path
 
 
 def test_one_blas_limit_shared_with_the_conv_benchmark():
-    from normgrad import bench_conv
+    from normgrad.tools import bench_conv
 
     assert bench_conv.blas_limit is c.blas_limit
     with c.blas_limit(None) as applied:

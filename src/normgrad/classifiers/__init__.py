@@ -2,7 +2,7 @@
 
 Each model holds ``params`` (name -> array) and answers ``loss(X, y=None)``: the class
 scores (N, C) when y is None (test mode), else ``(loss, grads)`` with one gradient per
-parameter. That is all ``normgrad.solver.Solver`` needs.
+parameter. That is all ``normgrad.solver.Solver`` needs. They live in ``normgrad.models``.
 """
 
 from normgrad.classifiers.cnn import ThreeLayerConvNet

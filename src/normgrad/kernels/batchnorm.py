@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from normgrad import _validate as v
+from normgrad._internal import validate as v
 from normgrad.norms.batch import parse_inputs
 
 try:

@@ -1,7 +1,11 @@
 """The maths of every normalization, once: forward passes and every backward route.
 
-One module per normalization. The course-compatible surfaces (``normgrad.layers`` and
-friends) re-export from here; nothing else restates a formula.
+One module per normalization, each ending in its specification (``SPEC``, see
+``normgrad.norms.spec``); ``normgrad.norms.registry.SPECS`` is the one list of them.
+``core`` is the standardization that layer, group, instance and RMS norm share, and
+``running`` the running statistics of the batch-style layers. The course-compatible
+surfaces (``normgrad.layers`` and friends) re-export from here; nothing else restates a
+formula.
 """
 
 from normgrad.norms.batch import (
@@ -31,8 +35,21 @@ from normgrad.norms.spatial import (
     spatial_batchnorm_backward,
     spatial_batchnorm_forward,
 )
+from normgrad.norms.spec import NormSpec
 
 __all__ = [
+    "BatchNormCache",
+    "GroupNormCache",
+    "InstanceNormCache",
+    "LayerNormCache",
+    "NormSpec",
+    "RMSNormCache",
+    "RunningStats",
+    "SpatialBatchNormCache",
+    "batchnorm_backward",
+    "batchnorm_backward_alt",
+    "batchnorm_backward_paper",
+    "batchnorm_forward",
     "instancenorm_backward",
     "instancenorm_forward",
     "layernorm_backward",
@@ -45,16 +62,5 @@ __all__ = [
     "spatial_batchnorm_forward",
     "spatial_groupnorm_backward",
     "spatial_groupnorm_forward",
-    "GroupNormCache",
-    "InstanceNormCache",
-    "LayerNormCache",
-    "RMSNormCache",
-    "SpatialBatchNormCache",
-    "BatchNormCache",
-    "RunningStats",
-    "batchnorm_backward",
-    "batchnorm_backward_alt",
-    "batchnorm_backward_paper",
-    "batchnorm_forward",
     "torch_bn_param",
 ]

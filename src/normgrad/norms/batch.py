@@ -32,8 +32,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from normgrad import _validate as v
-from normgrad.norms import core
+from normgrad._internal import validate as v
+from normgrad.norms import core, spec
 from normgrad.norms.running import RunningStats
 
 
@@ -307,3 +307,53 @@ ROUTES = {
     "paper": batchnorm_backward_paper,
     "alt": batchnorm_backward_alt,
 }
+
+
+# ---- specification ---------------------------------------------------------------------
+
+
+def _bind(forward: spec.Forward, mode: str = "train", eps: float = 1e-5, **extra: Any
+          ) -> spec.Forward:
+    """``forward(x, gamma, beta, bn_param)`` with a fresh ``bn_param`` on every call."""
+    return lambda x, gamma, beta: forward(x, gamma, beta, {"mode": mode, "eps": eps, **extra})
+
+
+def _torch(torch: Any, inputs: dict[str, Any], mode: str = "train", eps: float = 1e-5,
+           **_: Any) -> Any:
+    F = torch.nn.functional
+    return F.batch_norm(inputs["x"], None, None, inputs["gamma"], inputs["beta"],
+                        training=mode == "train", eps=eps)
+
+
+PARAM_KEYS = {
+    "mode": "'train' (batch statistics) or 'test' (running statistics); required",
+    "eps": "added to var under the square root, >= 0 (default 1e-5)",
+    "momentum": "running-average weight in [0, 1] (default 0.9), or None: cumulative",
+    "running_mean": "(D,) running mean, written back in train mode",
+    "running_var": "(D,) running variance, written back in train mode",
+    "momentum_convention": "'course' (momentum weighs the old value) or 'torch'",
+    "unbiased_running_var": "store var * N/(N-1), as PyTorch (default False)",
+    "num_batches_tracked": "count of train steps, kept when present",
+}
+
+SPEC = spec.NormSpec(
+    name="batchnorm",
+    title="batch normalization",
+    paper="Ioffe & Szegedy 2015, arXiv:1502.03167",
+    layout="(N, D)",
+    forward=batchnorm_forward,
+    routes={name: spec.Route(fn) for name, fn in ROUTES.items()},
+    bind=_bind,
+    param_name="bn_param",
+    param_keys=PARAM_KEYS,
+    cases=(spec.CaseInputs("train", spec.affine_inputs((7, 5), (5,))),),
+    torch=_torch,
+    symbolic=spec.Symbolic("batch", ("N", "D"),
+                           ({"N": 2, "D": 1}, {"N": 3, "D": 2}, {"N": 4, "D": 2}),
+                           "normgrad.symbolic.batch:build"),
+    blocks=(spec.Block("fc", "batchnorm", batchnorm_forward, batchnorm_backward_alt,
+                       param_shape=lambda F: (F,), init_param=lambda: {"mode": "train"},
+                       train_mode=True, cancels_bias=True),),
+    fused=spec.lazy_route("normgrad.kernels.batchnorm", "batchnorm_forward_fused",
+                          "batchnorm_backward_fused"),
+)

@@ -27,8 +27,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from normgrad import _validate as v
-from normgrad.norms import core
+from normgrad._internal import validate as v
+from normgrad.norms import core, spec
 
 _GROUP_AXES = (2, 3, 4)  # (C/G, H, W) of the (N, G, C/G, H, W) view
 
@@ -116,3 +116,62 @@ def spatial_groupnorm_backward(
         dout.reshape(xhat_g.shape), xhat_g, inv_std, gamma.reshape(gshape), _GROUP_AXES, gshape)
     C = G * Cg
     return dx.reshape(N, C, H, W), dgamma.reshape(1, C, 1, 1), dbeta.reshape(1, C, 1, 1)
+
+
+# ---- specification ---------------------------------------------------------------------
+
+
+def _bind(forward: spec.Forward, eps: float = 1e-5, G: int = 2, **_: Any) -> spec.Forward:
+    return lambda x, gamma, beta: forward(x, gamma, beta, G, {"eps": eps})
+
+
+def _block_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
+                   gn_param: dict[str, Any], G: int | None = None
+                   ) -> tuple[np.ndarray, GroupNormCache]:
+    """The conv blocks' signature: G, the number of groups, comes as a keyword."""
+    if G is None:
+        raise ValueError(
+            "normalization='groupnorm' needs G, the number of channel groups; pass G as a "
+            "divisor of the number of filters F = w.shape[0], e.g. G=1 (one group)."
+        )
+    return spatial_groupnorm_forward(x, gamma, beta, G, gn_param)
+
+
+def _torch(torch: Any, inputs: dict[str, Any], eps: float = 1e-5, G: int = 2, **_: Any) -> Any:
+    C = inputs["x"].shape[1]
+    return torch.nn.functional.group_norm(inputs["x"], G, inputs["gamma"].reshape(C),
+                                          inputs["beta"].reshape(C), eps)
+
+
+def _symbolic(N: int = 1, C: int = 4, H: int = 1, W: int = 2, G: int = 2) -> Any:
+    """Group norm on x: (N, C, H, W) as SymPy expressions, in the (N, G, C/G, H, W) view."""
+    from normgrad.symbolic import model as m
+
+    if G <= 0 or C % G:
+        raise ValueError(f"group: G must be a positive divisor of C = {C}; got G = {G}.")
+    return m.standardize_problem(
+        "group", (N, C, H, W), (1, C, 1, 1), _GROUP_AXES,
+        ("per sample n and group g, over (C/G, H, W)", "C/G*H*W"),
+        view=(N, G, C // G, H, W), param_view=(1, G, C // G, 1, 1), options={"G": G})
+
+
+SPEC = spec.NormSpec(
+    name="groupnorm",
+    title="group normalization",
+    paper="Wu & He 2018, arXiv:1803.08494",
+    layout="(N, C, H, W)",
+    forward=spatial_groupnorm_forward,
+    routes={"closed": spec.Route(spatial_groupnorm_backward)},
+    bind=_bind,
+    param_name="gn_param",
+    param_keys={"eps": "added to var under the square root, >= 0 (default 1e-5)"},
+    cases=(spec.CaseInputs("train", spec.affine_inputs((2, 4, 2, 3), (1, 4, 1, 1)),
+                           {"G": 2}),),
+    torch=_torch,
+    symbolic=spec.Symbolic("group", ("N", "C", "H", "W"),
+                           ({"N": 1, "C": 4, "H": 1, "W": 2, "G": 2},
+                            {"N": 2, "C": 2, "H": 1, "W": 2, "G": 1}),
+                           _symbolic, options=("G",)),
+    blocks=(spec.Block("conv", "groupnorm", _block_forward, spatial_groupnorm_backward,
+                       param_shape=lambda F: (1, F, 1, 1), options=("G",)),),
+)

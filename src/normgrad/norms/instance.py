@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from normgrad import _validate as v
-from normgrad.norms import core
+from normgrad._internal import validate as v
+from normgrad.norms import core, spec
 
 
 class InstanceNormCache(NamedTuple):
@@ -101,3 +101,43 @@ def instancenorm_backward(
         dout, xhat, inv_std, gamma_b, axes, gamma_b.shape)  # params: (1, C, 1, 1)
     C = gamma_b.shape[1]
     return dx, dgamma.reshape(C), dbeta.reshape(C)
+
+
+# ---- specification ---------------------------------------------------------------------
+
+
+def _bind(forward: spec.Forward, eps: float = 1e-5, **_: Any) -> spec.Forward:
+    return lambda x, gamma, beta: forward(x, gamma, beta, {"eps": eps})
+
+
+def _torch(torch: Any, inputs: dict[str, Any], eps: float = 1e-5, **_: Any) -> Any:
+    return torch.nn.functional.instance_norm(inputs["x"], weight=inputs["gamma"],
+                                             bias=inputs["beta"], eps=eps)
+
+
+def _symbolic(N: int = 1, C: int = 2, H: int = 1, W: int = 3) -> Any:
+    """Instance norm on x: (N, C, H, W) as SymPy expressions, statement by statement."""
+    from normgrad.symbolic import model as m
+
+    return m.standardize_problem("instance", (N, C, H, W), (C,), (2, 3), (
+        "per sample n and channel c, over (H, W)", "H*W"), param_view=(1, C, 1, 1))
+
+
+SPEC = spec.NormSpec(
+    name="instancenorm",
+    title="instance normalization",
+    paper="Ulyanov, Vedaldi & Lempitsky 2016, arXiv:1607.08022",
+    layout="(N, C, H, W)",
+    forward=instancenorm_forward,
+    routes={"closed": spec.Route(instancenorm_backward)},
+    bind=_bind,
+    param_name="in_param",
+    param_keys={"eps": "added to var under the square root, >= 0 (default 1e-5)"},
+    cases=(spec.CaseInputs("train", spec.affine_inputs((2, 3, 2, 3), (3,))),),
+    torch=_torch,
+    symbolic=spec.Symbolic("instance", ("N", "C", "H", "W"),
+                           ({"N": 1, "C": 2, "H": 1, "W": 3}, {"N": 2, "C": 1, "H": 2, "W": 2}),
+                           _symbolic),
+    blocks=(spec.Block("conv", "instancenorm", instancenorm_forward, instancenorm_backward,
+                       param_shape=lambda F: (F,), cancels_bias=True),),
+)

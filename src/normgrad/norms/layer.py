@@ -31,8 +31,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from normgrad import _validate as v
-from normgrad.norms import core
+from normgrad._internal import validate as v
+from normgrad.norms import core, spec
 
 
 class LayerNormCache(NamedTuple):
@@ -211,3 +211,71 @@ def _backward(
     core.check_dout(dout, xhat.shape)
     pshape = [xhat.shape[a] for a in axes]  # normalized_shape
     return core.affine_norm_backward(dout, xhat, inv_std, gamma, axes, pshape, shift=has_beta)
+
+
+# ---- specification ---------------------------------------------------------------------
+
+
+def _bind(forward: spec.Forward, eps: float = 1e-5, **_: Any) -> spec.Forward:
+    return lambda x, gamma, beta: forward(x, gamma, beta, {"eps": eps})
+
+
+def _bind_nd(forward: spec.Forward, eps: float = 1e-5, ndim: int = 2, **_: Any) -> spec.Forward:
+    """``layernorm_nd_forward`` over x's trailing ``ndim`` axes."""
+    return lambda x, gamma, beta: forward(x, gamma, beta, x.shape[x.ndim - ndim:], {"eps": eps})
+
+
+def _torch(torch: Any, inputs: dict[str, Any], eps: float = 1e-5, **_: Any) -> Any:
+    g = inputs["gamma"]
+    return torch.nn.functional.layer_norm(inputs["x"], tuple(g.shape), g, inputs["beta"], eps)
+
+
+def _symbolic(N: int = 2, D: int = 3) -> Any:
+    """Layer norm on x: (N, D) as SymPy expressions, statement by statement as above."""
+    from normgrad.symbolic import model as m
+
+    return m.standardize_problem("layer", (N, D), (D,), (1,), ("per sample n, over the "
+                                 "features", "D"))
+
+
+def _symbolic_nd(N: int = 1, A: int = 2, B: int = 2) -> Any:
+    """``layernorm_nd`` on x: (N, A, B) over the trailing (A, B), symbolically."""
+    from normgrad.symbolic import model as m
+
+    return m.standardize_problem("layer_nd", (N, A, B), (A, B), (1, 2), (
+        "per sample n, over the trailing normalized_shape (A, B)", "A*B"))
+
+
+SPEC = spec.NormSpec(
+    name="layernorm",
+    title="layer normalization",
+    paper="Ba, Kiros & Hinton 2016, arXiv:1607.06450",
+    layout="(N, D)",
+    forward=layernorm_forward,
+    routes={"closed": spec.Route(layernorm_backward)},
+    bind=_bind,
+    param_name="ln_param",
+    param_keys={"eps": "added to var under the square root, >= 0 (default 1e-5)"},
+    cases=(spec.CaseInputs("train", spec.affine_inputs((4, 6), (6,))),),
+    torch=_torch,
+    symbolic=spec.Symbolic("layer", ("N", "D"), ({"N": 2, "D": 3}, {"N": 1, "D": 4}),
+                           _symbolic),
+    blocks=(spec.Block("fc", "layernorm", layernorm_forward, layernorm_backward,
+                       param_shape=lambda F: (F,)),),
+)
+
+ND_SPEC = spec.NormSpec(
+    name="layernorm_nd",
+    title="layer normalization over any trailing shape (F.layer_norm)",
+    paper="Ba, Kiros & Hinton 2016, arXiv:1607.06450",
+    layout="(*, *normalized_shape)",
+    forward=layernorm_nd_forward,
+    routes={"closed": spec.Route(layernorm_nd_backward)},
+    bind=_bind_nd,
+    param_name="ln_param",
+    param_keys={"eps": "added to var under the square root, >= 0 (default 1e-5)"},
+    cases=(spec.CaseInputs("train", spec.affine_inputs((2, 2, 3, 4), (3, 4))),),
+    torch=_torch,
+    symbolic=spec.Symbolic("layer_nd", ("N", "A", "B"), ({"N": 1, "A": 2, "B": 2},),
+                           _symbolic_nd),
+)

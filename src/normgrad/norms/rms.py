@@ -29,8 +29,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from normgrad import _validate as v
-from normgrad.norms import core
+from normgrad._internal import validate as v
+from normgrad.norms import core, spec
 
 
 class RMSNormCache(NamedTuple):
@@ -103,3 +103,55 @@ def rmsnorm_backward(
     dx, dgamma, _ = core.affine_norm_backward(
         dout, xhat, inv_rms, gamma, axes, gamma.shape, shift=False, center=False)
     return dx, dgamma
+
+
+# ---- specification ---------------------------------------------------------------------
+
+
+def _bind(forward: spec.Forward, eps: float = 1e-5, **_: Any) -> spec.Forward:
+    return lambda x, gamma: forward(x, gamma, {"eps": eps})
+
+
+def _block_forward(x: np.ndarray, gamma: np.ndarray, beta: None, rms_param: dict[str, Any]
+                   ) -> tuple[np.ndarray, RMSNormCache]:
+    """The model blocks' signature: RMS norm has no shift, so beta is None."""
+    return rmsnorm_forward(x, gamma, rms_param)
+
+
+def _block_backward(dout: np.ndarray, cache: RMSNormCache
+                    ) -> tuple[np.ndarray, np.ndarray, None]:
+    dx, dgamma = rmsnorm_backward(dout, cache)
+    return dx, dgamma, None
+
+
+def _torch(torch: Any, inputs: dict[str, Any], eps: float = 1e-5, **_: Any) -> Any:
+    g = inputs["gamma"]
+    return torch.nn.functional.rms_norm(inputs["x"], tuple(g.shape), g, eps)
+
+
+def _symbolic(N: int = 2, D: int = 3) -> Any:
+    """RMS norm on x: (N, D) as SymPy expressions, statement by statement as above."""
+    from normgrad.symbolic import model as m
+
+    return m.standardize_problem("rms", (N, D), (D,), (1,), (
+        "per sample n, over the features, without centring", "D"), center=False, shift=False)
+
+
+SPEC = spec.NormSpec(
+    name="rmsnorm",
+    title="RMS normalization",
+    paper="Zhang & Sennrich 2019, arXiv:1910.07467",
+    layout="(*, *gamma.shape)",
+    forward=rmsnorm_forward,
+    routes={"closed": spec.Route(rmsnorm_backward)},
+    bind=_bind,
+    param_name="rms_param",
+    param_keys={"eps": "added to the mean square, >= 0 (default 1e-5; None: "
+                       "np.finfo(x.dtype).eps, as F.rms_norm)"},
+    cases=(spec.CaseInputs("train", spec.affine_inputs((4, 6), (6,), shift=False)),),
+    torch=_torch,
+    symbolic=spec.Symbolic("rms", ("N", "D"), ({"N": 2, "D": 3}, {"N": 1, "D": 4}),
+                           _symbolic),
+    blocks=(spec.Block("fc", "rmsnorm", _block_forward, _block_backward,
+                       param_shape=lambda F: (F,), shift=False),),
+)

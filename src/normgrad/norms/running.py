@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from normgrad import _validate as v
+from normgrad._internal import validate as v
 
 CONVENTIONS = ("course", "torch")
 

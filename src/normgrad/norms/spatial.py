@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from normgrad import _validate as v
-from normgrad.norms import batch
+from normgrad._internal import validate as v
+from normgrad.norms import batch, spec
 
 
 class SpatialBatchNormCache(NamedTuple):
@@ -108,3 +108,33 @@ def spatial_batchnorm_backward(
     drows, dgamma, dbeta = batch.batchnorm_backward_alt(_to_rows(dout), cache.bn)  # (NHW, C)
     dx = np.ascontiguousarray(_from_rows(drows, cache.shape))  # (N, C, H, W)
     return dx, dgamma, dbeta
+
+
+# ---- specification ---------------------------------------------------------------------
+
+
+def _bind(forward: spec.Forward, mode: str = "train", eps: float = 1e-5, **extra: Any
+          ) -> spec.Forward:
+    return lambda x, gamma, beta: forward(x, gamma, beta, {"mode": mode, "eps": eps, **extra})
+
+
+SPEC = spec.NormSpec(
+    name="spatial_batchnorm",
+    title="spatial batch normalization",
+    paper="Ioffe & Szegedy 2015, arXiv:1502.03167, section 3.2",
+    layout="(N, C, H, W)",
+    forward=spatial_batchnorm_forward,
+    routes={"alt": spec.Route(spatial_batchnorm_backward)},
+    bind=_bind,
+    param_name="bn_param",
+    param_keys=batch.PARAM_KEYS,
+    cases=(spec.CaseInputs("train", spec.affine_inputs((2, 3, 2, 3), (3,))),),
+    torch=batch.SPEC.torch,
+    symbolic=spec.Symbolic("spatial", ("N", "C", "H", "W"),
+                           ({"N": 1, "C": 2, "H": 1, "W": 3}, {"N": 2, "C": 1, "H": 2, "W": 1}),
+                           "normgrad.symbolic.batch:build_spatial"),
+    blocks=(spec.Block("conv", "batchnorm", spatial_batchnorm_forward,
+                       spatial_batchnorm_backward, param_shape=lambda F: (F,),
+                       init_param=lambda: {"mode": "train"}, train_mode=True,
+                       cancels_bias=True),),
+)

@@ -1,7 +1,7 @@
 """The maths of the course's other layers, once: affine, ReLU, dropout, losses, conv, pool.
 
 One module per job. ``normgrad.layers``, ``normgrad.fast_layers`` and
-``normgrad.layer_utils`` re-export from here under the course's names; this package
+``normgrad.models.blocks`` re-export from here under the course's names; this package
 re-exports every layer of its modules too (as ``normgrad.norms`` does for the norms),
 and a test keeps ``__all__`` complete.
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from normgrad import _validate as v
+from normgrad._internal import validate as v
 
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,3 +86,10 @@ def sigmoid_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
     v.float_array(dout, "dout")
     v.shape(dout, "dout", out.shape, "the shape of the forward input x")
     return (dout * out * (1.0 - out)).astype(dout.dtype, copy=False)
+
+
+#: Activation name -> (forward, backward), for the model blocks and their callers.
+ACTIVATIONS = {
+    "relu": (relu_forward, relu_backward),
+    "sigmoid": (sigmoid_forward, sigmoid_backward),
+}

@@ -20,8 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from normgrad import _validate as v
-from normgrad.ops._params import float_params
+from normgrad._internal import validate as v
+from normgrad._internal.params import float_params
 
 
 class AffineCache(NamedTuple):

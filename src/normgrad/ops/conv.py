@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from normgrad import _validate as v
-from normgrad.ops._params import float_params
+from normgrad._internal import validate as v
+from normgrad._internal.params import float_params
 from normgrad.ops.windows import conv_geometry, pad_hw, unpad_hw
 
 

@@ -31,8 +31,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from normgrad import _validate as v
-from normgrad.ops._params import float_params
+from normgrad._internal import validate as v
+from normgrad._internal.params import float_params
 from normgrad.ops.windows import (
     col2im,
     conv_geometry,
@@ -149,3 +149,42 @@ def max_pool_backward_fast(dout: np.ndarray, cache: FastPoolCache) -> np.ndarray
     flat = plane[:, :, None, None] + rows * W + cols  # (N, C, H', W') index into x.ravel()
     dx = np.bincount(flat.ravel(), weights=dout.ravel(), minlength=x.size)  # (N*C*H*W,)
     return dx.reshape(x.shape).astype(np.result_type(dout, x), copy=False)
+
+
+def _check_reshape_pool(x: np.ndarray, pool_param: dict[str, Any]) -> None:
+    """Raise ``ValueError`` unless the pools are square, non-overlapping and tile x."""
+    ph, pw, stride, _, _ = pool_geometry(x, pool_param)  # the usual checks first
+    H, W = x.shape[2:]
+    if not (ph == pw == stride) or H % ph or W % pw:
+        raise ValueError(
+            f"max_pool_forward_reshape needs square pools that tile x without overlap: "
+            f"pool_height == pool_width == stride, dividing H and W; got pool "
+            f"{ph}x{pw}, stride {stride}, x of shape {tuple(x.shape)}. Use "
+            f"max_pool_forward_fast (or max_pool_forward_im2col), which takes any pools."
+        )
+
+
+def max_pool_forward_reshape(
+    x: np.ndarray, pool_param: dict[str, Any]
+) -> tuple[np.ndarray, FastPoolCache]:
+    """Max pooling forward for square, non-overlapping, tiling pools (cs231n signature).
+
+    Args:
+        x: (N, C, H, W) input.
+        pool_param: ``pool_height`` == ``pool_width`` == ``stride``, dividing H and W.
+
+    Returns:
+        out: (N, C, H / stride, W / stride), and the cache for
+        ``max_pool_backward_reshape``. Same values as ``max_pool_forward_fast``.
+
+    Raises:
+        ValueError: the pools are not square, overlap or leave gaps, or do not tile x
+            (and every error of ``max_pool_forward_naive``).
+    """
+    _check_reshape_pool(x, pool_param)
+    return max_pool_forward_fast(x, pool_param)
+
+
+def max_pool_backward_reshape(dout: np.ndarray, cache: FastPoolCache) -> np.ndarray:
+    """Backward of ``max_pool_forward_reshape``: dout (N, C, H', W') -> dx (N, C, H, W)."""
+    return max_pool_backward_fast(dout, cache)

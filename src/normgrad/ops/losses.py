@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from normgrad import _validate as v
+from normgrad._internal import validate as v
 
 
 def _check_scores_labels(

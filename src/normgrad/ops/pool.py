@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from normgrad import _validate as v
+from normgrad._internal import validate as v
 from normgrad.ops.windows import pool_geometry
 
 

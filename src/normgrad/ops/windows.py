@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from normgrad import _validate as v
+from normgrad._internal import validate as v
 
 
 def int_param(param: dict[str, Any], key: str, name: str, minimum: int) -> int:

@@ -15,9 +15,6 @@ from normgrad.symbolic import core
 from normgrad.symbolic.core import Grads, sp
 from normgrad.symbolic.model import Problem, first_group, make_symbols
 
-#: The shapes ``derive --all`` proves: N in {2, 3, 4}, D in {1, 2}.
-SHAPES: tuple[tuple[int, int], ...] = ((2, 1), (3, 2), (4, 2))
-
 
 class Cache:
     """Symbolic twin of ``BatchNormCache`` (train mode)."""
@@ -106,8 +103,34 @@ def build(N: int = 3, D: int = 2) -> Problem:
     p = Problem("batch", (N, D), {"x": x, "gamma": gamma, "beta": beta}, dout, eps, y,
                 core.radicals_of(cache.var + eps),
                 first_group(x, cache.mu[None], cache.var[None], (0,)),
+                reduction=("per feature d, over the batch axis", "N"), param_form=True,
                 cache=cache)  # the cache: for the planted formulas below and the seed
     p.routes = {name: fn(dout, cache) for name, fn in ROUTES.items()}
+    return p
+
+
+def build_spatial(N: int = 1, C: int = 2, H: int = 1, W: int = 3) -> Problem:
+    """Mirror of ``norms.spatial``: batch norm on the (N*H*W, C) pixel rows of x: (N, C, H, W).
+
+    The same transpose and reshape as the NumPy module, then batch norm's forward and
+    its ``alt`` route (the one spatial batch norm calls), folded back.
+    """
+    core.check_size("spatial", (N, C, H, W), N * H * W)
+    x, gamma, beta, dout, eps = make_symbols((N, C, H, W), (C,))
+
+    def rows(a: np.ndarray) -> np.ndarray:  # (N, C, H, W) -> (N*H*W, C)
+        return a.transpose(0, 2, 3, 1).reshape(-1, C)
+
+    def fold(a: np.ndarray) -> np.ndarray:  # (N*H*W, C) -> (N, C, H, W)
+        return a.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+
+    y_rows, cache = forward(rows(x), gamma, beta, eps)
+    p = Problem("spatial", (N, C, H, W), {"x": x, "gamma": gamma, "beta": beta}, dout, eps,
+                fold(y_rows), core.radicals_of(cache.var + eps),
+                first_group(rows(x), cache.mu[None], cache.var[None], (0,)),
+                reduction=("per channel c, over (N, H, W)", "N*H*W"), param_form=True)
+    g = backward_alt(rows(dout), cache)
+    p.routes = {"alt": {"dx": fold(g["dx"]), "dgamma": g["dgamma"], "dbeta": g["dbeta"]}}
     return p
 
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from normgrad.symbolic._deps import require_sympy
+from normgrad._internal.deps import require_sympy
 
 sp = require_sympy()
 

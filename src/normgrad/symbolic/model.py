@@ -42,7 +42,9 @@ class Problem:
     center: bool = True
     routes: dict[str, Grads] = field(default_factory=dict)
     exact: Grads = field(default_factory=dict)
-    G: int | None = None  # group norm's number of groups; None for the other layers
+    options: dict[str, int] = field(default_factory=dict)  # layer options, e.g. {"G": 2}
+    reduction: tuple[str, str] = ("", "")  # (what the statistics run over, what M is)
+    param_form: bool = False  # print the closed form in dgamma and dbeta (batch norm)
     cache: Any = None  # batch norm's symbolic forward cache (``batch.Cache``), else None
 
     def __post_init__(self) -> None:
@@ -67,7 +69,7 @@ class Problem:
 
     def describe(self) -> str:
         shapes = ", ".join(f"{k} {v.shape}" for k, v in self.params.items())
-        extra = f", G = {self.G}" if self.G is not None else ""
+        extra = "".join(f", {k} = {v}" for k, v in self.options.items())
         return f"{shapes}{extra}, eps > 0 symbolic"
 
 
@@ -123,3 +125,57 @@ def first_group(x: np.ndarray, mu: np.ndarray, var: np.ndarray, axes: tuple[int,
     index = tuple(slice(None) if a in axes else 0 for a in range(x.ndim))
     xs = list(np.asarray(x[index]).ravel())
     return Group(xs, mu.ravel()[0], var.ravel()[0])
+
+
+def affine_norm_backward(
+    dout: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray,
+    axes: tuple[int, ...], param_shape: Sequence[int], shift: bool = True, center: bool = True,
+) -> Grads:
+    """Mirror of ``norms.core.affine_norm_backward``: dx, dgamma (and dbeta), object arrays."""
+    grads = {}
+    if shift:
+        grads["dbeta"] = sum_to_shape(dout, param_shape)  # param_shape
+    grads["dgamma"] = sum_to_shape(dout * xhat, param_shape)  # param_shape
+    grads["dx"] = standardize_backward(dout * gamma, xhat, inv_std, axes, center)  # x's shape
+    return grads
+
+
+def standardize_problem(
+    layer: str,
+    shape: tuple[int, ...],
+    param_shape: tuple[int, ...],
+    axes: tuple[int, ...],
+    reduction: tuple[str, str],
+    *,
+    center: bool = True,
+    shift: bool = True,
+    view: tuple[int, ...] | None = None,
+    param_view: tuple[int, ...] | None = None,
+    options: dict[str, int] | None = None,
+) -> Problem:
+    """The problem of a layer built on ``norms.core``: y = gamma * standardize(x) + beta.
+
+    Mirrors the NumPy modules of layer, group, instance and RMS norm: x (``shape``) is
+    seen as ``view`` (group norm's (N, G, C/G, H, W); x itself when None), standardized
+    over ``axes`` of that view, scaled by gamma (``param_shape``, seen as ``param_view``
+    against the view) and shifted by beta; the backward is ``affine_norm_backward`` in
+    the view, folded back to x's shape and the parameters' shapes. Its one route is
+    ``closed``, as each of those modules has one backward function.
+    """
+    xv_shape = view or shape
+    pv_shape = param_view or param_shape
+    core.check_size(layer, shape, int(np.prod([xv_shape[a] for a in axes])))
+    x, gamma, beta, dout, eps = make_symbols(shape, param_shape, beta=shift)
+    xv = x.reshape(xv_shape)
+    gv = gamma.reshape(pv_shape)
+    xhat, mu, var, inv_std = standardize(xv, axes, eps, center)  # view's shape
+    yv = gv * xhat + (beta.reshape(pv_shape) if shift else 0)
+    params = {"x": x, "gamma": gamma, **({"beta": beta} if shift else {})}
+    p = Problem(layer, shape, params, dout, eps, yv.reshape(shape),
+                core.radicals_of(var + eps), first_group(xv, mu, var, axes), center=center,
+                options=dict(options or {}), reduction=reduction)
+    grads = affine_norm_backward(dout.reshape(xv_shape), xhat, inv_std, gv, axes, pv_shape,
+                                 shift, center)
+    folded = {"dx": shape, "dgamma": param_shape, "dbeta": param_shape}
+    p.routes = {"closed": {k: g.reshape(folded[k]) for k, g in grads.items()}}
+    return p

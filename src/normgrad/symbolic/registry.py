@@ -1,37 +1,48 @@
-"""The layers ``normgrad derive`` knows, their default proof shapes, and shape parsing."""
+"""The layers ``normgrad derive`` knows, read from the normalization registry.
+
+A layer is provable when its ``NormSpec`` has a ``symbolic`` entry
+(``normgrad.norms.spec.Symbolic``): its ``derive`` name, shape arguments, default proof
+shapes and builder. Nothing here lists layers by hand.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from normgrad.symbolic import batch, layers
+from normgrad.norms import registry
+from normgrad.norms.spec import NormSpec, Symbolic
 from normgrad.symbolic.model import Problem
 
-#: layer name -> (builder, the names of its shape arguments, in order)
-_BUILDERS: dict[str, tuple[Callable[..., Problem], tuple[str, ...]]] = {
-    "batch": (batch.build, ("N", "D")),
-    "layer": (layers.build_layer, ("N", "D")),
-    "group": (layers.build_group, ("N", "C", "H", "W")),
-    "instance": (layers.build_instance, ("N", "C", "H", "W")),
-    "rms": (layers.build_rms, ("N", "D")),
-}
-LAYERS: tuple[str, ...] = tuple(_BUILDERS)
+
+def specs() -> dict[str, NormSpec]:
+    """``derive`` name -> spec, in registry order."""
+    return registry.symbolic_specs()
 
 
-def _check_layer(layer: str) -> None:
-    if layer not in _BUILDERS:
+def layers() -> tuple[str, ...]:
+    """Every ``derive`` layer name, in registry order."""
+    return tuple(specs())
+
+
+def _symbolic(layer: str) -> Symbolic:
+    known = specs()
+    if layer not in known:
         raise ValueError(
-            f"unknown layer {layer!r}; choose one of {', '.join(LAYERS)}, or 'seed' for "
+            f"unknown layer {layer!r}; choose one of {', '.join(known)}, or 'seed' for "
             f"the seed notebook's formulas."
         )
+    sym = known[layer].symbolic
+    assert sym is not None  # symbolic_specs keeps only specs with one
+    return sym
+
+
+def spec_of(layer: str) -> NormSpec:
+    """The spec behind ``derive`` layer name ``layer``."""
+    _symbolic(layer)
+    return specs()[layer]
 
 
 def default_shapes(layer: str) -> list[dict[str, int]]:
     """The shapes ``derive --all`` proves for ``layer``."""
-    _check_layer(layer)
-    if layer == "batch":
-        return [{"N": n, "D": d} for n, d in batch.SHAPES]
-    return [dict(kw) for kw in layers.SHAPES[layer]]
+    return [dict(kw) for kw in _symbolic(layer).shapes]
 
 
 def parse_shape(layer: str, text: str, groups: int | None = None) -> dict[str, int]:
@@ -40,8 +51,8 @@ def parse_shape(layer: str, text: str, groups: int | None = None) -> dict[str, i
     Raises:
         ValueError: wrong number of dimensions, or not positive integers.
     """
-    _check_layer(layer)
-    names = _BUILDERS[layer][1]
+    sym = _symbolic(layer)
+    names = sym.dims
     try:
         dims = [int(t) for t in text.lower().split("x")]
     except ValueError:
@@ -52,7 +63,7 @@ def parse_shape(layer: str, text: str, groups: int | None = None) -> dict[str, i
             f"{'x'.join(names)}, such as {'x'.join(['2'] * len(names))}; got {text!r}."
         )
     kw = dict(zip(names, dims, strict=True))
-    if layer == "group":
+    if "G" in sym.options:
         kw["G"] = groups if groups is not None else 1
     elif groups is not None:
         raise ValueError(f"--groups applies to group norm only, not {layer}.")
@@ -61,6 +72,5 @@ def parse_shape(layer: str, text: str, groups: int | None = None) -> dict[str, i
 
 def build(layer: str, **shape: int) -> Problem:
     """Build the symbolic problem of ``layer`` at ``shape`` (the builder's defaults when empty)."""
-    _check_layer(layer)
-    fn, _ = _BUILDERS[layer]
-    return fn(**shape)
+    problem: Problem = _symbolic(layer).builder()(**shape)
+    return problem

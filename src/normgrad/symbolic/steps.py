@@ -13,15 +13,6 @@ from normgrad.symbolic import core
 from normgrad.symbolic.core import Radical, sp
 from normgrad.symbolic.model import Problem
 
-#: What each layer reduces over, in words, and what M is.
-REDUCTION = {
-    "batch": ("per feature d, over the batch axis", "N"),
-    "layer": ("per sample n, over the features", "D"),
-    "group": ("per sample n and group g, over (C/G, H, W)", "C/G*H*W"),
-    "instance": ("per sample n and channel c, over (H, W)", "H*W"),
-    "rms": ("per sample n, over the features, without centring", "D"),
-}
-
 _i, _j, _s = sp.symbols("i j s", integer=True, positive=True)
 _M = sp.Symbol("M", integer=True, positive=True)
 _x, _xh, _y, _dy = (sp.IndexedBase(n) for n in ("x", "x̂", "y", "dy"))
@@ -110,10 +101,10 @@ def derivation(p: Problem, checks: list[tuple[str, bool]] | None = None) -> str:
     ``checks`` is ``local_checks(p)`` when the caller has run it already (to count a
     failed check in its exit status); otherwise the checks are run here.
     """
-    where, m = REDUCTION[p.layer]
+    where, m = p.reduction
     lines = [f"{p.layer} norm: {p.describe()}",
              f"statistics {where}; M = {m} = {len(p.group.xs)} values per group here.", ""]
-    for n, (title, lhs, rhs) in enumerate(_generic(p.center, p.layer == "batch"), 1):
+    for n, (title, lhs, rhs) in enumerate(_generic(p.center, p.param_form), 1):
         lines.append(f"{n}. {title}")
         lines.extend("   " + row for row in _pretty(lhs, rhs).splitlines())
         lines.append("")

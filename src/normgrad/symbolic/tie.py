@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from normgrad.gradient_check import rel_error
+from normgrad.gradcheck.numerical import rel_error
+from normgrad.symbolic import registry
 from normgrad.symbolic.core import sp
 from normgrad.symbolic.model import Problem
 
@@ -24,41 +25,21 @@ Numeric = dict[str, np.ndarray]
 
 
 def _library_routes(p: Problem, vals: Numeric, eps: float) -> dict[str, Numeric]:
-    """Run the library's forward and every backward route of ``p.layer`` on ``vals``."""
-    x, gamma, dout = vals["x"], vals["gamma"], vals["dout"]
-    beta = vals.get("beta")
-    if p.layer == "batch":
-        from normgrad.norms import batch
+    """Run the library's forward and every reference backward route of ``p.layer``.
 
-        _, cache = batch.batchnorm_forward(x, gamma, beta, {"mode": "train", "eps": eps})
-        return {name: dict(zip(("dx", "dgamma", "dbeta"), fn(dout, cache), strict=True))
-                for name, fn in batch.ROUTES.items()}
-    if p.layer == "layer":
-        from normgrad.norms import layer
-
-        _, cache = layer.layernorm_forward(x, gamma, beta, {"eps": eps})
-        grads: tuple = layer.layernorm_backward(dout, cache)
-    elif p.layer == "group":
-        from normgrad.norms import group
-
-        if p.G is None:
-            raise ValueError("group norm problem without its number of groups G.")
-        _, cache = group.spatial_groupnorm_forward(x, gamma, beta, p.G, {"eps": eps})
-        grads = group.spatial_groupnorm_backward(dout, cache)
-    elif p.layer == "instance":
-        from normgrad.norms import instance
-
-        _, cache = instance.instancenorm_forward(x, gamma, beta, {"eps": eps})
-        grads = instance.instancenorm_backward(dout, cache)
-    elif p.layer == "rms":
-        from normgrad.norms import rms
-
-        _, cache = rms.rmsnorm_forward(x, gamma, {"eps": eps})
-        grads = rms.rmsnorm_backward(dout, cache)
-    else:
-        raise ValueError(f"no library tie for layer {p.layer!r}.")
-    names = ("dx", "dgamma", "dbeta")[: len(grads)]
-    return {"closed": dict(zip(names, grads, strict=True))}
+    The layer's spec (``registry.spec_of``) says how to call it: ``NormSpec.call`` binds
+    eps and the problem's options (group norm's G); each route's gradients are named
+    ``d<input>`` in the order of ``p.params``.
+    """
+    spec = registry.spec_of(p.layer)
+    names = [f"d{k}" for k in p.params]
+    inputs = [vals[k] for k in p.params]
+    out = {}
+    for route_name, route in spec.routes.items():
+        _, cache = spec.call(route, eps=eps, **p.options)(*inputs)
+        grads = route.backward(vals["dout"], cache)
+        out[route_name] = dict(zip(names, grads, strict=True))
+    return out
 
 
 def exact_function(p: Problem) -> Callable[..., Numeric]:
@@ -94,8 +75,8 @@ def route_mismatch(p: Problem, errors: dict[str, float]) -> tuple[list[str], lis
 def tie(p: Problem, points: int = 3, seed: int = 0) -> dict[str, float]:
     """Worst rel error of each library route against the exact gradient, over ``points``.
 
-    Keyed by the library's own route names (``norms.batch.ROUTES`` for batch norm,
-    ``closed`` for the others); ``route_mismatch`` compares them with ``p.routes``.
+    Keyed by the library's own route names (``NormSpec.routes``); ``route_mismatch``
+    compares them with ``p.routes``.
     """
     rng = np.random.default_rng(seed)
     exact = exact_function(p)

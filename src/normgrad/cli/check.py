@@ -1,0 +1,42 @@
+"""``normgrad check``: finite-difference check of every layer's every backward route."""
+
+from __future__ import annotations
+
+import argparse
+
+from normgrad._internal.errors import UsageError
+
+NAME = "check"
+HELP = "finite-difference check of every layer and backward route (exit 1 on a failure)"
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text}")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--layer", help="comma-separated layer names (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="of the inputs and upstream gradient")
+    p.add_argument("--tol", type=_positive_float, default=1e-8,
+                   help="a gradient passes below this normwise rel error (default 1e-8)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from normgrad.tools import checks
+
+    selected = [s.strip() for s in args.layer.split(",")] if args.layer else None
+    known = checks.layers()
+    unknown = [s for s in selected or () if s not in known]
+    if unknown:
+        raise UsageError(f"unknown layer(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(known)}.")
+    text, ok = checks.report(checks.run_checks(selected, seed=args.seed, tol=args.tol),
+                             args.tol)
+    print(text)
+    return 0 if ok else 1

@@ -1,0 +1,273 @@
+"""Sandwich layers: common stacks of layers, with any registered normalization in them.
+
+Each forward chains layers and keeps their caches in a tuple; each backward runs the
+same layers in reverse, passing the gradient down. No new maths: every formula lives in
+``normgrad.ops`` and ``normgrad.norms``. As in the course, the conv sandwiches use the
+fast (im2col) convolution and pooling.
+
+- ``affine_relu``:          x -> affine -> ReLU
+- ``affine_norm_act``:      x -> affine -> [normalization] -> ReLU | sigmoid
+- ``affine_norm_relu``:     ``affine_norm_act`` with ReLU
+- ``conv_relu``:            x -> conv -> ReLU
+- ``conv_bn_relu``:         x -> conv -> spatial batch norm -> ReLU
+- ``conv_relu_pool``:       x -> conv -> ReLU -> max pool
+- ``conv_norm_relu_pool``:  x -> conv -> [normalization] -> ReLU -> max pool
+
+Which normalizations each kind of sandwich takes is read from the registry
+(``NormSpec.blocks``): ``FC_BLOCKS`` for (N, M) activations, ``CONV_BLOCKS`` for
+(N, C, H, W) feature maps, each mapping the name the models use (``"batchnorm"``,
+``"layernorm"``, ``"groupnorm"``...) to its ``Block``. ``NORMALIZATIONS`` and
+``CONV_NORMALIZATIONS`` give the same as (forward, backward) pairs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from normgrad._internal import validate as v
+from normgrad.norms import registry
+from normgrad.norms.spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
+from normgrad.norms.spec import Block
+from normgrad.ops.activations import ACTIVATIONS, relu_backward, relu_forward
+from normgrad.ops.affine import affine_backward, affine_forward
+from normgrad.ops.fast import (
+    conv_backward_fast,
+    conv_forward_fast,
+    max_pool_backward_fast,
+    max_pool_forward_fast,
+)
+
+Grads3 = tuple[np.ndarray, np.ndarray, np.ndarray]
+Grads5 = tuple[
+    np.ndarray | None, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None
+]
+
+FC_BLOCKS: dict[str, Block] = registry.blocks("fc")
+CONV_BLOCKS: dict[str, Block] = registry.blocks("conv")
+NORMALIZATIONS = {name: (b.forward, b.backward) for name, b in FC_BLOCKS.items()}
+CONV_NORMALIZATIONS = {name: (b.forward, b.backward) for name, b in CONV_BLOCKS.items()}
+
+
+def affine_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, Any]:
+    """Affine then ReLU. x: (N, d_1, ..., d_k), w: (D, M), b: (M,) -> out: (N, M).
+
+    ``affine_norm_relu_forward`` with no normalization layer.
+    """
+    return affine_norm_act_forward(x, w, b, None, None, None, None)
+
+
+def affine_relu_backward(dout: np.ndarray, cache: Any, need_dx: bool = True) -> Grads3:
+    """Backward through ``affine_relu_forward``: dout (N, M) -> dx, dw, db.
+
+    ``need_dx=False`` returns dx = None and skips its matrix product (as
+    ``affine_backward``).
+    """
+    return affine_norm_act_backward(dout, cache, need_dx)[:3]  # type: ignore[return-value]
+
+
+def affine_norm_act_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    norm_param: dict[str, Any] | None,
+    normalization: str | None,
+    activation: str | None = "relu",
+) -> tuple[np.ndarray, Any]:
+    """Affine, then a normalization (or nothing), then an activation (or nothing).
+
+    Args:
+        x: (N, d_1, ..., d_k) input; w: (D, M); b: (M,).
+        gamma, beta: the normalization's scale and shift, ``FC_BLOCKS[name].param_shape(M)``
+            each ((M,) for every layer registered today); beta is None for a layer
+            without a shift (RMS norm). Ignored when ``normalization`` is None.
+        norm_param: the normalization's parameter dict (``bn_param`` for batch norm, whose
+            running statistics are written back; ``ln_param`` for layer norm...), ignored
+            for None.
+        normalization: a key of ``FC_BLOCKS`` (``"batchnorm"``, ``"layernorm"``, ...) or
+            None, as the course's ``FullyConnectedNet(normalization=...)`` spells them.
+        activation: ``"relu"`` (default), ``"sigmoid"``, or None for none.
+
+    Returns:
+        out: (N, M), and cache = (affine cache, norm cache or None, activation cache,
+        normalization, activation).
+
+    Raises:
+        ValueError: an unknown normalization or activation, besides the layers' own errors.
+    """
+    v.choice(normalization, "normalization", (*FC_BLOCKS, None))
+    v.choice(activation, "activation", (*ACTIVATIONS, None))
+    a, fc_cache = affine_forward(x, w, b)  # (N, M)
+    norm_cache = None
+    if normalization is not None:
+        a, norm_cache = FC_BLOCKS[normalization].forward(a, gamma, beta, norm_param)  # (N, M)
+    out, act_cache = (a, None) if activation is None else ACTIVATIONS[activation][0](a)
+    return out, (fc_cache, norm_cache, act_cache, normalization, activation)
+
+
+def affine_norm_act_backward(dout: np.ndarray, cache: Any, need_dx: bool = True) -> Grads5:
+    """Backward through ``affine_norm_act_forward``: dout (N, M) -> dx, dw, db, dgamma, dbeta.
+
+    dgamma and dbeta take gamma's and beta's shapes, or are None when ``normalization``
+    was None (dbeta also for a layer without a shift). Batch norm uses its closed-form
+    route ``batchnorm_backward_alt``. ``need_dx=False`` returns dx = None and skips its
+    matrix product (a network's first layer: the data needs none).
+    """
+    fc_cache, norm_cache, act_cache, normalization, activation = cache
+    da = dout if activation is None else ACTIVATIONS[activation][1](dout, act_cache)  # (N, M)
+    dgamma = dbeta = None
+    if normalization is not None:
+        da, dgamma, dbeta = FC_BLOCKS[normalization].backward(da, norm_cache)  # (N, M), ...
+    dx, dw, db = affine_backward(da, fc_cache, need_dx)
+    return dx, dw, db, dgamma, dbeta
+
+
+def affine_norm_relu_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    norm_param: dict[str, Any] | None,
+    normalization: str | None,
+) -> tuple[np.ndarray, Any]:
+    """Affine, then a normalization (or nothing), then ReLU: ``affine_norm_act_forward``."""
+    return affine_norm_act_forward(x, w, b, gamma, beta, norm_param, normalization, "relu")
+
+
+def affine_norm_relu_backward(dout: np.ndarray, cache: Any, need_dx: bool = True) -> Grads5:
+    """Backward through ``affine_norm_relu_forward``: dout (N, M) -> dx, dw, db, dgamma, dbeta."""
+    return affine_norm_act_backward(dout, cache, need_dx)
+
+
+def conv_relu_forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict[str, Any]
+) -> tuple[np.ndarray, Any]:
+    """Convolution then ReLU. x: (N, C, H, W), w: (F, C, HH, WW) -> out: (N, F, H', W')."""
+    a, conv_cache = conv_forward_fast(x, w, b, conv_param)  # (N, F, H', W')
+    out, relu_cache = relu_forward(a)
+    return out, (conv_cache, relu_cache)
+
+
+def conv_relu_backward(dout: np.ndarray, cache: Any) -> Grads3:
+    """Backward through ``conv_relu_forward``: dout (N, F, H', W') -> dx, dw, db."""
+    conv_cache, relu_cache = cache
+    da = relu_backward(dout, relu_cache)
+    return conv_backward_fast(da, conv_cache)
+
+
+def conv_bn_relu_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    conv_param: dict[str, Any],
+    bn_param: dict[str, Any],
+) -> tuple[np.ndarray, Any]:
+    """Convolution, spatial batch norm (gamma, beta: (F,)), then ReLU -> (N, F, H', W').
+
+    bn_param is as for ``spatial_batchnorm_forward``; its running statistics are written
+    back in train mode.
+    """
+    a, conv_cache = conv_forward_fast(x, w, b, conv_param)  # (N, F, H', W')
+    an, bn_cache = spatial_batchnorm_forward(a, gamma, beta, bn_param)  # (N, F, H', W')
+    out, relu_cache = relu_forward(an)
+    return out, (conv_cache, bn_cache, relu_cache)
+
+
+def conv_bn_relu_backward(
+    dout: np.ndarray, cache: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Backward through ``conv_bn_relu_forward``: dout -> dx, dw, db, dgamma, dbeta."""
+    conv_cache, bn_cache, relu_cache = cache
+    dan = relu_backward(dout, relu_cache)
+    da, dgamma, dbeta = spatial_batchnorm_backward(dan, bn_cache)
+    dx, dw, db = conv_backward_fast(da, conv_cache)
+    return dx, dw, db, dgamma, dbeta
+
+
+def conv_relu_pool_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray,
+    conv_param: dict[str, Any],
+    pool_param: dict[str, Any],
+) -> tuple[np.ndarray, Any]:
+    """Convolution, ReLU, then max pooling. x: (N, C, H, W) -> out: (N, F, H'', W'').
+
+    ``conv_norm_relu_pool_forward`` with no normalization layer.
+    """
+    return conv_norm_relu_pool_forward(x, w, b, None, None, conv_param, pool_param, None, None)
+
+
+def conv_relu_pool_backward(dout: np.ndarray, cache: Any) -> Grads3:
+    """Backward through ``conv_relu_pool_forward``: dout (N, F, H'', W'') -> dx, dw, db."""
+    return conv_norm_relu_pool_backward(dout, cache)[:3]  # type: ignore[return-value]
+
+
+def conv_norm_relu_pool_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    conv_param: dict[str, Any],
+    pool_param: dict[str, Any],
+    norm_param: dict[str, Any] | None,
+    normalization: str | None,
+    G: int | None = None,
+) -> tuple[np.ndarray, Any]:
+    """Convolution, a normalization (or nothing), ReLU, then max pooling.
+
+    Args:
+        x: (N, C, H, W) input; w: (F, C, HH, WW); b: (F,).
+        gamma, beta: the normalization's scale and shift, ``CONV_BLOCKS[name].param_shape(F)``:
+            (F,) for batch and instance norm, (1, F, 1, 1) for group norm (the course's
+            shapes); ignored for None.
+        conv_param, pool_param: as for ``conv_forward_fast`` and ``max_pool_forward_fast``.
+        norm_param: the normalization's parameter dict (``bn_param`` for batch norm, its
+            running statistics written back in train mode; ``gn_param`` for group norm),
+            ignored for None.
+        normalization: a key of ``CONV_BLOCKS`` (``"batchnorm"``, ``"groupnorm"``,
+            ``"instancenorm"``) or None (then this is ``conv_relu_pool_forward``).
+        G: the number of channel groups, a divisor of F; for group norm only (the layers
+            that take no G ignore it).
+
+    Returns:
+        out: (N, F, H'', W''), and cache = (conv cache, norm cache or None, relu cache,
+        pool cache, normalization).
+
+    Raises:
+        ValueError: an unknown normalization, or group norm without G, besides the
+            layers' own errors.
+    """
+    v.choice(normalization, "normalization", (*CONV_BLOCKS, None))
+    a, conv_cache = conv_forward_fast(x, w, b, conv_param)  # (N, F, H', W')
+    norm_cache = None
+    if normalization is not None:
+        block = CONV_BLOCKS[normalization]
+        options = {"G": G} if "G" in block.options else {}
+        a, norm_cache = block.forward(a, gamma, beta, norm_param, **options)  # (N, F, H', W')
+    s, relu_cache = relu_forward(a)  # (N, F, H', W')
+    out, pool_cache = max_pool_forward_fast(s, pool_param)  # (N, F, H'', W'')
+    return out, (conv_cache, norm_cache, relu_cache, pool_cache, normalization)
+
+
+def conv_norm_relu_pool_backward(dout: np.ndarray, cache: Any) -> Grads5:
+    """Backward through ``conv_norm_relu_pool_forward``: dout -> dx, dw, db, dgamma, dbeta.
+
+    dout: (N, F, H'', W''). dgamma and dbeta take gamma's shape, or are None when
+    ``normalization`` was None.
+    """
+    conv_cache, norm_cache, relu_cache, pool_cache, normalization = cache
+    ds = max_pool_backward_fast(dout, pool_cache)  # (N, F, H', W')
+    da = relu_backward(ds, relu_cache)  # (N, F, H', W')
+    dgamma = dbeta = None
+    if normalization is not None:
+        da, dgamma, dbeta = CONV_BLOCKS[normalization].backward(da, norm_cache)
+    dx, dw, db = conv_backward_fast(da, conv_cache)
+    return dx, dw, db, dgamma, dbeta
