@@ -126,7 +126,16 @@ def test_verbose_prints_course_lines_and_a_progress_bar(capsys, tmp_path) -> Non
     for i, e in zip(epochs, (0, 1, 2)):  # the course announces the checkpoint first
         assert lines[i - 1] == f'Saving checkpoint to "{tmp_path / "run"}_epoch_{e}.npz"'
     assert lines[-1].startswith("(Epoch 2 / 2) train acc: ")
-    assert "20/20" in err  # tqdm's bar, on stderr
+    assert "20/20" not in err and "it/s" not in err  # not a terminal: no bar at all
+
+
+def test_progress_bar_is_drawn_only_on_a_terminal(capsys, monkeypatch) -> None:
+    import sys
+
+    np.random.seed(0)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    solver_for(TinyBNNet(), verbose=True, print_every=10, num_epochs=2).train()
+    assert "20/20" in capsys.readouterr().err  # tqdm's bar, on stderr
     solver_for(TinyBNNet(), verbose=True, progress_bar=False, num_epochs=1).train()
     assert "it/s" not in capsys.readouterr().err
 

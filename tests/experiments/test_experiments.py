@@ -70,7 +70,7 @@ def test_each_experiment_on_a_fake_cifar_folder(tmp_path, name):
                                     scale="tiny"))
     expected = next(case for case in CASES if case[0] == name)
     check_outputs(out, summary, expected[2], expected[3])
-    assert "cifar10" in summary["data"] and "D = 3072" in summary["data"]
+    assert "cifar10" in summary["data"] and "(3072,)" in summary["data"]
 
 
 def test_hyperparameters_are_the_issue_settings_at_full_scale():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from normgrad import solver as solver_module
+from normgrad.training import solver as solver_module
 from normgrad.tools.experiments import batch_size, deep, paper_fig1, weight_scale
 from normgrad.tools.experiments import common as c
 
@@ -257,8 +257,11 @@ def test_weight_scale_best_final_acc_is_the_final_acc_at_the_best_scale(tmp_path
 def test_one_blas_limit_shared_with_the_conv_benchmark():
     from normgrad.tools import bench_conv
 
-    assert bench_conv.blas_limit is c.blas_limit
-    with c.blas_limit(None) as applied:
+    from normgrad._internal.threads import blas_limit
+    from normgrad.tools import experiments
+
+    assert bench_conv.blas_limit is blas_limit and experiments.blas_limit is blas_limit
+    with blas_limit(None) as applied:
         assert applied == "uncontrolled"
-    with c.blas_limit(1) as applied:
+    with blas_limit(1) as applied:
         assert applied in ("1", "uncontrolled (threadpoolctl not installed)")

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(" ".join(problems))
     try:
         result = train.train(config)
-    except CIFAR10NotFoundError as exc:
+    except (CIFAR10NotFoundError, train.ResumeError) as exc:
         raise UsageError(str(exc)) from None
     except FloatingPointError as exc:
         print(f"normgrad train: error: {exc}", file=sys.stderr)

@@ -32,6 +32,11 @@ from normgrad.training.rules import UPDATE_RULES
 from normgrad.training.solver import Solver
 
 MODELS = {"fc": FullyConnectedNet, "cnn": ThreeLayerConvNet}
+
+
+class ResumeError(ValueError):
+    """The checkpoint to resume from is unreadable or belongs to another model or run."""
+
 RULES = tuple(UPDATE_RULES)
 # Each model's normalizations (its NORMALIZATIONS), with None spelled "none".
 NORMS_BY_MODEL = {name: tuple("none" if n is None else n for n in net.NORMALIZATIONS)
@@ -140,6 +145,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         ValueError: ``config.problems()`` is not empty (all of them, in one message),
             or the data or a checkpoint does not fit the model.
         CIFAR10NotFoundError: CIFAR-10 is not where the config says.
+        ResumeError: the checkpoint to resume from does not fit this model or run.
         FloatingPointError: the loss became non-finite (nothing is written).
     """
     problems = config.problems()
@@ -155,8 +161,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
         model, data, update_rule=config.update_rule,
         optim_config={"learning_rate": config.lr}, lr_decay=config.lr_decay,
         num_epochs=config.epochs, batch_size=config.batch_size, num_train_samples=None,
-        checkpoint_name=checkpoint_name, resume_from=config.resume, print_every=10**9,
-        verbose=not config.quiet)
+        checkpoint_name=checkpoint_name, print_every=10**9, verbose=not config.quiet)
+    if config.resume:
+        try:
+            solver.restore(config.resume)
+        except ValueError as exc:  # nothing was changed; say which file and why
+            raise ResumeError(f"--resume {config.resume}: {exc}") from exc
     threads = config.threads or (1 if config.data == "digits" else None)
     with blas_limit(threads):
         start = time.perf_counter()
