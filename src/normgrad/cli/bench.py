@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from normgrad._internal.errors import UsageError
 
@@ -51,13 +53,15 @@ def run(args: argparse.Namespace) -> int:
     from normgrad.tools import bench
 
     _check_output(args.json)
+    records: Sequence[Any]
     if args.op == "conv":
         from normgrad.tools import bench_conv
 
-        records, agree = bench_conv.run(warmup=args.warmup, repeats=args.repeats,
-                                        blas_threads=args.threads,
-                                        with_torch=not args.no_torch)
-        print(bench_conv.format_report(records, agree))
+        conv_records, agree = bench_conv.run(warmup=args.warmup, repeats=args.repeats,
+                                             blas_threads=args.threads,
+                                             with_torch=not args.no_torch)
+        print(bench_conv.format_report(conv_records, agree))
+        records = conv_records
     else:
         try:
             shapes = bench.parse_shapes(args.shapes) if args.shapes else bench.DEFAULT_SHAPES

@@ -26,7 +26,7 @@ channels over (H, W) (Ulyanov et al. 2016).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -141,10 +141,17 @@ class ThreeLayerConvNet:
             _, dW1, db1 = conv_relu_pool_backward(dout, cache)
             return {"W1": dW1, "b1": db1}
         _, dW1, db1, dgamma, dbeta = conv_norm_relu_pool_backward(dout, cache)
+        assert dgamma is not None  # a normalization always has a scale
         grads = {"W1": dW1, "b1": db1, "gamma1": dgamma}
         if dbeta is not None:
             grads["beta1"] = dbeta
         return grads
+
+    @overload
+    def loss(self, X: np.ndarray, y: None = None) -> np.ndarray: ...
+
+    @overload
+    def loss(self, X: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]: ...
 
     def loss(
         self, X: np.ndarray, y: np.ndarray | None = None
@@ -181,12 +188,13 @@ class ThreeLayerConvNet:
         h1, cache1 = self._conv_block_forward(X)  # (N, F, H/2, W/2)
         h2, cache2 = affine_relu_forward(h1, p["W2"], p["b2"])  # (N, M)
         scores, cache3 = affine_forward(h2, p["W3"], p["b3"])  # (N, num_classes)
-        if mode == "test":
+        if y is None:
             return scores
 
         loss, dscores = softmax_loss(scores, y)
         grads: dict[str, np.ndarray] = {}
         dh2, grads["W3"], grads["b3"] = affine_backward(dscores, cache3)
+        assert dh2 is not None  # need_dx is True
         dh1, grads["W2"], grads["b2"] = affine_relu_backward(dh2, cache2)
         grads.update(self._conv_block_backward(dh1, cache1))
         if self.reg:  # reg 0 adds exactly 0.0: skip the passes over every W

@@ -23,7 +23,7 @@ course's ``"batchnorm"`` and ``"layernorm"``, and every other registered layer),
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -194,6 +194,12 @@ class FullyConnectedNet:
             h, _ = act_forward(a)  # (N, H_i)
         return out
 
+    @overload
+    def loss(self, X: np.ndarray, y: None = None) -> np.ndarray: ...
+
+    @overload
+    def loss(self, X: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]: ...
+
     def loss(
         self, X: np.ndarray, y: np.ndarray | None = None
     ) -> np.ndarray | tuple[float, dict[str, np.ndarray]]:
@@ -222,13 +228,14 @@ class FullyConnectedNet:
         h, caches = self._hidden_forward(X, self.bn_params)  # (N, H_{L-1})
         scores, last_cache = affine_forward(h, self.params[f"W{L}"], self.params[f"b{L}"])
 
-        if mode == "test":
+        if y is None:
             return scores  # (N, C)
 
         loss, dscores = softmax_loss(scores, y)
         grads: dict[str, np.ndarray] = {}
         dh, grads[f"W{L}"], grads[f"b{L}"] = affine_backward(dscores, last_cache)
         for i in range(L - 1, 0, -1):
+            assert dh is not None  # every layer above the first passes a gradient down
             cache, drop_cache = caches[i - 1]
             if self.use_dropout:
                 dh = dropout_backward(dh, drop_cache)

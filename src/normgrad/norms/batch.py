@@ -156,7 +156,9 @@ def _reduce_dgamma_dbeta(dout: np.ndarray, xhat: np.ndarray) -> tuple[np.ndarray
     return dgamma, dbeta
 
 
-def _frozen_backward(dout: np.ndarray, cache: BatchNormCache) -> tuple[np.ndarray, ...]:
+def _frozen_backward(
+    dout: np.ndarray, cache: BatchNormCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Test mode: mu and var are constants, so y is affine in x: dx = dout * gamma / std."""
     dgamma, dbeta = _reduce_dgamma_dbeta(dout, cache.xhat)
     dx = dout * (cache.gamma / np.sqrt(cache.var + cache.eps))  # (N, D)

@@ -114,6 +114,7 @@ def spatial_groupnorm_backward(
     gshape = (1, G, Cg, 1, 1)  # gamma's (1, C, 1, 1) in the (N, G, C/G, H, W) view
     dx, dgamma, dbeta = core.affine_norm_backward(
         dout.reshape(xhat_g.shape), xhat_g, inv_std, gamma.reshape(gshape), _GROUP_AXES, gshape)
+    assert dgamma is not None and dbeta is not None  # both parameters were given
     C = G * Cg
     return dx.reshape(N, C, H, W), dgamma.reshape(1, C, 1, 1), dbeta.reshape(1, C, 1, 1)
 

@@ -99,6 +99,7 @@ def instancenorm_backward(
     core.check_dout(dout, xhat.shape)
     dx, dgamma, dbeta = core.affine_norm_backward(
         dout, xhat, inv_std, gamma_b, axes, gamma_b.shape)  # params: (1, C, 1, 1)
+    assert dgamma is not None and dbeta is not None  # both parameters were given
     C = gamma_b.shape[1]
     return dx, dgamma.reshape(C), dbeta.reshape(C)
 

@@ -102,6 +102,7 @@ def rmsnorm_backward(
     core.check_dout(dout, xhat.shape)
     dx, dgamma, _ = core.affine_norm_backward(
         dout, xhat, inv_rms, gamma, axes, gamma.shape, shift=False, center=False)
+    assert dgamma is not None  # gamma was given
     return dx, dgamma
 
 

@@ -73,12 +73,11 @@ def spatial_batchnorm_forward(
     """
     v.float_array(x, "x")
     v.ndim(x, "x", 4, "(N, C, H, W)", "For (N, D) input use batchnorm_forward.")
-    C = x.shape[1]
+    N, C, H, W = (int(s) for s in x.shape)
     gamma = v.float_param(gamma, "gamma", x.dtype)  # as batch norm: integer -> x's dtype
     beta = v.float_param(beta, "beta", x.dtype)
     v.shape(gamma, "gamma", (C,), "one scale per channel of x: (N, C, H, W)")
     v.shape(beta, "beta", (C,), "one shift per channel of x: (N, C, H, W)")
-    N, _, H, W = x.shape
     if isinstance(bn_param, dict) and bn_param.get("mode") == "train" and N * H * W < 2:
         raise ValueError(
             f"spatial batch norm in train mode needs at least 2 values per channel "
@@ -86,9 +85,9 @@ def spatial_batchnorm_forward(
             f"larger batch or feature map, or mode 'test'."
         )
     rows, bn_cache = batch.batchnorm_forward(_to_rows(x), gamma, beta, bn_param)  # (NHW, C)
-    shape = tuple(int(s) for s in x.shape)
+    shape = (N, C, H, W)
     out = np.ascontiguousarray(_from_rows(rows, shape))  # (N, C, H, W)
-    return out, SpatialBatchNormCache(bn_cache, shape)  # type: ignore[arg-type]
+    return out, SpatialBatchNormCache(bn_cache, shape)
 
 
 def spatial_batchnorm_backward(

@@ -10,6 +10,7 @@ arrays, when torch is installed, with the same thread count as the fused numba k
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -108,7 +109,7 @@ def _load_fused(threads: int):
         from normgrad import kernels
     except ImportError:
         return None
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     return kernels
 
 
@@ -149,7 +150,7 @@ def check_agreement(
         tx, tg, tb = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
         F.batch_norm(tx, None, None, tg, tb, training=True, eps=cache.eps).backward(
             torch.from_numpy(dout))
-        got["torch"] = tuple(t.grad.numpy() for t in (tx, tg, tb))
+        got["torch"] = tuple(t.grad.numpy() for t in (tx, tg, tb) if t.grad is not None)
     for name, grads in got.items():
         for label, a, b in zip(("dx", "dgamma", "dbeta"), grads, want, strict=True):
             err = norm_rel_error(a, b)
@@ -200,8 +201,7 @@ def run(
             _, cache = fwd()
             check_agreement(x, gamma, beta, dout, cache, fused, torch_ok)
             for name, route in ROUTES.items():
-                t = time_call(lambda route=route, cache=cache, dout=dout: route(dout, cache),
-                              warmup, repeats)
+                t = time_call(functools.partial(route, dout, cache), warmup, repeats)
                 records.append(Record("batchnorm_backward", name, dtype, list(shape), t))
             if fused is not None:
                 records += _fused_records(fused, x, gamma, beta, dout, dtype, shape, warmup,
@@ -237,7 +237,7 @@ def format_report(records: Sequence[Record]) -> str:
     return "\n".join(lines)
 
 
-def write_json(records: Sequence[Record], path: str | Path) -> None:
-    """Write the records as a JSON list, atomically (``normgrad._internal.io.atomic_write``)."""
+def write_json(records: Sequence[Any], path: str | Path) -> None:
+    """Write the records (dataclasses: ``Record``, ``ConvRecord``) as a JSON list, atomically (``normgrad._internal.io.atomic_write``)."""
     text = json.dumps([asdict(r) for r in records], indent=2)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))

@@ -17,6 +17,7 @@ whether it was. PyTorch's ``F.conv2d`` with autograd is timed too when torch is 
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,11 +134,9 @@ def run(
         results["naive"] = _time_impl(conv_forward_naive, conv_backward_naive, x, w, b,
                                       conv_param, dout, naive_warmup, naive_repeats)
         if with_torch:
-            try:
+            if importlib.util.find_spec("torch") is not None:
                 import torch
-            except ImportError:
-                torch = None
-            if torch is not None:
+
                 old = torch.get_num_threads()
                 torch.set_num_threads(blas_threads or old)
                 try:

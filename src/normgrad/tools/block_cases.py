@@ -89,7 +89,7 @@ def _case(layer: str, kind: str, name: str | None, mode: str) -> CheckCase:
 
     backward_fn = lu.affine_norm_act_backward if kind == "fc" else lu.conv_norm_relu_pool_backward
 
-    def backward(dout: np.ndarray, cache: Any) -> tuple[np.ndarray, ...]:
+    def backward(dout: np.ndarray, cache: Any) -> tuple[np.ndarray | None, ...]:
         grads = dict(zip(_GRADS, backward_fn(dout, cache), strict=True))
         return tuple(grads[n] for n in names)
 

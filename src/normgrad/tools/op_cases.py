@@ -162,7 +162,8 @@ def _bias_fixed(inputs: Inputs) -> Inputs:
 
 def _conv_relu_inputs(rng: np.random.Generator) -> Inputs:
     return _redraw(rng, _conv_inputs,
-                   lambda i: _clear_of_zero(conv_forward_fast(*i.values(), CONV_PARAM)[0]))
+                   lambda i: _clear_of_zero(conv_forward_fast(i["x"], i["w"], i["b"],
+                                                              CONV_PARAM)[0]))
 
 
 def _conv_relu_pool_inputs(rng: np.random.Generator) -> Inputs:
@@ -173,7 +174,7 @@ def _conv_relu_pool_inputs(rng: np.random.Generator) -> Inputs:
                 "b": r.standard_normal(3)}
 
     def ok(i: Inputs) -> bool:
-        a, _ = conv_forward_fast(*i.values(), {"stride": 1, "pad": 1})
+        a, _ = conv_forward_fast(i["x"], i["w"], i["b"], {"stride": 1, "pad": 1})
         return _clear_of_zero(a) and _no_near_ties(np.maximum(a, 0), pool)
 
     return _redraw(rng, draw, ok)

@@ -31,7 +31,8 @@ from normgrad.models.fc_net import FullyConnectedNet
 from normgrad.training.rules import UPDATE_RULES
 from normgrad.training.solver import Solver
 
-MODELS = {"fc": FullyConnectedNet, "cnn": ThreeLayerConvNet}
+MODELS: dict[str, type[FullyConnectedNet] | type[ThreeLayerConvNet]] = {
+    "fc": FullyConnectedNet, "cnn": ThreeLayerConvNet}
 
 
 class ResumeError(ValueError):
@@ -172,7 +173,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         start = time.perf_counter()
         solver.train()
         seconds = time.perf_counter() - start
-    result = {
+    result: dict[str, Any] = {
         "train_acc": solver.check_accuracy(data["X_train"], data["y_train"]),
         "val_acc": solver.check_accuracy(data["X_val"], data["y_val"]),
         "test_acc": solver.check_accuracy(data["X_test"], data["y_test"]),

@@ -205,7 +205,7 @@ def sub_state(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.nda
 def rng_state_arrays(state: tuple | None = None) -> dict[str, np.ndarray]:
     """NumPy's legacy global RNG state (``np.random.get_state()``) as plain arrays."""
     if state is None:
-        state = np.random.get_state()  # noqa: NPY002  (the course's global generator)
+        state = tuple(np.random.get_state(legacy=True))  # noqa: NPY002  (the course's RNG)
     name, keys, pos, has_gauss, cached = state
     if name != "MT19937":
         raise ValueError(

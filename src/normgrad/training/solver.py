@@ -123,7 +123,7 @@ class Solver:
         self.epoch = 0
         self.iteration = 0  # steps taken in the current train() run
         self._start_iteration = 0  # where the next train() starts (set by restore)
-        self.best_val_acc = 0
+        self.best_val_acc = 0.0
         self.best_params: dict[str, np.ndarray] = {}
         self._best_state: dict[str, np.ndarray] = {}  # params and running stats
         self.loss_history: list[float] = []
