@@ -27,9 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the records to this file")
     args = parser.parse_args(argv)
 
-    records, agree = bench_conv.run(warmup=args.warmup, repeats=args.repeats,
-                                    naive_repeats=args.naive_repeats,
-                                    blas_threads=args.threads, with_torch=not args.no_torch)
+    records, agree = bench_conv.run(
+        warmup=args.warmup,
+        repeats=args.repeats,
+        naive_repeats=args.naive_repeats,
+        blas_threads=args.threads,
+        with_torch=not args.no_torch,
+    )
     print(bench_conv.format_report(records, agree))
     if args.json:
         bench.write_json(records, args.json)
@@ -37,8 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     t = {(r.op, r.impl): r.median_s for r in records}
     speedup = t["conv_forward_backward", "naive"] / t["conv_forward_backward", "fast"]
     ok = speedup >= args.min_speedup
-    print(f"\nfast forward+backward is {speedup:.1f}x faster than naive "
-          f"({'meets' if ok else 'MISSES'} the {args.min_speedup:g}x target)")
+    print(
+        f"\nfast forward+backward is {speedup:.1f}x faster than naive "
+        f"({'meets' if ok else 'MISSES'} the {args.min_speedup:g}x target)"
+    )
     return 0 if ok else 1
 
 

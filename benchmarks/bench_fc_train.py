@@ -55,11 +55,17 @@ class OursStep:
 
     def __init__(self, seed: int = 0) -> None:
         np.random.seed(seed)  # noqa: NPY002  (the net draws from the global generator)
-        self.model = FullyConnectedNet(HIDDEN, input_dim=D, num_classes=C,
-                                       normalization="batchnorm", weight_scale=2e-2,
-                                       dtype=np.float32)
-        self.configs: dict[str, dict[str, Any]] = {p: {"learning_rate": 1e-3}
-                                                   for p in self.model.params}
+        self.model = FullyConnectedNet(
+            HIDDEN,
+            input_dim=D,
+            num_classes=C,
+            normalization="batchnorm",
+            weight_scale=2e-2,
+            dtype=np.float32,
+        )
+        self.configs: dict[str, dict[str, Any]] = {
+            p: {"learning_rate": 1e-3} for p in self.model.params
+        }
 
     def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
         loss, grads = self.model.loss(X, y)
@@ -109,9 +115,13 @@ def time_rounds(
 
 # Category of each function FullyConnectedNet and layer_utils call, by name.
 _OURS_CATEGORIES = {
-    "affine_forward": "affine (matmul + bias)", "affine_backward": "affine (matmul + bias)",
-    "batchnorm_forward": "batch norm", "batchnorm_backward_alt": "batch norm",
-    "relu_forward": "relu", "relu_backward": "relu", "softmax_loss": "softmax loss",
+    "affine_forward": "affine (matmul + bias)",
+    "affine_backward": "affine (matmul + bias)",
+    "batchnorm_forward": "batch norm",
+    "batchnorm_backward_alt": "batch norm",
+    "relu_forward": "relu",
+    "relu_backward": "relu",
+    "softmax_loss": "softmax loss",
 }
 
 
@@ -131,6 +141,7 @@ def profile_ours(step: OursStep, batches: list) -> dict[str, float]:
                 spent[category] += elapsed - children.pop()  # exclusive time
                 if children:
                     children[-1] += elapsed
+
         return wrapper
 
     patched: list[tuple[Any, str, Any]] = []
@@ -172,8 +183,17 @@ def _torch_category(op: str) -> str:
         return "softmax loss"
     # torch.optim.Adam's CPU loop: lerp_ (m), mul_ + addcmul_ (v), sqrt, div, add_ and
     # addcdiv_ (the step). Autograd's gradient accumulation also uses add_; it is small.
-    adam_ops = ("lerp_", "addcmul_", "addcdiv_", "aten::sqrt", "aten::div", "aten::mul_",
-                "aten::add_", "_foreach", "Optimizer")
+    adam_ops = (
+        "lerp_",
+        "addcmul_",
+        "addcdiv_",
+        "aten::sqrt",
+        "aten::div",
+        "aten::mul_",
+        "aten::add_",
+        "_foreach",
+        "Optimizer",
+    )
     if any(k in op for k in adam_ops):
         return "adam update"
     return "rest (python, casts, bookkeeping)"
@@ -198,11 +218,13 @@ def profile_torch(step: TorchStep, batches: list) -> dict[str, float]:
     return out
 
 
-def run(steps: int, repeats: int, warmup: int, threads: int | None, profile: bool
-        ) -> dict[str, Any]:
+def run(
+    steps: int, repeats: int, warmup: int, threads: int | None, profile: bool
+) -> dict[str, Any]:
     threads = threads or blas_threads()
     if threads != blas_threads():
         from threadpoolctl import threadpool_limits
+
         threadpool_limits(limits=threads, user_api="blas")
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
@@ -212,36 +234,55 @@ def run(steps: int, repeats: int, warmup: int, threads: int | None, profile: boo
     np_batches = [(pool_X[i], pool_y[i]) for i in idx]
     torch_batches = [(torch.from_numpy(X), torch.from_numpy(y)) for X, y in np_batches]
     ours, theirs = OursStep(), TorchStep()
-    rounds = time_rounds({"normgrad": (ours, np_batches[:steps]),
-                          "torch": (theirs, torch_batches[:steps])}, warmup, repeats)
-    result: dict[str, Any] = {"threads": threads, "batch": BATCH, "steps_per_round": steps,
-                              "repeats": repeats, "torch_version": torch.__version__}
+    rounds = time_rounds(
+        {"normgrad": (ours, np_batches[:steps]), "torch": (theirs, torch_batches[:steps])},
+        warmup,
+        repeats,
+    )
+    result: dict[str, Any] = {
+        "threads": threads,
+        "batch": BATCH,
+        "steps_per_round": steps,
+        "repeats": repeats,
+        "torch_version": torch.__version__,
+    }
     for name, values in rounds.items():
         med = statistics.median(values)
-        result[name] = {"ms_per_step": 1e3 * med, "samples_per_s": BATCH / med,
-                        "rounds_ms": [round(1e3 * v, 2) for v in values]}
-    result["ratio_ours_over_torch"] = (result["normgrad"]["samples_per_s"]
-                                       / result["torch"]["samples_per_s"])
+        result[name] = {
+            "ms_per_step": 1e3 * med,
+            "samples_per_s": BATCH / med,
+            "rounds_ms": [round(1e3 * v, 2) for v in values],
+        }
+    result["ratio_ours_over_torch"] = (
+        result["normgrad"]["samples_per_s"] / result["torch"]["samples_per_s"]
+    )
     # Rounds i of both sides ran back to back, under about the same machine load.
     result["paired_ratio_median"] = statistics.median(
-        t / o for o, t in zip(rounds["normgrad"], rounds["torch"], strict=True))
+        t / o for o, t in zip(rounds["normgrad"], rounds["torch"], strict=True)
+    )
     if profile:
-        result["profile_ms_per_step"] = {"normgrad": profile_ours(ours, np_batches[:steps]),
-                                         "torch": profile_torch(theirs, torch_batches[:steps])}
+        result["profile_ms_per_step"] = {
+            "normgrad": profile_ours(ours, np_batches[:steps]),
+            "torch": profile_torch(theirs, torch_batches[:steps]),
+        }
     return result
 
 
 def format_report(r: dict[str, Any]) -> str:
-    lines = [f"FullyConnectedNet {HIDDEN} + batch norm, float32, batch {BATCH}, Adam; "
-             f"{r['threads']} thread(s) for NumPy's BLAS and torch; median of "
-             f"{r['repeats']} rounds of {r['steps_per_round']} steps",
-             f"{'':10}{'ms/step':>10}{'samples/s':>12}"]
+    lines = [
+        f"FullyConnectedNet {HIDDEN} + batch norm, float32, batch {BATCH}, Adam; "
+        f"{r['threads']} thread(s) for NumPy's BLAS and torch; median of "
+        f"{r['repeats']} rounds of {r['steps_per_round']} steps",
+        f"{'':10}{'ms/step':>10}{'samples/s':>12}",
+    ]
     for name in ("normgrad", "torch"):
         lines.append(f"{name:10}{r[name]['ms_per_step']:10.1f}{r[name]['samples_per_s']:12.0f}")
     ratio = r["ratio_ours_over_torch"]
     verdict = "meets" if ratio >= 0.8 else "MISSES"
-    lines.append(f"ours / torch = {ratio:.2f} ({verdict} the 0.8 target); median of the "
-                 f"per-round ratios {r['paired_ratio_median']:.2f}")
+    lines.append(
+        f"ours / torch = {ratio:.2f} ({verdict} the 0.8 target); median of the "
+        f"per-round ratios {r['paired_ratio_median']:.2f}"
+    )
     if "profile_ms_per_step" in r:
         p = r["profile_ms_per_step"]
         cats = sorted({k for side in p.values() for k in side if not k.startswith("total")})
@@ -249,8 +290,10 @@ def format_report(r: dict[str, Any]) -> str:
         for cat in cats:
             a, b = p["normgrad"].get(cat, 0.0), p["torch"].get(cat, 0.0)
             lines.append(f"  {cat:36}{a:10.2f}{b:10.2f}")
-        lines.append(f"  {'total':36}{p['normgrad']['total']:10.2f}"
-                     f"{p['torch']['total (with profiler overhead)']:10.2f}")
+        lines.append(
+            f"  {'total':36}{p['normgrad']['total']:10.2f}"
+            f"{p['torch']['total (with profiler overhead)']:10.2f}"
+        )
     return "\n".join(lines)
 
 

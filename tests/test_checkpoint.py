@@ -23,8 +23,14 @@ class Model:
 
     def __init__(self, d: int = 3, fill: float = 0.0):
         self.params = {"W1": np.full((d, 2), fill), "b1": np.zeros(2)}
-        self.bn_params = [{"mode": "train", "running_mean": np.full(d, fill),
-                           "running_var": np.ones(d), "eps": 1e-5}]
+        self.bn_params = [
+            {
+                "mode": "train",
+                "running_mean": np.full(d, fill),
+                "running_var": np.ones(d),
+                "eps": 1e-5,
+            }
+        ]
         self.gn_params = [{"num_batches_tracked": 4, "momentum": None}]
 
 
@@ -32,8 +38,12 @@ def test_model_state_copies_params_and_running_stats_only() -> None:
     model = Model(fill=1.0)
     state = ck.model_state(model)
     assert sorted(state) == [
-        "bn_params/0/running_mean", "bn_params/0/running_var",
-        "gn_params/0/num_batches_tracked", "params/W1", "params/b1"]
+        "bn_params/0/running_mean",
+        "bn_params/0/running_var",
+        "gn_params/0/num_batches_tracked",
+        "params/W1",
+        "params/b1",
+    ]
     model.params["W1"][...] = 7.0
     model.bn_params[0]["running_mean"][...] = 7.0
     assert state["params/W1"].max() == 1.0 and state["bn_params/0/running_mean"].max() == 1.0

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from normgrad import cli
-from normgrad.tools import checks
 from normgrad.norms.spec import CheckCase
+from normgrad.tools import checks
 
 
 def test_check_prints_a_passing_table(capsys):
@@ -20,8 +20,10 @@ def test_check_prints_a_passing_table(capsys):
     assert header == ["layer", "route", "gradient", "rel", "error", "result"]
     for route in ("graph", "paper", "alt", "fused"):
         for grad in ("dx", "dgamma", "dbeta"):
-            assert any(line.split()[:3] == ["batchnorm", route, grad] and line.split()[-1]
-                       == "pass" for line in out.splitlines())
+            assert any(
+                line.split()[:3] == ["batchnorm", route, grad] and line.split()[-1] == "pass"
+                for line in out.splitlines()
+            )
     assert "12 passed, 0 failed" in out
 
 
@@ -47,8 +49,21 @@ def test_check_unknown_layer_is_a_clear_error(capsys):
 
 def test_bench_writes_records(tmp_path, capsys):
     path = tmp_path / "bench.json"
-    code = cli.main(["bench", "--shapes", "8x3", "--dtypes", "float64", "--repeats", "2",
-                     "--warmup", "1", "--json", str(path)])
+    code = cli.main(
+        [
+            "bench",
+            "--shapes",
+            "8x3",
+            "--dtypes",
+            "float64",
+            "--repeats",
+            "2",
+            "--warmup",
+            "1",
+            "--json",
+            str(path),
+        ]
+    )
     assert code == 0
     records = json.loads(path.read_text())
     keys = {(r["op"], r["impl"]) for r in records}
@@ -61,16 +76,21 @@ def test_bench_writes_records(tmp_path, capsys):
     assert "vs graph" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args", [["--shapes", "8by3"], ["--dtypes", "float16"],
-                                  ["--shapes", "1x3"]])
+@pytest.mark.parametrize(
+    "args", [["--shapes", "8by3"], ["--dtypes", "float16"], ["--shapes", "1x3"]]
+)
 def test_bench_rejects_bad_options(args, capsys):
     assert cli.main(["bench", *args]) == 2
     assert "error" in capsys.readouterr().err
 
 
 def test_python_dash_m_is_the_same_cli():
-    result = subprocess.run([sys.executable, "-m", "normgrad", "check", "--layer", "batchnorm"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "normgrad", "check", "--layer", "batchnorm"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "12 passed, 0 failed" in result.stdout
 
@@ -90,8 +110,10 @@ def test_bench_refuses_to_time_an_implementation_that_disagrees(monkeypatch):
 
     wrong = dict(bench.ROUTES)
     good_paper = wrong["paper"]
-    wrong["paper"] = lambda dout, cache: (1.001 * good_paper(dout, cache)[0],
-                                          *good_paper(dout, cache)[1:])
+    wrong["paper"] = lambda dout, cache: (
+        1.001 * good_paper(dout, cache)[0],
+        *good_paper(dout, cache)[1:],
+    )
     monkeypatch.setattr(bench, "ROUTES", wrong)
     with pytest.raises(RuntimeError, match="paper disagrees with alt on dx"):
         bench.run([(8, 3)], ["float64"], warmup=0, repeats=1)

@@ -18,8 +18,12 @@ BATCHES = [*du.TRAIN_BATCHES, du.TEST_BATCH]
 
 
 def _py3_batch(data: np.ndarray, labels: list[int], protocol: int, bytes_keys: bool) -> bytes:
-    d = {"batch_label": "testing batch", "labels": labels, "data": data,
-         "filenames": [f"img{i}.png" for i in range(len(labels))]}
+    d = {
+        "batch_label": "testing batch",
+        "labels": labels,
+        "data": data,
+        "filenames": [f"img{i}.png" for i in range(len(labels))],
+    }
     if bytes_keys:
         d = {k.encode(): v for k, v in d.items()}
     return pickle.dumps(d, protocol=protocol)
@@ -30,21 +34,52 @@ def _py2_batch(data: np.ndarray, labels: list[int]) -> bytes:
     bytes as 8-bit strings (SHORT_BINSTRING/BINSTRING), numpy.core paths."""
 
     def s(text: bytes) -> bytes:  # a Python 2 str
-        return (b"U" + bytes([len(text)]) + text if len(text) < 256
-                else b"T" + struct.pack("<i", len(text)) + text)
+        return (
+            b"U" + bytes([len(text)]) + text
+            if len(text) < 256
+            else b"T" + struct.pack("<i", len(text)) + text
+        )
 
     def i(n: int) -> bytes:
         return b"J" + struct.pack("<i", n)
 
-    dtype = (b"cnumpy\ndtype\n" + s(b"u1") + b"K\x00K\x01\x87R"
-             + b"(K\x03" + s(b"|") + b"NNN" + i(-1) + i(-1) + b"K\x00tb")
-    array = (b"cnumpy.core.multiarray\n_reconstruct\n" + b"cnumpy\nndarray\n"
-             + b"K\x00\x85" + s(b"b") + b"\x87R"
-             + b"(K\x01" + i(data.shape[0]) + i(data.shape[1]) + b"\x86" + dtype
-             + b"\x89" + s(data.tobytes()) + b"tb")
+    dtype = (
+        b"cnumpy\ndtype\n"
+        + s(b"u1")
+        + b"K\x00K\x01\x87R"
+        + b"(K\x03"
+        + s(b"|")
+        + b"NNN"
+        + i(-1)
+        + i(-1)
+        + b"K\x00tb"
+    )
+    array = (
+        b"cnumpy.core.multiarray\n_reconstruct\n"
+        + b"cnumpy\nndarray\n"
+        + b"K\x00\x85"
+        + s(b"b")
+        + b"\x87R"
+        + b"(K\x01"
+        + i(data.shape[0])
+        + i(data.shape[1])
+        + b"\x86"
+        + dtype
+        + b"\x89"
+        + s(data.tobytes())
+        + b"tb"
+    )
     label_list = b"](" + b"".join(i(v) for v in labels) + b"e"
-    return (b"\x80\x02}(" + s(b"batch_label") + s(b"training batch 1 of 5")
-            + s(b"labels") + label_list + s(b"data") + array + b"u.")
+    return (
+        b"\x80\x02}("
+        + s(b"batch_label")
+        + s(b"training batch 1 of 5")
+        + s(b"labels")
+        + label_list
+        + s(b"data")
+        + array
+        + b"u."
+    )
 
 
 def _random_batch(rng: np.random.Generator, n: int) -> tuple[np.ndarray, list[int]]:
@@ -72,8 +107,9 @@ def _write_folder(tmp_path: Path, writer, rows: int = 6, seed: int = 0):
         pytest.param(lambda d, lab: _py3_batch(d, lab, 2, True), id="py3-protocol2-bytes-keys"),
         pytest.param(lambda d, lab: _py3_batch(d, lab, 4, False), id="py3-protocol4-str-keys"),
         pytest.param(lambda d, lab: _py3_batch(d, lab, 5, False), id="py3-protocol5-str-keys"),
-        pytest.param(lambda d, lab: _py3_batch(d, np.array(lab), 2, False),
-                     id="py3-labels-as-array"),
+        pytest.param(
+            lambda d, lab: _py3_batch(d, np.array(lab), 2, False), id="py3-labels-as-array"
+        ),
     ],
 )
 def test_load_cifar10_reads_every_pickle_flavour(tmp_path, writer):
@@ -242,10 +278,10 @@ def test_get_cifar10_data_course_and_root_calling_conventions(tmp_path, monkeypa
         lambda: du.get_CIFAR10_data(13, 5, 3, True, root=folder),  # course order + root
         lambda: du.get_CIFAR10_data(13, 5, 3, root=str(folder)),
         lambda: du.get_CIFAR10_data(folder, 13, 5, 3),  # a folder first shifts the rest
-        lambda: du.get_CIFAR10_data(str(folder), num_training=13, num_validation=5,
-                                    num_test=3),
-        lambda: du.get_CIFAR10_data(num_test=3, num_validation=5, num_training=13,
-                                    root=folder, subtract_mean=True),
+        lambda: du.get_CIFAR10_data(str(folder), num_training=13, num_validation=5, num_test=3),
+        lambda: du.get_CIFAR10_data(
+            num_test=3, num_validation=5, num_training=13, root=folder, subtract_mean=True
+        ),
     ]
     for call in calls:
         got = call()
@@ -258,8 +294,14 @@ def test_get_cifar10_data_course_and_root_calling_conventions(tmp_path, monkeypa
     monkeypatch.setenv(du.CIFAR10_ENV, str(folder))
     assert du.get_CIFAR10_data(None, 4, 1, 1)["X_train"].shape == (4, 3, 32, 32)
     params = list(inspect.signature(du.get_CIFAR10_data).parameters)
-    assert params == ["num_training", "num_validation", "num_test", "subtract_mean",
-                      "root", "dtype"]
+    assert params == [
+        "num_training",
+        "num_validation",
+        "num_test",
+        "subtract_mean",
+        "root",
+        "dtype",
+    ]
     with pytest.raises(TypeError, match="folder twice"):
         du.get_CIFAR10_data(folder, root=folder)
     with pytest.raises(TypeError, match="multiple values for argument 'num_training'"):
@@ -291,13 +333,22 @@ def test_split_sizes_are_checked_before_anything_is_loaded(tmp_path, monkeypatch
     monkeypatch.setattr(du, "load_CIFAR10", no_loading)
     monkeypatch.setattr(du, "load_CIFAR_batch", no_loading)
     missing = tmp_path / "nowhere"  # not even the folder is looked at first
-    with pytest.raises(ValueError, match=r"num_training \+ num_validation = 50001 exceeds the "
-                                         r"50000 training images\. Lower them.*num_training="
-                                         r"49000, num_validation=1000"):
+    with pytest.raises(
+        ValueError,
+        match=r"num_training \+ num_validation = 50001 exceeds the "
+        r"50000 training images\. Lower them.*num_training="
+        r"49000, num_validation=1000",
+    ):
         du.get_CIFAR10_data(49001, 1000, root=missing)
-    with pytest.raises(ValueError, match=r"num_test = 10001 exceeds the 10000 test images\. "
-                                         r"Pass num_test=10000"):
+    with pytest.raises(
+        ValueError,
+        match=r"num_test = 10001 exceeds the 10000 test images\. "
+        r"Pass num_test=10000",
+    ):
         du.get_CIFAR10_data(num_test=10001, root=missing)
-    with pytest.raises(ValueError, match=r"num_validation must be an int >= 0; got -1\. .*"
-                                         r"num_validation=1000"):
+    with pytest.raises(
+        ValueError,
+        match=r"num_validation must be an int >= 0; got -1\. .*"
+        r"num_validation=1000",
+    ):
         du.get_CIFAR10_data(num_validation=-1, root=missing)

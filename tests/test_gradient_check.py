@@ -77,8 +77,11 @@ def bn_train(x, gamma, beta):
 def bn_inputs(seed=0):
     # Drawn with the same seed check_layer gets: its upstream gradient must not collide.
     rng = np.random.default_rng(seed)
-    return {"x": 5 * rng.standard_normal((6, 4)) + 12, "gamma": rng.standard_normal(4),
-            "beta": rng.standard_normal(4)}
+    return {
+        "x": 5 * rng.standard_normal((6, 4)) + 12,
+        "gamma": rng.standard_normal(4),
+        "beta": rng.standard_normal(4),
+    }
 
 
 def test_check_layer_passes_a_correct_layer_and_copies_inputs():
@@ -120,8 +123,11 @@ def test_check_layer_order_two_is_the_course_scheme_and_less_accurate():
 
 def test_check_layer_rejects_bad_arguments():
     with pytest.raises(TypeError, match="floating numpy array"):
-        check_layer(bn_train, batchnorm_backward_alt, {"x": np.ones((3, 2), dtype=int),
-                                                       "gamma": np.ones(2), "beta": np.ones(2)})
+        check_layer(
+            bn_train,
+            batchnorm_backward_alt,
+            {"x": np.ones((3, 2), dtype=int), "gamma": np.ones(2), "beta": np.ones(2)},
+        )
     with pytest.raises(ValueError, match="order"):
         check_layer(bn_train, batchnorm_backward_alt, bn_inputs(), order=3)
     with pytest.raises(ValueError, match="one per input"):

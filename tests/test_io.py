@@ -11,8 +11,8 @@ import pytest
 
 from normgrad._internal import io as _io
 from normgrad.tools import train
-from normgrad.training import checkpoint as ck
 from normgrad.tools.experiments import common
+from normgrad.training import checkpoint as ck
 
 
 def test_writes_a_new_file_and_replaces_an_old_one(tmp_path: Path) -> None:
@@ -103,8 +103,9 @@ def test_checkpoints_train_outputs_and_experiment_files_all_go_through_it(
 ) -> None:
     # Each writer must fsync its data before the rename (train.py and experiments/common.py
     # did not, before they shared the helper) and leave no temporary behind.
-    history = SimpleNamespace(loss_history=[2.3, 1.9], train_acc_history=[0.1, 0.5],
-                              val_acc_history=[0.1, 0.4])
+    history = SimpleNamespace(
+        loss_history=[2.3, 1.9], train_acc_history=[0.1, 0.5], val_acc_history=[0.1, 0.4]
+    )
     writers = {
         "checkpoint": lambda: ck.save_checkpoint(tmp_path / "c.npz", {"w": np.ones(3)}, {}),
         "train plot": lambda: train.plot_history(history, str(tmp_path / "t.png"), "t"),
@@ -117,5 +118,10 @@ def test_checkpoints_train_outputs_and_experiment_files_all_go_through_it(
         monkeypatch.undo()
         assert events[:2] == ["fsync", "replace"], name
     assert sorted(p.name for p in tmp_path.rglob("*")) == [
-        "c.npz", "exp", "f.png", "summary.json", "t.png"]
+        "c.npz",
+        "exp",
+        "f.png",
+        "summary.json",
+        "t.png",
+    ]
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"

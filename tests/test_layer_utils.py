@@ -8,8 +8,6 @@ import torch
 import torch.nn.functional as F
 
 from normgrad import layer_utils as lu
-from normgrad.tools import block_cases
-from normgrad.tools.checks import run_checks
 from normgrad.fast_layers import (
     conv_backward_fast,
     conv_forward_fast,
@@ -29,9 +27,17 @@ from normgrad.layers import (
     spatial_groupnorm_backward,
     spatial_groupnorm_forward,
 )
+from normgrad.tools import block_cases
+from normgrad.tools.checks import run_checks
 
-SANDWICHES = ["affine_relu", "affine_norm_relu", "conv_relu", "conv_relu_pool", "conv_bn_relu",
-              "conv_norm_relu_pool"]
+SANDWICHES = [
+    "affine_relu",
+    "affine_norm_relu",
+    "conv_relu",
+    "conv_relu_pool",
+    "conv_bn_relu",
+    "conv_norm_relu_pool",
+]
 CONV = {"stride": 1, "pad": 1}
 POOL = {"pool_height": 2, "pool_width": 2, "stride": 2}
 
@@ -65,15 +71,19 @@ def test_affine_relu_is_affine_then_relu():
     a, fc = affine_forward(x, w, b)
     r, rc = relu_forward(a)
     np.testing.assert_array_equal(out, r)
-    for ours, theirs in zip(lu.affine_relu_backward(dout, cache),
-                            affine_backward(relu_backward(dout, rc), fc)):
+    for ours, theirs in zip(
+        lu.affine_relu_backward(dout, cache), affine_backward(relu_backward(dout, rc), fc)
+    ):
         np.testing.assert_array_equal(ours, theirs)
 
 
 def test_conv_relu_pool_is_its_parts():
     rng = _rng(4)
-    x, w, b = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), \
-        rng.standard_normal(4)
+    x, w, b = (
+        rng.standard_normal((2, 3, 6, 6)),
+        rng.standard_normal((4, 3, 3, 3)),
+        rng.standard_normal(4),
+    )
     out, cache = lu.conv_relu_pool_forward(x, w, b, CONV, POOL)
     a, cc = conv_forward_fast(x, w, b, CONV)
     s, rc = relu_forward(a)
@@ -87,8 +97,11 @@ def test_conv_relu_pool_is_its_parts():
 
 def test_conv_bn_relu_is_its_parts_and_updates_running_stats():
     rng = _rng(5)
-    x, w, b = rng.standard_normal((3, 2, 5, 5)), rng.standard_normal((4, 2, 3, 3)), \
-        rng.standard_normal(4)
+    x, w, b = (
+        rng.standard_normal((3, 2, 5, 5)),
+        rng.standard_normal((4, 2, 3, 3)),
+        rng.standard_normal(4),
+    )
     gamma, beta = rng.standard_normal(4), rng.standard_normal(4)
     bn_param = {"mode": "train"}
     out, cache = lu.conv_bn_relu_forward(x, w, b, gamma, beta, CONV, bn_param)
@@ -111,8 +124,7 @@ def test_affine_norm_relu_matches_torch(normalization):
     x, w, b = rng.standard_normal((N, D)), rng.standard_normal((D, M)), rng.standard_normal(M)
     gamma, beta = 1.0 + 0.3 * rng.standard_normal(M), 0.3 * rng.standard_normal(M)
     dout = rng.standard_normal((N, M))
-    out, cache = lu.affine_norm_relu_forward(x, w, b, gamma, beta, {"mode": "train"},
-                                             normalization)
+    out, cache = lu.affine_norm_relu_forward(x, w, b, gamma, beta, {"mode": "train"}, normalization)
     grads = lu.affine_norm_relu_backward(dout, cache)
     ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b, gamma, beta)]
     a = ts[0] @ ts[1] + ts[2]
@@ -129,8 +141,11 @@ def test_affine_norm_relu_matches_torch(normalization):
 
 def test_conv_bn_relu_matches_torch():
     rng = _rng(7)
-    x, w, b = rng.standard_normal((4, 3, 7, 7)), rng.standard_normal((5, 3, 3, 3)), \
-        rng.standard_normal(5)
+    x, w, b = (
+        rng.standard_normal((4, 3, 7, 7)),
+        rng.standard_normal((5, 3, 3, 3)),
+        rng.standard_normal(5),
+    )
     gamma, beta = rng.standard_normal(5), rng.standard_normal(5)
     conv = {"stride": 2, "pad": 1}
     out, cache = lu.conv_bn_relu_forward(x, w, b, gamma, beta, conv, {"mode": "train"})
@@ -200,23 +215,29 @@ def test_unknown_normalization():
 @pytest.mark.parametrize("seed", [0, 3])
 def test_conv_norm_relu_pool_finite_differences(route, seed):
     # float64, random upstream gradient (check_layer's own), inputs clear of every kink.
-    (case,) = [c for c in block_cases.CASES
-               if c.layer == "conv_norm_relu_pool" and c.route == route]
-    report = check_layer(case.forward, case.backward,
-                         case.make_inputs(np.random.default_rng(seed)), seed=seed + 1)
+    (case,) = [
+        c for c in block_cases.CASES if c.layer == "conv_norm_relu_pool" and c.route == route
+    ]
+    report = check_layer(
+        case.forward, case.backward, case.make_inputs(np.random.default_rng(seed)), seed=seed + 1
+    )
     assert report.grads and all(g.rel_error < 1e-8 for g in report.grads), report.grads
 
 
 @pytest.mark.parametrize("normalization, G", [("batchnorm", None), ("groupnorm", 2)])
 def test_conv_norm_relu_pool_is_its_parts(normalization, G):
     rng = _rng(11)
-    x, w, b = rng.standard_normal((3, 2, 6, 6)), rng.standard_normal((4, 2, 3, 3)), \
-        rng.standard_normal(4)
+    x, w, b = (
+        rng.standard_normal((3, 2, 6, 6)),
+        rng.standard_normal((4, 2, 3, 3)),
+        rng.standard_normal(4),
+    )
     pshape = (4,) if normalization == "batchnorm" else (1, 4, 1, 1)
     gamma, beta = rng.standard_normal(pshape), rng.standard_normal(pshape)
     norm_param = {"mode": "train"} if normalization == "batchnorm" else {}
-    out, cache = lu.conv_norm_relu_pool_forward(x, w, b, gamma, beta, CONV, POOL, norm_param,
-                                                normalization, G=G)
+    out, cache = lu.conv_norm_relu_pool_forward(
+        x, w, b, gamma, beta, CONV, POOL, norm_param, normalization, G=G
+    )
     a, cc = conv_forward_fast(x, w, b, CONV)
     if normalization == "batchnorm":
         assert norm_param["running_mean"].shape == (4,)  # written back
@@ -239,8 +260,11 @@ def test_conv_norm_relu_pool_is_its_parts(normalization, G):
 
 def test_conv_norm_relu_pool_without_normalization_is_conv_relu_pool():
     rng = _rng(12)
-    x, w, b = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), \
-        rng.standard_normal(4)
+    x, w, b = (
+        rng.standard_normal((2, 3, 6, 6)),
+        rng.standard_normal((4, 3, 3, 3)),
+        rng.standard_normal(4),
+    )
     out, cache = lu.conv_norm_relu_pool_forward(x, w, b, None, None, CONV, POOL, None, None)
     ref, ref_cache = lu.conv_relu_pool_forward(x, w, b, CONV, POOL)
     np.testing.assert_array_equal(out, ref)

@@ -24,8 +24,9 @@ def kernel_name(tmp_path, monkeypatch) -> str:
     spec = tmp_path / "kernels" / "normgrad-test"
     spec.mkdir(parents=True)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(json.dumps(
-        {"argv": argv, "display_name": "normgrad test", "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "normgrad test", "language": "python"})
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
     return "normgrad-test"
 
@@ -36,8 +37,11 @@ def results(nb) -> list[str | None]:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        texts = [o["data"]["text/plain"] for o in cell.get("outputs", [])
-                 if o.get("output_type") == "execute_result"]
+        texts = [
+            o["data"]["text/plain"]
+            for o in cell.get("outputs", [])
+            if o.get("output_type") == "execute_result"
+        ]
         out.append("".join(texts) if texts else None)
     return out
 

@@ -32,8 +32,10 @@ class TinyBNNet:
     def __init__(self, seed: int = 0, d: int = D, drift: float = 0.0, nan_at: int | None = None):
         rng = np.random.default_rng(seed)
         self.params = {
-            "gamma1": np.ones(d), "beta1": np.zeros(d),
-            "W1": 0.1 * rng.standard_normal((d, C)), "b1": np.zeros(C),
+            "gamma1": np.ones(d),
+            "beta1": np.zeros(d),
+            "W1": 0.1 * rng.standard_normal((d, C)),
+            "b1": np.zeros(C),
         }
         self.bn_params = [{"mode": "train"}]
         self.num_classes = C
@@ -81,8 +83,14 @@ def make_data(seed: int = 1, d: int = D) -> dict[str, np.ndarray]:
 
 
 def solver_for(model: TinyBNNet, **kwargs) -> Solver:
-    opts = dict(update_rule="adam", optim_config={"learning_rate": 5e-2}, batch_size=BATCH,
-                num_epochs=2, num_train_samples=50, verbose=False)
+    opts = dict(
+        update_rule="adam",
+        optim_config={"learning_rate": 5e-2},
+        batch_size=BATCH,
+        num_epochs=2,
+        num_train_samples=50,
+        verbose=False,
+    )
     opts.update(kwargs)
     return Solver(model, make_data(), **opts)
 
@@ -115,12 +123,19 @@ def test_accuracy_checks_lr_decay_and_attributes() -> None:
 
 def test_verbose_prints_course_lines_and_a_progress_bar(capsys, tmp_path) -> None:
     np.random.seed(0)
-    solver_for(TinyBNNet(), verbose=True, print_every=10, num_epochs=2,
-               checkpoint_name=str(tmp_path / "run")).train()
+    solver_for(
+        TinyBNNet(),
+        verbose=True,
+        print_every=10,
+        num_epochs=2,
+        checkpoint_name=str(tmp_path / "run"),
+    ).train()
     out, err = capsys.readouterr()
     lines = out.splitlines()
     assert [ln.split(")")[0] for ln in lines if ln.startswith("(Iteration")] == [
-        "(Iteration 1 / 20", "(Iteration 11 / 20"]
+        "(Iteration 1 / 20",
+        "(Iteration 11 / 20",
+    ]
     epochs = [i for i, ln in enumerate(lines) if ln.startswith("(Epoch ")]
     assert len(epochs) == 3 and all("; val_acc: " in lines[i] for i in epochs)
     for i, e in zip(epochs, (0, 1, 2)):  # the course announces the checkpoint first
@@ -147,8 +162,9 @@ def test_update_rule_may_be_a_callable() -> None:
         seen.append(config["learning_rate"])
         return w - config["learning_rate"] * dw, config
 
-    solver_for(TinyBNNet(), update_rule=halve, optim_config={"learning_rate": 1e-3},
-               num_epochs=1).train()
+    solver_for(
+        TinyBNNet(), update_rule=halve, optim_config={"learning_rate": 1e-3}, num_epochs=1
+    ).train()
     assert seen and set(seen) == {1e-3}
 
 
@@ -180,8 +196,10 @@ def test_restored_best_model_scores_exactly_best_val_acc() -> None:
 def _state(solver: Solver) -> dict:
     m = solver.model
     return {
-        "loss": np.asarray(solver.loss_history), "train": np.asarray(solver.train_acc_history),
-        "val": np.asarray(solver.val_acc_history), "best": solver.best_val_acc,
+        "loss": np.asarray(solver.loss_history),
+        "train": np.asarray(solver.train_acc_history),
+        "val": np.asarray(solver.val_acc_history),
+        "best": solver.best_val_acc,
         **{f"p/{k}": w for k, w in m.params.items()},
         **{f"bn/{k}": v for k, v in m.bn_params[0].items() if isinstance(v, np.ndarray)},
         **{f"o/{p}/{k}": v for p, c in solver.optim_configs.items() for k, v in c.items()},
@@ -191,19 +209,29 @@ def _state(solver: Solver) -> dict:
 @pytest.mark.parametrize("rule", ["sgd", "sgd_momentum", "rmsprop", "adam"])
 def test_resume_is_bit_identical_to_an_unbroken_run(tmp_path, rule: str) -> None:
     np.random.seed(0)
-    straight = solver_for(TinyBNNet(), update_rule=rule, lr_decay=0.9,
-                          checkpoint_name=str(tmp_path / "a"))
+    straight = solver_for(
+        TinyBNNet(), update_rule=rule, lr_decay=0.9, checkpoint_name=str(tmp_path / "a")
+    )
     straight.train()
 
     np.random.seed(0)
-    first = solver_for(TinyBNNet(), update_rule=rule, lr_decay=0.9, num_epochs=1,
-                       checkpoint_name=str(tmp_path / "b"))
+    first = solver_for(
+        TinyBNNet(),
+        update_rule=rule,
+        lr_decay=0.9,
+        num_epochs=1,
+        checkpoint_name=str(tmp_path / "b"),
+    )
     first.train()
     np.random.seed(12345)  # resume must restore the RNG state itself
     resumed_model = TinyBNNet(seed=99)  # and the params: start from other weights
-    resumed = solver_for(resumed_model, update_rule=rule, lr_decay=0.9,
-                         resume_from=str(tmp_path / "b_epoch_1.npz"),
-                         checkpoint_name=str(tmp_path / "c"))
+    resumed = solver_for(
+        resumed_model,
+        update_rule=rule,
+        lr_decay=0.9,
+        resume_from=str(tmp_path / "b_epoch_1.npz"),
+        checkpoint_name=str(tmp_path / "c"),
+    )
     assert resumed.epoch == 1 and len(resumed.loss_history) == N_TRAIN // BATCH
     resumed.train()
 
@@ -243,8 +271,14 @@ def test_bad_checkpoints_raise_and_change_nothing(tmp_path) -> None:
     wider = TinyBNNet(d=D + 1)
     wide_data = make_data(d=D + 1)
     with pytest.raises(ValueError, match=r"W1: model \(7, 3\)"):
-        Solver(wider, wide_data, update_rule="adam", batch_size=BATCH, verbose=False,
-               resume_from=str(tmp_path / "run_epoch_1.npz"))
+        Solver(
+            wider,
+            wide_data,
+            update_rule="adam",
+            batch_size=BATCH,
+            verbose=False,
+            resume_from=str(tmp_path / "run_epoch_1.npz"),
+        )
     with pytest.raises(ValueError, match="batch_size"):
         solver_for(TinyBNNet(), batch_size=10, resume_from=str(tmp_path / "run_epoch_1.npz"))
     assert wider.bn_params == [{"mode": "train"}]  # as built: the probe restored it, nothing loaded
@@ -297,8 +331,10 @@ def _bad(**changes) -> dict[str, np.ndarray]:
     [
         (_bad(y_train=np.zeros(N_TRAIN - 1, dtype=int)), "same number of rows"),
         (_bad(X_val=np.zeros((N_VAL, D + 1))), "same shape"),
-        (_bad(X_train=np.zeros((N_TRAIN, D + 1)), X_val=np.zeros((N_VAL, D + 1))),
-         "model rejects rows of shape"),
+        (
+            _bad(X_train=np.zeros((N_TRAIN, D + 1)), X_val=np.zeros((N_VAL, D + 1))),
+            "model rejects rows of shape",
+        ),
         (_bad(y_train=np.full(N_TRAIN, C)), r"outside \[0, 3\)"),
         (_bad(y_val=np.full(N_VAL, -1)), r"outside \[0, 3\)"),
         (_bad(y_train=np.zeros(N_TRAIN)), "integer class labels"),
@@ -317,23 +353,43 @@ def test_checkpoint_folder_is_created_and_only_final_files_remain(tmp_path) -> N
     prefix = tmp_path / "deep" / "dir" / "run"
     solver_for(TinyBNNet(), checkpoint_name=str(prefix)).train()
     assert sorted(os.listdir(prefix.parent)) == [
-        "run_epoch_0.npz", "run_epoch_1.npz", "run_epoch_2.npz"]
+        "run_epoch_0.npz",
+        "run_epoch_1.npz",
+        "run_epoch_2.npz",
+    ]
 
 
 # ---------------------------------------------------------------- with the real net
 def test_fully_connected_net_overfits_small_data_and_resumes_bit_identically(tmp_path) -> None:
     fc_net = pytest.importorskip("normgrad.classifiers.fc_net")
     rng = np.random.default_rng(2)
-    small = {"X_train": rng.standard_normal((50, 32)), "y_train": rng.integers(0, 3, 50),
-             "X_val": rng.standard_normal((30, 32)), "y_val": rng.integers(0, 3, 30)}
+    small = {
+        "X_train": rng.standard_normal((50, 32)),
+        "y_train": rng.integers(0, 3, 50),
+        "X_val": rng.standard_normal((30, 32)),
+        "y_val": rng.integers(0, 3, 30),
+    }
 
     def run(epochs: int, **kwargs) -> Solver:
         np.random.seed(0)
-        model = fc_net.FullyConnectedNet([100, 100], input_dim=32, num_classes=3,
-                                         normalization="batchnorm", dtype=np.float64,
-                                         weight_scale=5e-2)
-        solver = Solver(model, small, update_rule="adam", optim_config={"learning_rate": 1e-2},
-                        batch_size=25, num_epochs=epochs, verbose=False, **kwargs)
+        model = fc_net.FullyConnectedNet(
+            [100, 100],
+            input_dim=32,
+            num_classes=3,
+            normalization="batchnorm",
+            dtype=np.float64,
+            weight_scale=5e-2,
+        )
+        solver = Solver(
+            model,
+            small,
+            update_rule="adam",
+            optim_config={"learning_rate": 1e-2},
+            batch_size=25,
+            num_epochs=epochs,
+            verbose=False,
+            **kwargs,
+        )
         solver.train()
         return solver
 
@@ -346,10 +402,18 @@ def test_fully_connected_net_overfits_small_data_and_resumes_bit_identically(tmp
     straight = run(4)
     run(2, checkpoint_name=str(tmp_path / "b"))
     np.random.seed(0)
-    model = fc_net.FullyConnectedNet([100, 100], input_dim=32, num_classes=3,
-                                     normalization="batchnorm", dtype=np.float64)
-    resumed = Solver(model, small, update_rule="adam", batch_size=25, num_epochs=4,
-                     verbose=False, resume_from=str(tmp_path / "b_epoch_2.npz"))
+    model = fc_net.FullyConnectedNet(
+        [100, 100], input_dim=32, num_classes=3, normalization="batchnorm", dtype=np.float64
+    )
+    resumed = Solver(
+        model,
+        small,
+        update_rule="adam",
+        batch_size=25,
+        num_epochs=4,
+        verbose=False,
+        resume_from=str(tmp_path / "b_epoch_2.npz"),
+    )
     resumed.train()
     assert np.array_equal(straight.loss_history, resumed.loss_history)
     assert straight.val_acc_history == resumed.val_acc_history
@@ -366,10 +430,21 @@ def test_building_a_solver_leaves_the_model_and_rng_untouched():
     from normgrad.classifiers.fc_net import FullyConnectedNet
 
     rng = np.random.default_rng(0)
-    data = {"X_train": rng.standard_normal((20, 6)), "y_train": rng.integers(0, 3, 20),
-            "X_val": rng.standard_normal((8, 6)), "y_val": rng.integers(0, 3, 8)}
-    model = FullyConnectedNet([5], input_dim=6, num_classes=3, normalization="batchnorm",
-                              dropout_keep_ratio=0.5, seed=3, dtype=np.float64)
+    data = {
+        "X_train": rng.standard_normal((20, 6)),
+        "y_train": rng.integers(0, 3, 20),
+        "X_val": rng.standard_normal((8, 6)),
+        "y_val": rng.integers(0, 3, 8),
+    }
+    model = FullyConnectedNet(
+        [5],
+        input_dim=6,
+        num_classes=3,
+        normalization="batchnorm",
+        dropout_keep_ratio=0.5,
+        seed=3,
+        dtype=np.float64,
+    )
     bn_before = [dict(p) for p in model.bn_params]
     drop_before = dict(model.dropout_param)
     np.random.seed(11)
@@ -385,14 +460,23 @@ def _everything(solver: Solver) -> dict:
     """Deep copies of all the state restore() may write, to compare before and after."""
     import copy
 
-    return copy.deepcopy({
-        "loss": solver.loss_history, "train": solver.train_acc_history,
-        "val": solver.val_acc_history, "epoch": solver.epoch, "iteration": solver.iteration,
-        "start": solver._start_iteration, "best_acc": solver.best_val_acc,
-        "best_params": solver.best_params, "best_state": solver._best_state,
-        "optim": solver.optim_configs, "params": solver.model.params,
-        "bn": solver.model.bn_params, "rng": np.random.get_state(),
-    })
+    return copy.deepcopy(
+        {
+            "loss": solver.loss_history,
+            "train": solver.train_acc_history,
+            "val": solver.val_acc_history,
+            "epoch": solver.epoch,
+            "iteration": solver.iteration,
+            "start": solver._start_iteration,
+            "best_acc": solver.best_val_acc,
+            "best_params": solver.best_params,
+            "best_state": solver._best_state,
+            "optim": solver.optim_configs,
+            "params": solver.model.params,
+            "bn": solver.model.bn_params,
+            "rng": np.random.get_state(),
+        }
+    )
 
 
 def _assert_same(a, b, where: str = "") -> None:
@@ -413,9 +497,16 @@ def _assert_same(a, b, where: str = "") -> None:
 
 def test_restore_of_a_valid_checkpoint_from_a_wider_model_changes_nothing(tmp_path) -> None:
     np.random.seed(0)
-    Solver(TinyBNNet(d=D + 1), make_data(d=D + 1), update_rule="adam", batch_size=BATCH,
-           num_epochs=1, num_train_samples=50, verbose=False,
-           checkpoint_name=str(tmp_path / "wide")).train()  # same N, batch size and rule
+    Solver(
+        TinyBNNet(d=D + 1),
+        make_data(d=D + 1),
+        update_rule="adam",
+        batch_size=BATCH,
+        num_epochs=1,
+        num_train_samples=50,
+        verbose=False,
+        checkpoint_name=str(tmp_path / "wide"),
+    ).train()  # same N, batch size and rule
     np.random.seed(1)
     solver = solver_for(TinyBNNet(drift=0.1), num_epochs=1)
     solver.train()  # an existing solver, mid-life: histories, best snapshot, running stats
@@ -463,8 +554,16 @@ def test_a_tied_validation_accuracy_keeps_the_first_best_snapshot() -> None:
     model = ShiftOnly()
     data = make_data()
     data["y_val"] = np.argmax(data["X_val"] @ model.params["W"], axis=1)  # accuracy 1.0
-    solver = Solver(model, data, update_rule="sgd", optim_config={"learning_rate": 0.25},
-                    batch_size=BATCH, num_epochs=2, num_train_samples=None, verbose=False)
+    solver = Solver(
+        model,
+        data,
+        update_rule="sgd",
+        optim_config={"learning_rate": 0.25},
+        batch_size=BATCH,
+        num_epochs=2,
+        num_train_samples=None,
+        verbose=False,
+    )
     solver.train()
     assert solver.val_acc_history == [1.0, 1.0, 1.0]  # first iteration, then each epoch end
     # The course keeps the first best (val_acc > best): the check after step 1, b = -0.25.
@@ -473,27 +572,37 @@ def test_a_tied_validation_accuracy_keeps_the_first_best_snapshot() -> None:
     np.testing.assert_array_equal(model.params["b"], first)  # swapped in at the end
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"batch_size": 0}, r"batch_size must be an integer >= 1; got 0\. Pass a whole number "
-                        r"such as batch_size=100\."),
-    ({"num_epochs": -1}, r"num_epochs must be an integer >= 0; got -1\. .*num_epochs=10"),
-    ({"num_val_samples": 2.5}, r"num_val_samples=1000, or None to use every row"),
-    ({"update_rule": "nesterov"},
-     r'Invalid update_rule "nesterov"; expected one of "sgd", "sgd_momentum", "rmsprop", '
-     r"\"adam\" .* or a callable rule\(w, dw, config\).*update_rule='adam'"),
-    ({"update_rule": 3}, r"update_rule must be a rule name .*; got 3\. Pass e\.g\."),
-    ({"optim_config": [("learning_rate", 1e-3)]},
-     r"Pass optim_config as a dict like \{'learning_rate': 1e-3\}"),
-    ({"learning_rate": 1e-3}, r"go in optim_config, e\.g\. optim_config="),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"batch_size": 0},
+            r"batch_size must be an integer >= 1; got 0\. Pass a whole number "
+            r"such as batch_size=100\.",
+        ),
+        ({"num_epochs": -1}, r"num_epochs must be an integer >= 0; got -1\. .*num_epochs=10"),
+        ({"num_val_samples": 2.5}, r"num_val_samples=1000, or None to use every row"),
+        (
+            {"update_rule": "nesterov"},
+            r'Invalid update_rule "nesterov"; expected one of "sgd", "sgd_momentum", "rmsprop", '
+            r"\"adam\" .* or a callable rule\(w, dw, config\).*update_rule='adam'",
+        ),
+        ({"update_rule": 3}, r"update_rule must be a rule name .*; got 3\. Pass e\.g\."),
+        (
+            {"optim_config": [("learning_rate", 1e-3)]},
+            r"Pass optim_config as a dict like \{'learning_rate': 1e-3\}",
+        ),
+        ({"learning_rate": 1e-3}, r"go in optim_config, e\.g\. optim_config="),
+    ],
+)
 def test_bad_options_say_what_was_expected_and_how_to_fix_it(kwargs, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         solver_for(TinyBNNet(), **kwargs)
 
 
 def test_check_data_is_still_importable_from_the_solver_module() -> None:
-    from normgrad.training import options as solver_checks
     from normgrad.solver import check_data
+    from normgrad.training import options as solver_checks
 
     assert check_data is solver_checks.check_data
     *_, num_classes = check_data(TinyBNNet(), make_data())

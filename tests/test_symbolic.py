@@ -16,8 +16,11 @@ from normgrad.norms import batch as nb  # noqa: E402
 from normgrad.symbolic import batch, core, registry, seed, tie  # noqa: E402
 from normgrad.symbolic.core import Radical, sp  # noqa: E402
 
-CASES = [(layer, tuple(sorted(kw.items()))) for layer in registry.layers()
-         for kw in registry.default_shapes(layer)]
+CASES = [
+    (layer, tuple(sorted(kw.items())))
+    for layer in registry.layers()
+    for kw in registry.default_shapes(layer)
+]
 
 
 @functools.cache
@@ -59,8 +62,9 @@ def test_planted_wrong_formula_is_refuted_with_a_counterexample(kind: str) -> No
     x = np.array([[vals.get(f"x_{i}{d}", 0.0) for d in range(2)] for i in range(3)])
     gamma = np.array([vals.get(f"gamma_{d}", 1.0) for d in range(2)])
     dout = np.array([[vals.get(f"dout_{i}{d}", 0.0) for d in range(2)] for i in range(3)])
-    _, cache = nb.batchnorm_forward(x, gamma, np.zeros(2), {"mode": "train",
-                                                            "eps": vals["epsilon"]})
+    _, cache = nb.batchnorm_forward(
+        x, gamma, np.zeros(2), {"mode": "train", "eps": vals["epsilon"]}
+    )
     dx = nb.batchnorm_backward_alt(dout, cache)[0]
     row, col = (int(t) for t in v.detail.split("[")[1].split("]")[0].split(","))
     assert dx[row, col] == pytest.approx(float(sp.Rational(cex["exact gradient"])), abs=1e-12)
@@ -71,7 +75,8 @@ def test_planted_error_in_a_grouped_layer_is_refuted() -> None:
     good = p.routes["closed"]
     xhat = p.y / p.params["gamma"]  # x / sqrt(ms + eps)
     wrong_dx = good["dx"] - np.mean(p.dout * p.params["gamma"], axis=1, keepdims=True) / (
-        p.params["x"] / xhat)  # a stray centring term, as if RMS norm subtracted the mean
+        p.params["x"] / xhat
+    )  # a stray centring term, as if RMS norm subtracted the mean
     assert p.check("rms centred", {"dx": wrong_dx, "dgamma": good["dgamma"]}).status == "refuted"
 
 
@@ -122,8 +127,9 @@ def test_seed_counterexample_by_hand() -> None:
     xhat, dxhat, x = np.array([-0.5, 0.5]), np.array([4.0, 2.0]), np.array([-2.0, -1.0])
     seed_form = dxhat - dxhat.sum() / 2 - x / 2 * (dxhat * xhat).sum()
     fixed = dxhat - dxhat.sum() / 2 - xhat / 2 * (dxhat * xhat).sum()
-    _, cache = nb.batchnorm_forward(x[:, None], np.array([2.0]), np.zeros(1),
-                                    {"mode": "train", "eps": 0.75})
+    _, cache = nb.batchnorm_forward(
+        x[:, None], np.array([2.0]), np.zeros(1), {"mode": "train", "eps": 0.75}
+    )
     dx = nb.batchnorm_backward(np.array([[2.0], [1.0]]), cache)[0][:, 0]
     np.testing.assert_allclose(dx, fixed, atol=1e-12)
     assert abs(seed_form[0] - dx[0]) > 0.5  # 0 against 3/4
@@ -150,21 +156,26 @@ def test_cli_all_check_passes(capsys: pytest.CaptureFixture[str]) -> None:
     assert f"{n}/{n} routes proved" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["derive", "batchnorm"], "unknown layer"),
-    (["derive", "batch", "--shape", "9x3"], "at most 8 values"),
-    (["derive", "layer", "--shape", "3"], "2 positive integers"),
-    (["derive"], "--all"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["derive", "batchnorm"], "unknown layer"),
+        (["derive", "batch", "--shape", "9x3"], "at most 8 values"),
+        (["derive", "layer", "--shape", "3"], "2 positive integers"),
+        (["derive"], "--all"),
+    ],
+)
 def test_cli_bad_input(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     assert needle in capsys.readouterr().err
 
 
 def test_missing_sympy_names_the_fix() -> None:
-    code = ("import sys; sys.modules['sympy'] = None\n"
-            "from normgrad.cli import main\n"
-            "sys.exit(main(['derive', 'batch']))")
+    code = (
+        "import sys; sys.modules['sympy'] = None\n"
+        "from normgrad.cli import main\n"
+        "sys.exit(main(['derive', 'batch']))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 2
     assert "pip install normgrad[symbolic]" in r.stderr
@@ -192,8 +203,9 @@ def _set_batch_routes(monkeypatch: pytest.MonkeyPatch, routes: dict) -> None:
     from normgrad.norms.spec import Route
 
     new = dataclasses.replace(nb.SPEC, routes={k: Route(f) for k, f in routes.items()})
-    monkeypatch.setattr(norm_registry, "SPECS",
-                        tuple(new if s is nb.SPEC else s for s in norm_registry.SPECS))
+    monkeypatch.setattr(
+        norm_registry, "SPECS", tuple(new if s is nb.SPEC else s for s in norm_registry.SPECS)
+    )
 
 
 def _library_routes_without_alt(rename: bool) -> dict:
@@ -225,8 +237,10 @@ def test_tie_routes_must_match_symbolic_routes(monkeypatch: pytest.MonkeyPatch) 
 def _rewrite_radicand(p, new_base) -> dict:
     """The alt route of ``p`` with sqrt(var + eps) written over ``new_base`` instead."""
     old = p.radicals[0].base
-    return {k: np.vectorize(lambda e: sp.sympify(e).xreplace({old: new_base}),
-                            otypes=[object])(v) for k, v in p.routes["alt"].items()}
+    return {
+        k: np.vectorize(lambda e: sp.sympify(e).xreplace({old: new_base}), otypes=[object])(v)
+        for k, v in p.routes["alt"].items()
+    }
 
 
 def test_expanded_radicand_of_a_true_identity_is_proved() -> None:

@@ -20,8 +20,17 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
 
 def test_default_digits_batchnorm_run_is_good(tmp_path, capsys):
     result_file, plot_file = tmp_path / "r.json", tmp_path / "curves.png"
-    code, out, _ = _run(capsys, "--data", "digits", "--norm", "batchnorm",
-                        "--json", str(result_file), "--plot", str(plot_file))
+    code, out, _ = _run(
+        capsys,
+        "--data",
+        "digits",
+        "--norm",
+        "batchnorm",
+        "--json",
+        str(result_file),
+        "--plot",
+        str(plot_file),
+    )
     assert code == 0
     result = json.loads(result_file.read_text())
     assert {"train_acc", "val_acc", "test_acc", "seconds"} <= set(result)
@@ -32,16 +41,39 @@ def test_default_digits_batchnorm_run_is_good(tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
 
-@pytest.mark.parametrize("argv", [
-    ["--norm", "layernorm", "--dropout", "0.9"],
-    ["--model", "cnn", "--norm", "groupnorm", "--groups", "2", "--filters", "4"],
-    ["--model", "cnn", "--norm", "batchnorm", "--filters", "4", "--update-rule", "sgd_momentum",
-     "--lr", "0.05"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--norm", "layernorm", "--dropout", "0.9"],
+        ["--model", "cnn", "--norm", "groupnorm", "--groups", "2", "--filters", "4"],
+        [
+            "--model",
+            "cnn",
+            "--norm",
+            "batchnorm",
+            "--filters",
+            "4",
+            "--update-rule",
+            "sgd_momentum",
+            "--lr",
+            "0.05",
+        ],
+    ],
+)
 def test_other_models_train(tmp_path, capsys, argv):
     out_file = tmp_path / "r.json"
-    code, _, _ = _run(capsys, *argv, "--epochs", "5", "--batch-size", "50", "--num-train", "400",
-                      "--json", str(out_file))
+    code, _, _ = _run(
+        capsys,
+        *argv,
+        "--epochs",
+        "5",
+        "--batch-size",
+        "50",
+        "--num-train",
+        "400",
+        "--json",
+        str(out_file),
+    )
     assert code == 0
     assert json.loads(out_file.read_text())["val_acc"] > 0.5
 
@@ -53,15 +85,18 @@ def test_progress_and_summary_are_printed(capsys):
     assert "(Epoch 1 / 1)" in out + err and "best-validation model" in out
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--norm", "batchnrom"], "invalid choice: 'batchnrom'"),
-    (["--data", "mnist"], "invalid choice: 'mnist'"),
-    (["--model", "resnet"], "invalid choice: 'resnet'"),
-    (["--update-rule", "adamw"], "invalid choice: 'adamw'"),
-    (["--dropout", "0"], "KEEPING"),
-    (["--hidden", "100,x"], "sizes like 100,100"),
-    (["--epochs", "-1"], "positive int"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--norm", "batchnrom"], "invalid choice: 'batchnrom'"),
+        (["--data", "mnist"], "invalid choice: 'mnist'"),
+        (["--model", "resnet"], "invalid choice: 'resnet'"),
+        (["--update-rule", "adamw"], "invalid choice: 'adamw'"),
+        (["--dropout", "0"], "KEEPING"),
+        (["--hidden", "100,x"], "sizes like 100,100"),
+        (["--epochs", "-1"], "positive int"),
+    ],
+)
 def test_unknown_cli_values_are_rejected(capsys, argv, needle):
     with pytest.raises(SystemExit) as info:
         main(["train", *argv])
@@ -69,17 +104,21 @@ def test_unknown_cli_values_are_rejected(capsys, argv, needle):
     assert needle in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--model", "fc", "--norm", "groupnorm"], "does not apply to --model fc"),
-    (["--model", "cnn", "--norm", "layernorm"], "does not apply to --model cnn"),
-    (["--plot", "curves.txt"], ".png"),
-    (["--json", "no/such/folder/r.json"], "does not exist"),
-    (["--resume", "missing.npz"], "no such checkpoint"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--model", "fc", "--norm", "groupnorm"], "does not apply to --model fc"),
+        (["--model", "cnn", "--norm", "layernorm"], "does not apply to --model cnn"),
+        (["--plot", "curves.txt"], ".png"),
+        (["--json", "no/such/folder/r.json"], "does not exist"),
+        (["--resume", "missing.npz"], "no such checkpoint"),
+    ],
+)
 def test_inconsistent_options_fail_before_training(tmp_path, capsys, monkeypatch, argv, needle):
     monkeypatch.chdir(tmp_path)
-    code, _, err = _run(capsys, *argv, "--json", "r.json") if "--json" not in argv else \
-        _run(capsys, *argv)
+    code, _, err = (
+        _run(capsys, *argv, "--json", "r.json") if "--json" not in argv else _run(capsys, *argv)
+    )
     assert code == 2 and needle in err
     assert list(tmp_path.iterdir()) == []  # nothing written, not even partially
 
@@ -95,8 +134,9 @@ def test_checkpoint_resume_and_wrong_model_shape(tmp_path, capsys):
     code, _, _ = _run(capsys, *common[:-1], "30,20", "--epochs", "3", "--resume", str(last))
     assert code == 0
     out_file = tmp_path / "r.json"
-    code, _, err = _run(capsys, *common[:-1], "30,21", "--resume", str(last),
-                        "--json", str(out_file))
+    code, _, err = _run(
+        capsys, *common[:-1], "30,21", "--resume", str(last), "--json", str(out_file)
+    )
     assert code == 2 and "checkpoint" in err
     assert not out_file.exists()
 
@@ -106,8 +146,10 @@ def _fake_cifar(folder, train_rows: int, test_rows: int) -> None:
     folder.mkdir()
     for name in (*du.TRAIN_BATCHES, du.TEST_BATCH):
         n = test_rows if name == du.TEST_BATCH else train_rows
-        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                 b"labels": rng.integers(0, 10, n).tolist()}
+        batch = {
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"labels": rng.integers(0, 10, n).tolist(),
+        }
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
 
 
@@ -120,8 +162,21 @@ def test_cifar10_from_a_folder_and_missing_data(tmp_path, capsys, monkeypatch):
     folder = tmp_path / "cifar-10-batches-py"
     _fake_cifar(folder, train_rows=220, test_rows=1000)
     out_file = tmp_path / "r.json"
-    code, _, _ = _run(capsys, "--data", "cifar10", "--data-dir", str(folder), "--num-train",
-                      "100", "--epochs", "1", "--hidden", "16", "--json", str(out_file))
+    code, _, _ = _run(
+        capsys,
+        "--data",
+        "cifar10",
+        "--data-dir",
+        str(folder),
+        "--num-train",
+        "100",
+        "--epochs",
+        "1",
+        "--hidden",
+        "16",
+        "--json",
+        str(out_file),
+    )
     assert code == 0
     assert 0 <= json.loads(out_file.read_text())["test_acc"] <= 1
 

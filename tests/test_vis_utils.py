@@ -19,7 +19,7 @@ def _course_visualize_grid(Xs, ubound=255.0, padding=1):
         r, c = divmod(n, G)
         img = Xs[n]
         y, x = r * (H + padding), c * (W + padding)
-        grid[y:y + H, x:x + W] = ubound * (img - img.min()) / (img.max() - img.min())
+        grid[y : y + H, x : x + W] = ubound * (img - img.min()) / (img.max() - img.min())
     return grid
 
 
@@ -34,7 +34,7 @@ def test_visualize_grid_layout_and_per_image_scaling(N, padding):
     np.testing.assert_allclose(grid, _course_visualize_grid(Xs, padding=padding))
     for n in range(N):  # every image spans [0, 255] on its own, whatever its scale
         y, x = (n // G) * (4 + padding), (n % G) * (3 + padding)
-        cell = grid[y:y + 4, x:x + 3]
+        cell = grid[y : y + 4, x : x + 3]
         assert cell.min() == 0 and cell.max() == pytest.approx(255.0)
     assert visualize_grid(Xs, ubound=1.0, padding=padding).max() == pytest.approx(1.0)
 
@@ -66,7 +66,9 @@ def test_vis_grid_global_scaling_and_separators():
     lo, hi = Xs.min(), Xs.max()
     for n in range(5):
         r, c = divmod(n, 3)
-        np.testing.assert_allclose(G[r * 3:r * 3 + 2, c * 4:c * 4 + 3], (Xs[n] - lo) / (hi - lo))
+        np.testing.assert_allclose(
+            G[r * 3 : r * 3 + 2, c * 4 : c * 4 + 3], (Xs[n] - lo) / (hi - lo)
+        )
     assert np.all(G[2::3] == 0) and np.all(G[:, 3::4] == 0)  # separators at min(Xs)
     assert np.all(G[6:8, 8:11] == 0)  # unused cell
     assert G.min() == 0 and G.max() == 1
@@ -83,8 +85,9 @@ def test_vis_nn_table():
     lo, hi = allv.min(), allv.max()  # separators hold 1 before rescaling, as the course
     for i in range(2):
         for j in range(4):
-            np.testing.assert_allclose(G[i * 3:i * 3 + 2, j * 4:j * 4 + 3],
-                                       (rows[i][j] - lo) / (hi - lo))
+            np.testing.assert_allclose(
+                G[i * 3 : i * 3 + 2, j * 4 : j * 4 + 3], (rows[i][j] - lo) / (hi - lo)
+            )
     assert np.all(G[2::3] == 0) and np.all(G[:, 3::4] == 0)  # 1 was the minimum here
     with pytest.raises(ValueError, match="row 1 holds 3"):
         vis_nn([rows[0], rows[1][:3]])

@@ -15,8 +15,14 @@ from normgrad.gradient_check import eval_numerical_gradient, norm_rel_error, rel
 # (3, 16, 16), 3 filters of 3x3, hidden 7, float64, h=1e-6). Kinks of ReLU and max pool
 # at weight_scale 1e-3 make them large; "correct implementations may have relative
 # errors up to the order of e-2".
-COURSE_CONV_GRAD_ERRORS = {"W1": 1.380104e-04, "W2": 1.822723e-02, "W3": 3.064049e-04,
-                           "b1": 3.477652e-05, "b2": 2.516375e-03, "b3": 7.945660e-10}
+COURSE_CONV_GRAD_ERRORS = {
+    "W1": 1.380104e-04,
+    "W2": 1.822723e-02,
+    "W3": 3.064049e-04,
+    "b1": 3.477652e-05,
+    "b2": 2.516375e-03,
+    "b3": 7.945660e-10,
+}
 
 
 def _grad_errors(model, X, y, h):
@@ -71,8 +77,9 @@ def test_course_gradient_check_reproduces_printed_errors():
     input_dim = (3, 16, 16)
     X = np.random.randn(2, *input_dim)
     y = np.random.randint(10, size=2)
-    model = ThreeLayerConvNet(num_filters=3, filter_size=3, input_dim=input_dim,
-                              hidden_dim=7, dtype=np.float64)
+    model = ThreeLayerConvNet(
+        num_filters=3, filter_size=3, input_dim=input_dim, hidden_dim=7, dtype=np.float64
+    )
     errors = _grad_errors(model, X, y, h=1e-6)
     for name, expected in COURSE_CONV_GRAD_ERRORS.items():
         assert errors[name][0] < 1.5 * expected, (name, errors[name][0], expected)
@@ -85,9 +92,17 @@ def test_strict_gradient_check_well_conditioned(normalization):
     input_dim = (3, 8, 8)
     X = np.random.randn(3, *input_dim)
     y = np.random.randint(10, size=3)
-    model = ThreeLayerConvNet(num_filters=4, filter_size=3, input_dim=input_dim, hidden_dim=7,
-                              weight_scale=0.3, reg=0.1, dtype=np.float64,
-                              normalization=normalization, num_groups=2)
+    model = ThreeLayerConvNet(
+        num_filters=4,
+        filter_size=3,
+        input_dim=input_dim,
+        hidden_dim=7,
+        weight_scale=0.3,
+        reg=0.1,
+        dtype=np.float64,
+        normalization=normalization,
+        num_groups=2,
+    )
     for name, (_, err, ana) in _grad_errors(model, X, y, h=1e-6).items():
         if normalization == "batchnorm" and name == "b1":
             assert np.abs(ana).max() < 1e-12  # cancelled by the batch mean
@@ -97,8 +112,9 @@ def test_strict_gradient_check_well_conditioned(normalization):
 
 def test_normalization_parameters_and_modes():
     bn = ThreeLayerConvNet(input_dim=(1, 8, 8), num_filters=8, normalization="batchnorm")
-    gn = ThreeLayerConvNet(input_dim=(1, 8, 8), num_filters=8, normalization="groupnorm",
-                           num_groups=4)
+    gn = ThreeLayerConvNet(
+        input_dim=(1, 8, 8), num_filters=8, normalization="groupnorm", num_groups=4
+    )
     assert bn.params["gamma1"].shape == (8,) and gn.params["gamma1"].shape == (1, 8, 1, 1)
     assert bn.params["W2"].shape == (8 * 4 * 4, 100)
     X = np.random.randn(5, 1, 8, 8)
@@ -125,19 +141,24 @@ def test_bad_input_shapes_and_labels():
 
 def test_supported_normalizations_come_from_layer_utils():
     from normgrad import layer_utils as lu
-    from normgrad.tools import train
     from normgrad.classifiers import FullyConnectedNet
+    from normgrad.tools import train
 
     assert ThreeLayerConvNet.NORMALIZATIONS == (None, *lu.CONV_NORMALIZATIONS)
     assert FullyConnectedNet.NORMALIZATIONS == (None, *lu.NORMALIZATIONS)
-    assert train.NORMS_BY_MODEL == {"fc": ("none", *lu.FC_BLOCKS),
-                                    "cnn": ("none", *lu.CONV_BLOCKS)}
+    assert train.NORMS_BY_MODEL == {"fc": ("none", *lu.FC_BLOCKS), "cnn": ("none", *lu.CONV_BLOCKS)}
     assert {"batchnorm", "layernorm"} <= set(lu.FC_BLOCKS)  # the course's two
     assert {"batchnorm", "groupnorm"} <= set(lu.CONV_BLOCKS)
     assert train.NORMS == tuple(dict.fromkeys(("none", *lu.FC_BLOCKS, *lu.CONV_BLOCKS)))
-    with pytest.raises(ValueError, match="normalization must be one of None, 'batchnorm', "
-                                         "'groupnorm'.*; got 'layernorm'.*FullyConnectedNet"):
+    with pytest.raises(
+        ValueError,
+        match="normalization must be one of None, 'batchnorm', "
+        "'groupnorm'.*; got 'layernorm'.*FullyConnectedNet",
+    ):
         ThreeLayerConvNet(normalization="layernorm")
-    with pytest.raises(ValueError, match="normalization must be one of None, 'batchnorm', "
-                                         "'layernorm'.*; got 'groupnorm'.*ThreeLayerConvNet"):
+    with pytest.raises(
+        ValueError,
+        match="normalization must be one of None, 'batchnorm', "
+        "'layernorm'.*; got 'groupnorm'.*ThreeLayerConvNet",
+    ):
         FullyConnectedNet([4], input_dim=3, normalization="groupnorm")

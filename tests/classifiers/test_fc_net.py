@@ -21,8 +21,11 @@ COURSE_LOSSES = {
     None: [(0, 2.3004790897684924), (3.14, 7.052114776533016)],
     "batchnorm": [(0, 2.2611955101340957), (3.14, 6.996533220108303)],
 }
-COURSE_DROPOUT_LOSSES = [(1, 2.3004790897684924), (0.75, 2.302371489704412),
-                         (0.5, 2.3042759220785896)]
+COURSE_DROPOUT_LOSSES = [
+    (1, 2.3004790897684924),
+    (0.75, 2.302371489704412),
+    (0.5, 2.3042759220785896),
+]
 
 
 def _course_data():
@@ -47,9 +50,15 @@ def _course_grad_check(model, X, y) -> dict[str, tuple[float, np.ndarray, np.nda
 def test_course_initial_losses_and_gradient_checks(normalization):
     X, y = _course_data()
     for reg, expected in COURSE_LOSSES[normalization]:
-        model = FullyConnectedNet([H1, H2], input_dim=D, num_classes=C, reg=reg,
-                                  weight_scale=5e-2, dtype=np.float64,
-                                  normalization=normalization)
+        model = FullyConnectedNet(
+            [H1, H2],
+            input_dim=D,
+            num_classes=C,
+            reg=reg,
+            weight_scale=5e-2,
+            dtype=np.float64,
+            normalization=normalization,
+        )
         loss, grads = model.loss(X, y)
         assert loss == expected  # bit for bit, as printed
         assert len(grads) == len(model.params)
@@ -66,8 +75,15 @@ def test_course_initial_losses_and_gradient_checks(normalization):
 def test_course_dropout_initial_losses_and_gradient_checks():
     X, y = _course_data()
     for keep, expected in COURSE_DROPOUT_LOSSES:
-        model = FullyConnectedNet([H1, H2], input_dim=D, num_classes=C, weight_scale=5e-2,
-                                  dtype=np.float64, dropout_keep_ratio=keep, seed=123)
+        model = FullyConnectedNet(
+            [H1, H2],
+            input_dim=D,
+            num_classes=C,
+            weight_scale=5e-2,
+            dtype=np.float64,
+            dropout_keep_ratio=keep,
+            seed=123,
+        )
         loss, _ = model.loss(X, y)
         assert loss == expected
         for name, (err, _, _) in _course_grad_check(model, X, y).items():
@@ -91,8 +107,9 @@ def test_strict_gradient_check_well_conditioned(kwargs):
     np.random.seed(0)
     X = np.random.randn(8, 6)
     y = np.random.randint(4, size=8)
-    model = FullyConnectedNet([7, 5], input_dim=6, num_classes=4, reg=0.3, weight_scale=0.5,
-                              dtype=np.float64, **kwargs)
+    model = FullyConnectedNet(
+        [7, 5], input_dim=6, num_classes=4, reg=0.3, weight_scale=0.5, dtype=np.float64, **kwargs
+    )
     _, grads = model.loss(X, y)
     for name in sorted(model.params):
         if kwargs.get("normalization") == "batchnorm" and name in ("b1", "b2"):
@@ -113,21 +130,27 @@ def test_strict_gradient_check_well_conditioned(kwargs):
 
 def test_parameters_follow_the_course_layout_and_draw_order():
     np.random.seed(5)
-    expected = [0.1 * np.random.randn(12, 9), 0.1 * np.random.randn(9, 8),
-                0.1 * np.random.randn(8, 3)]
+    expected = [
+        0.1 * np.random.randn(12, 9),
+        0.1 * np.random.randn(9, 8),
+        0.1 * np.random.randn(8, 3),
+    ]
     np.random.seed(5)
-    model = FullyConnectedNet([9, 8], input_dim=12, num_classes=3, weight_scale=0.1,
-                              normalization="batchnorm")
+    model = FullyConnectedNet(
+        [9, 8], input_dim=12, num_classes=3, weight_scale=0.1, normalization="batchnorm"
+    )
     assert sorted(model.params) == sorted(
-        ["W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3"])
+        ["W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3"]
+    )
     for i, W in enumerate(expected, start=1):
         np.testing.assert_allclose(model.params[f"W{i}"], W.astype(np.float32))
     assert all(p.dtype == np.float32 for p in model.params.values())
     assert np.all(model.params["gamma2"] == 1) and np.all(model.params["beta1"] == 0)
     assert model.bn_params == [{"mode": "train"}, {"mode": "train"}]
     assert model.dropout_param == {} and not model.use_dropout
-    ln = FullyConnectedNet([4], input_dim=3, normalization="layernorm",
-                           dropout_keep_ratio=0.5, seed=9)
+    ln = FullyConnectedNet(
+        [4], input_dim=3, normalization="layernorm", dropout_keep_ratio=0.5, seed=9
+    )
     assert ln.bn_params == [{}] and ln.dropout_param == {"mode": "train", "p": 0.5, "seed": 9}
     assert "gamma2" not in ln.params
 
@@ -136,8 +159,14 @@ def test_test_mode_returns_scores_and_uses_running_statistics():
     np.random.seed(1)
     X = np.random.randn(16, 5)
     y = np.random.randint(3, size=16)
-    model = FullyConnectedNet([6], input_dim=5, num_classes=3, normalization="batchnorm",
-                              dropout_keep_ratio=0.5, dtype=np.float64)
+    model = FullyConnectedNet(
+        [6],
+        input_dim=5,
+        num_classes=3,
+        normalization="batchnorm",
+        dropout_keep_ratio=0.5,
+        dtype=np.float64,
+    )
     model.loss(X, y)
     assert model.bn_params[0]["mode"] == "train" and "running_mean" in model.bn_params[0]
     scores = model.loss(X)
@@ -152,8 +181,15 @@ def test_matches_torch_in_float64():
     X = np.random.randn(10, 6)
     y = np.random.randint(4, size=10)
     reg = 0.7
-    model = FullyConnectedNet([8, 5], input_dim=6, num_classes=4, reg=reg, weight_scale=0.4,
-                              normalization="batchnorm", dtype=np.float64)
+    model = FullyConnectedNet(
+        [8, 5],
+        input_dim=6,
+        num_classes=4,
+        reg=reg,
+        weight_scale=0.4,
+        normalization="batchnorm",
+        dtype=np.float64,
+    )
     model.params["gamma1"] += np.random.randn(8)
     model.params["beta2"] += np.random.randn(5)
     loss, grads = model.loss(X, y)
@@ -162,8 +198,9 @@ def test_matches_torch_in_float64():
     h = torch.tensor(X)
     for i in (1, 2):
         h = h @ t[f"W{i}"] + t[f"b{i}"]
-        h = torch.nn.functional.batch_norm(h, None, None, t[f"gamma{i}"], t[f"beta{i}"],
-                                           training=True, eps=1e-5)
+        h = torch.nn.functional.batch_norm(
+            h, None, None, t[f"gamma{i}"], t[f"beta{i}"], training=True, eps=1e-5
+        )
         h = torch.relu(h)
     scores = h @ t["W3"] + t["b3"]
     tloss = torch.nn.functional.cross_entropy(scores, torch.tensor(y))
@@ -209,12 +246,26 @@ def test_bad_constructor_arguments_raise():
 def test_star_import_brings_the_layers_as_the_course_notebooks_expect():
     ns: dict = {}
     exec("from normgrad.classifiers.fc_net import *", ns)
-    for name in ("FullyConnectedNet", "batchnorm_forward", "batchnorm_backward_alt",
-                 "layernorm_forward", "affine_forward", "affine_relu_forward",
-                 "dropout_forward", "softmax_loss", "relu_backward"):
+    for name in (
+        "FullyConnectedNet",
+        "batchnorm_forward",
+        "batchnorm_backward_alt",
+        "layernorm_forward",
+        "affine_forward",
+        "affine_relu_forward",
+        "dropout_forward",
+        "softmax_loss",
+        "relu_backward",
+    ):
         assert callable(ns[name]), name
     cnn_ns: dict = {}
     exec("from normgrad.classifiers.cnn import *", cnn_ns)
-    for name in ("ThreeLayerConvNet", "conv_forward_fast", "conv_relu_pool_forward",
-                 "spatial_batchnorm_forward", "spatial_groupnorm_forward", "conv_forward_naive"):
+    for name in (
+        "ThreeLayerConvNet",
+        "conv_forward_fast",
+        "conv_relu_pool_forward",
+        "spatial_batchnorm_forward",
+        "spatial_groupnorm_forward",
+        "conv_forward_naive",
+    ):
         assert callable(cnn_ns[name]), name

@@ -9,18 +9,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from normgrad.tools import experiments as E
 from normgrad.data_utils import CIFAR10_DIRNAME, TEST_BATCH, TRAIN_BATCHES
+from normgrad.tools import experiments as E
 from normgrad.tools.experiments import common as c
 from normgrad.tools.experiments import paper_fig1
 
-CASES = [("deep", None, ["deep.png"], {"baseline", "batchnorm"}),
-         ("weight-scale", None, ["weight_scale.png"], {"baseline", "batchnorm"}),
-         ("batch-size", None, ["batch_size_batchnorm.png"],
-          {"baseline_b5", "batchnorm_b5", "batchnorm_b10", "batchnorm_b50"}),
-         ("batch-size", "layernorm", ["batch_size_layernorm.png"],
-          {"baseline_b5", "layernorm_b5", "layernorm_b10", "layernorm_b50"}),
-         ("paper-fig1", None, ["paper_fig1.png"], {"baseline", "batchnorm"})]
+CASES = [
+    ("deep", None, ["deep.png"], {"baseline", "batchnorm"}),
+    ("weight-scale", None, ["weight_scale.png"], {"baseline", "batchnorm"}),
+    (
+        "batch-size",
+        None,
+        ["batch_size_batchnorm.png"],
+        {"baseline_b5", "batchnorm_b5", "batchnorm_b10", "batchnorm_b50"},
+    ),
+    (
+        "batch-size",
+        "layernorm",
+        ["batch_size_layernorm.png"],
+        {"baseline_b5", "layernorm_b5", "layernorm_b10", "layernorm_b50"},
+    ),
+    ("paper-fig1", None, ["paper_fig1.png"], {"baseline", "batchnorm"}),
+]
 
 
 def fake_cifar(tmp_path: Path, rows: int = 12) -> Path:
@@ -29,9 +39,11 @@ def fake_cifar(tmp_path: Path, rows: int = 12) -> Path:
     folder = tmp_path / CIFAR10_DIRNAME
     folder.mkdir()
     for name in (*TRAIN_BATCHES, TEST_BATCH):
-        batch = {b"data": rng.integers(0, 256, (rows, 3072), dtype=np.uint8),
-                 b"labels": [int(v) for v in rng.integers(0, 10, rows)],
-                 b"batch_label": name.encode()}
+        batch = {
+            b"data": rng.integers(0, 256, (rows, 3072), dtype=np.uint8),
+            b"labels": [int(v) for v in rng.integers(0, 10, rows)],
+            b"batch_label": name.encode(),
+        }
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
     return folder
 
@@ -51,8 +63,11 @@ def check_outputs(out: Path, summary: dict, figures: list[str], arms: set[str]) 
     assert not list(out.glob(".tmp-*"))  # atomic writes leave no temporaries
 
 
-@pytest.mark.parametrize(("name", "norm", "figures", "arms"), CASES,
-                         ids=[f"{n}-{m or 'default'}" for n, m, _, _ in CASES])
+@pytest.mark.parametrize(
+    ("name", "norm", "figures", "arms"),
+    CASES,
+    ids=[f"{n}-{m or 'default'}" for n, m, _, _ in CASES],
+)
 def test_each_experiment_on_digits(tmp_path, name, norm, figures, arms):
     ctx = c.Context(out=tmp_path, scale="tiny", seed=3)
     summary = E.run(name, ctx, norm=norm)
@@ -66,8 +81,7 @@ def test_each_experiment_on_digits(tmp_path, name, norm, figures, arms):
 def test_each_experiment_on_a_fake_cifar_folder(tmp_path, name):
     folder = fake_cifar(tmp_path)
     out = tmp_path / "out"
-    summary = E.run(name, c.Context(data="cifar10", data_dir=str(folder), out=out,
-                                    scale="tiny"))
+    summary = E.run(name, c.Context(data="cifar10", data_dir=str(folder), out=out, scale="tiny"))
     expected = next(case for case in CASES if case[0] == name)
     check_outputs(out, summary, expected[2], expected[3])
     assert "cifar10" in summary["data"] and "(3072,)" in summary["data"]
@@ -78,8 +92,14 @@ def test_hyperparameters_are_the_issue_settings_at_full_scale():
 
     full = c.Context(scale="full")
     hp = deep.hyperparameters(full)
-    assert (hp["hidden_dims"], hp["weight_scale"], hp["learning_rate"], hp["num_epochs"],
-            hp["batch_size"], hp["num_train"]) == ([100] * 5, 2e-2, 1e-3, 10, 50, 1000)
+    assert (
+        hp["hidden_dims"],
+        hp["weight_scale"],
+        hp["learning_rate"],
+        hp["num_epochs"],
+        hp["batch_size"],
+        hp["num_train"],
+    ) == ([100] * 5, 2e-2, 1e-3, 10, 50, 1000)
     hp = weight_scale.hyperparameters(full)
     assert hp["hidden_dims"] == [50] * 7
     np.testing.assert_allclose(hp["weight_scales"], np.logspace(-4, 0, 20))
@@ -88,7 +108,11 @@ def test_hyperparameters_are_the_issue_settings_at_full_scale():
     hp = paper_fig1.hyperparameters(full)
     assert hp["hidden_dims"] == [100] * 3 and hp["batch_size"] == 60
     assert hp["activation"] == "sigmoid" and set(hp["choices"]) >= {
-        "optimizer", "learning_rate", "init", "steps"}
+        "optimizer",
+        "learning_rate",
+        "init",
+        "steps",
+    }
 
 
 def test_paper_fig1_reports_steps_to_target_and_drift(tmp_path):
@@ -116,7 +140,8 @@ def test_paper_net_gradients_match_finite_differences():
             f = lambda _: net.loss(X, y)[0]  # noqa: E731
             num = eval_numerical_gradient(f, net.params[name], verbose=False, h=1e-5)
             err = np.linalg.norm(num - grads[name]) / (
-                np.linalg.norm(num) + np.linalg.norm(grads[name]))  # normwise: tiny entries
+                np.linalg.norm(num) + np.linalg.norm(grads[name])
+            )  # normwise: tiny entries
             assert err < 1e-6, (bn, name, err)
 
 
@@ -130,9 +155,15 @@ def test_unknown_experiment_and_misplaced_norm_are_errors(tmp_path):
 
 
 def test_write_summary_is_strict_json_and_atomic(tmp_path):
-    path = c.write_summary(tmp_path, {"arms": {"a": {"final_acc": np.float64(0.5),
-                                                     "loss": float("nan"),
-                                                     "curve": np.arange(3)}}})
-    assert json.loads(path.read_text()) == {"arms": {"a": {"final_acc": 0.5, "loss": None,
-                                                           "curve": [0, 1, 2]}}}
+    path = c.write_summary(
+        tmp_path,
+        {
+            "arms": {
+                "a": {"final_acc": np.float64(0.5), "loss": float("nan"), "curve": np.arange(3)}
+            }
+        },
+    )
+    assert json.loads(path.read_text()) == {
+        "arms": {"a": {"final_acc": 0.5, "loss": None, "curve": [0, 1, 2]}}
+    }
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from normgrad.training import solver as solver_module
 from normgrad.tools.experiments import batch_size, deep, paper_fig1, weight_scale
 from normgrad.tools.experiments import common as c
+from normgrad.training import solver as solver_module
 
 
 def held_out_acc(model, X, y) -> float:
@@ -26,8 +26,12 @@ def record_arms(monkeypatch, module) -> list[tuple[dict, c.Arm]]:
 
     def wrapper(name, data, hidden, norm, ws, lr, epochs, batch, seed, **kw):
         arm = original(name, data, hidden, norm, ws, lr, epochs, batch, seed, **kw)
-        log.append(({"name": name, "epochs": epochs, "batch": batch, "seed": seed,
-                     "weight_scale": ws}, arm))
+        log.append(
+            (
+                {"name": name, "epochs": epochs, "batch": batch, "seed": seed, "weight_scale": ws},
+                arm,
+            )
+        )
         return arm
 
     monkeypatch.setattr(module.c, "train_fc_arm", wrapper)
@@ -45,12 +49,20 @@ def test_steps_to_target_by_hand_and_step_0_never_counts():
 
 
 def test_percentile_drift_by_hand():
-    pcts = [[-9.0, 0.0, 9.0],  # step 0: left out
-            [-1.0, 0.0, 1.0], [-2.0, 0.5, 3.0], [-1.5, -0.5, 2.0]]
+    pcts = [
+        [-9.0, 0.0, 9.0],  # step 0: left out
+        [-1.0, 0.0, 1.0],
+        [-2.0, 0.5, 3.0],
+        [-1.5, -0.5, 2.0],
+    ]
     drift = paper_fig1.percentile_drift(pcts)
     assert drift == pytest.approx({"p15": 1.0, "p50": 1.0, "p85": 2.0, "mean": 4.0 / 3.0})
     assert paper_fig1.percentile_drift([[1.0, 2.0, 3.0]]) == {
-        "p15": 0.0, "p50": 0.0, "p85": 0.0, "mean": 0.0}
+        "p15": 0.0,
+        "p50": 0.0,
+        "p85": 0.0,
+        "mean": 0.0,
+    }
 
 
 def test_paper_fig1_summary_numbers_follow_the_curves(tmp_path):
@@ -63,8 +75,9 @@ def test_paper_fig1_summary_numbers_follow_the_curves(tmp_path):
         by_hand = [float(p[:, k].max() - p[:, k].min()) for k in range(3)]
         assert [arm["percentile_drift"][f"p{q}"] for q in (15, 50, 85)] == pytest.approx(by_hand)
         assert arm["percentile_drift"]["mean"] == pytest.approx(np.mean(by_hand))
-        hits = [st for st, a in zip(cur["step"], cur["val_acc"], strict=True)
-                if st > 0 and a >= target]
+        hits = [
+            st for st, a in zip(cur["step"], cur["val_acc"], strict=True) if st > 0 and a >= target
+        ]
         assert arm["steps_to_target"] == (hits[0] if hits else None), name
         assert s["steps_to_target"][name] == arm["steps_to_target"]
 
@@ -103,8 +116,9 @@ def test_paper_fig1_standardizes_every_data_set(tmp_path, monkeypatch):
     folder = fake_cifar(tmp_path)
     raw, _ = c.load_data(c.Context(data="cifar10", data_dir=str(folder), scale="tiny"))
     assert np.std(raw["X_train"]) > 10  # CIFAR minus its mean image: pixel units
-    paper_fig1.run(c.Context(data="cifar10", data_dir=str(folder), out=tmp_path / "o",
-                             scale="tiny"))
+    paper_fig1.run(
+        c.Context(data="cifar10", data_dir=str(folder), out=tmp_path / "o", scale="tiny")
+    )
     paper_fig1.run(c.Context(out=tmp_path / "d", scale="tiny"))
     assert seen == pytest.approx([1.0] * 4)
     assert "DIGITS" in paper_fig1.CHOICES["learning_rate"]
@@ -141,8 +155,9 @@ def test_fc_arm_final_acc_when_diverged_is_the_model_at_divergence(monkeypatch):
 
     monkeypatch.setattr(solver_module.Solver, "_step", hook)
     with np.errstate(over="ignore", invalid="ignore"):  # the point: it overflows
-        arm = c.train_fc_arm("baseline", data, [20] * 3, None, 1.0, 1e3, 2, 10, seed=0,
-                             update_rule="sgd")
+        arm = c.train_fc_arm(
+            "baseline", data, [20] * 3, None, 1.0, 1e3, 2, 10, seed=0, update_rule="sgd"
+        )
     assert arm.metrics["diverged"] and len(at_divergence) == 1
     assert arm.metrics["final_acc"] == at_divergence[0]
     assert arm.metrics["final_acc"] != arm.curves["val_acc"][-1]  # not the last check
@@ -150,10 +165,18 @@ def test_fc_arm_final_acc_when_diverged_is_the_model_at_divergence(monkeypatch):
 
 # ---------------------------------------------------------------- aggregation
 def test_aggregate_seeds_and_mean_curve():
-    runs = [c.Arm("a", {"final_acc": 0.5, "x": 1.0, "diverged": False, "seconds": 1.0},
-                  {"val_acc": [0.1, 0.2, 0.3]}),
-            c.Arm("a", {"final_acc": 0.7, "x": 3.0, "diverged": True, "seconds": 2.0},
-                  {"val_acc": [0.3, 0.4]})]
+    runs = [
+        c.Arm(
+            "a",
+            {"final_acc": 0.5, "x": 1.0, "diverged": False, "seconds": 1.0},
+            {"val_acc": [0.1, 0.2, 0.3]},
+        ),
+        c.Arm(
+            "a",
+            {"final_acc": 0.7, "x": 3.0, "diverged": True, "seconds": 2.0},
+            {"val_acc": [0.3, 0.4]},
+        ),
+    ]
     m = c.aggregate_seeds(runs, ("final_acc", "x"))
     assert m["final_acc"] == pytest.approx(0.6) and m["x"] == 2.0
     assert m["final_acc_by_seed"] == [0.5, 0.7] and m["x_by_seed"] == [1.0, 3.0]
@@ -202,9 +225,13 @@ def test_batch_size_sensitivities_match_their_definitions(tmp_path, monkeypatch,
     assert len(seeds) == 2
 
     def spread(table):
-        return np.mean([max(table[(f"{norm}_b{b}", sd)]["final_acc"] for b in (5, 10, 50))
-                        - min(table[(f"{norm}_b{b}", sd)]["final_acc"] for b in (5, 10, 50))
-                        for sd in seeds])
+        return np.mean(
+            [
+                max(table[(f"{norm}_b{b}", sd)]["final_acc"] for b in (5, 10, 50))
+                - min(table[(f"{norm}_b{b}", sd)]["final_acc"] for b in (5, 10, 50))
+                for sd in seeds
+            ]
+        )
 
     assert s["batch_size_sensitivity"] == pytest.approx(spread(fixed))
     assert s["batch_size_sensitivity_equal_steps"] == pytest.approx(spread(equal))
@@ -242,8 +269,14 @@ def test_weight_scale_best_final_acc_is_the_final_acc_at_the_best_scale(tmp_path
 
     def fake(name, data, hidden, norm, ws, *a, **k):
         i, calls[name] = calls[name], calls[name] + 1
-        metrics = {"final_acc": finals[name][i], "best_val_acc": bests[name][i],
-                   "best_train_acc": 1.0, "final_loss": 0.1, "diverged": False, "seconds": 0.0}
+        metrics = {
+            "final_acc": finals[name][i],
+            "best_val_acc": bests[name][i],
+            "best_train_acc": 1.0,
+            "final_loss": 0.1,
+            "diverged": False,
+            "seconds": 0.0,
+        }
         return c.Arm(name, metrics, {"loss": [1.0], "train_acc": [0.5], "val_acc": [0.5]})
 
     monkeypatch.setattr(weight_scale.c, "train_fc_arm", fake)
@@ -255,10 +288,8 @@ def test_weight_scale_best_final_acc_is_the_final_acc_at_the_best_scale(tmp_path
 
 
 def test_one_blas_limit_shared_with_the_conv_benchmark():
-    from normgrad.tools import bench_conv
-
     from normgrad._internal.threads import blas_limit
-    from normgrad.tools import experiments
+    from normgrad.tools import bench_conv, experiments
 
     assert bench_conv.blas_limit is blas_limit and experiments.blas_limit is blas_limit
     with blas_limit(None) as applied:

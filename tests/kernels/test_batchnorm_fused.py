@@ -28,14 +28,17 @@ def inputs(N, D, seed=0, dtype=np.float64):
 def test_matches_the_reference_in_float64(shape, mode):
     x, gamma, beta, dout = inputs(*shape, seed=1)
     rng = np.random.default_rng(2)
-    running = {"running_mean": rng.standard_normal(shape[1]),
-               "running_var": rng.uniform(0.5, 2, shape[1])}
+    running = {
+        "running_mean": rng.standard_normal(shape[1]),
+        "running_var": rng.uniform(0.5, 2, shape[1]),
+    }
     p_ref, p_fused = {"mode": mode, **running}, {"mode": mode, **copy.deepcopy(running)}
     out_ref, cache_ref = batchnorm_forward(x, gamma, beta, p_ref)
     out, cache = batchnorm_forward_fused(x, gamma, beta, p_fused)
     assert norm_rel_error(out, out_ref) < 1e-13
-    for got, want in zip(batchnorm_backward_fused(dout, cache),
-                         batchnorm_backward_alt(dout, cache_ref)):
+    for got, want in zip(
+        batchnorm_backward_fused(dout, cache), batchnorm_backward_alt(dout, cache_ref)
+    ):
         # At N = 2 dx is O(eps) and both sides carry ~1e-16 of the cancelling terms.
         assert norm_rel_error(got, want) < (1e-9 if shape[0] == 2 else 1e-12)
     for key in ("running_mean", "running_var"):
@@ -56,8 +59,11 @@ def test_torch_conventions_and_cumulative_average():
 @pytest.mark.parametrize("shape", [(7, 5), (3, 1)])
 def test_finite_differences(shape):
     x, gamma, beta, _ = inputs(*shape, seed=4)
-    report = check_layer(lambda x, g, b: batchnorm_forward_fused(x, g, b, {"mode": "train"}),
-                         batchnorm_backward_fused, {"x": x, "gamma": gamma, "beta": beta})
+    report = check_layer(
+        lambda x, g, b: batchnorm_forward_fused(x, g, b, {"mode": "train"}),
+        batchnorm_backward_fused,
+        {"x": x, "gamma": gamma, "beta": beta},
+    )
     assert report.passed, report
 
 
@@ -74,8 +80,9 @@ def test_float32_large_mean_normalizes_like_float64(ratio):
     x32 = (ratio + rng.standard_normal((512, 6))).astype(np.float32)
     one, zero = np.ones(6, np.float32), np.zeros(6, np.float32)
     out32, _ = batchnorm_forward_fused(x32, one, zero, {"mode": "train"})
-    out64, _ = batchnorm_forward(x32.astype(np.float64), one.astype(float), zero.astype(float),
-                                 {"mode": "train"})
+    out64, _ = batchnorm_forward(
+        x32.astype(np.float64), one.astype(float), zero.astype(float), {"mode": "train"}
+    )
     assert out32.dtype == np.float32
     assert np.max(np.abs(out32 - out64)) < 1e-3
 
@@ -83,10 +90,12 @@ def test_float32_large_mean_normalizes_like_float64(ratio):
 def test_float32_gradients_keep_dtype():
     x, gamma, beta, dout = inputs(40, 6, seed=7, dtype=np.float32)
     _, cache = batchnorm_forward_fused(x, gamma, beta, {"mode": "train"})
-    _, ref = batchnorm_forward(x.astype(float), gamma.astype(float), beta.astype(float),
-                               {"mode": "train"})
-    for got, want in zip(batchnorm_backward_fused(dout, cache),
-                         batchnorm_backward_alt(dout.astype(float), ref)):
+    _, ref = batchnorm_forward(
+        x.astype(float), gamma.astype(float), beta.astype(float), {"mode": "train"}
+    )
+    for got, want in zip(
+        batchnorm_backward_fused(dout, cache), batchnorm_backward_alt(dout.astype(float), ref)
+    ):
         assert got.dtype == np.float32
         assert norm_rel_error(got, want) < 1e-6
 
@@ -112,8 +121,13 @@ def test_fortran_ordered_input_gives_the_same_result():
 )
 def test_rejects_what_the_reference_rejects_and_writes_nothing(call, match):
     rng = np.random.default_rng(9)
-    args = {"x": rng.standard_normal((4, 3)), "gamma": np.ones(3), "beta": np.zeros(3),
-            "param": {"mode": "train", "running_mean": np.full(3, 0.5)}, **call}
+    args = {
+        "x": rng.standard_normal((4, 3)),
+        "gamma": np.ones(3),
+        "beta": np.zeros(3),
+        "param": {"mode": "train", "running_mean": np.full(3, 0.5)},
+        **call,
+    }
     before = copy.deepcopy(args["param"])
     with pytest.raises(ValueError, match=None) as info:
         batchnorm_forward_fused(args["x"], args["gamma"], args["beta"], args["param"])

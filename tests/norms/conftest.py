@@ -35,8 +35,7 @@ def channel4d_inputs(x_shape: Sequence[int], seed: int = 0):
     return inputs(x_shape, (1, x_shape[1], 1, 1), seed)
 
 
-def rms_inputs(x_shape: Sequence[int], g_shape: Sequence[int], seed: int = 0,
-               offset: float = 2.0):
+def rms_inputs(x_shape: Sequence[int], g_shape: Sequence[int], seed: int = 0, offset: float = 2.0):
     """x = 3 randn + offset, gamma: g_shape and dout (RMS norm has no beta)."""
     rng = np.random.default_rng(seed)
     x = 3.0 * rng.standard_normal(x_shape) + offset
@@ -51,6 +50,10 @@ def max_abs(a, b) -> float:
 @pytest.fixture
 def nh() -> SimpleNamespace:
     """The shared helpers: ``nh.inputs``, ``nh.channel_inputs``, ``nh.max_abs``..."""
-    return SimpleNamespace(inputs=inputs, channel_inputs=channel_inputs,
-                           channel4d_inputs=channel4d_inputs, rms_inputs=rms_inputs,
-                           max_abs=max_abs)
+    return SimpleNamespace(
+        inputs=inputs,
+        channel_inputs=channel_inputs,
+        channel4d_inputs=channel4d_inputs,
+        rms_inputs=rms_inputs,
+        max_abs=max_abs,
+    )

@@ -62,15 +62,19 @@ def test_every_route_matches_finite_differences(backward, shape):
 def test_test_mode_backward_matches_finite_differences(backward):
     rng = np.random.default_rng(2)
     D = 4
-    param = {"mode": "test", "running_mean": rng.standard_normal(D),
-             "running_var": rng.uniform(0.5, 2.0, D)}
+    param = {
+        "mode": "test",
+        "running_mean": rng.standard_normal(D),
+        "running_var": rng.uniform(0.5, 2.0, D),
+    }
     x = rng.standard_normal((6, D))
 
     def fwd(x, gamma, beta):
         return batchnorm_forward(x, gamma, beta, dict(param))
 
-    report = check_layer(fwd, backward, {"x": x, "gamma": rng.standard_normal(D),
-                                         "beta": rng.standard_normal(D)})
+    report = check_layer(
+        fwd, backward, {"x": x, "gamma": rng.standard_normal(D), "beta": rng.standard_normal(D)}
+    )
     assert report.passed, report
 
 
@@ -374,8 +378,9 @@ def test_test_mode_reads_running_stats_and_changes_none_of_them():
     before = copy.deepcopy(param)
     x = np.random.default_rng(18).standard_normal((5, 3))
     out, _ = batchnorm_forward(x, np.ones(3), np.zeros(3), param)
-    np.testing.assert_allclose(out, (x - before["running_mean"])
-                               / np.sqrt(before["running_var"] + 1e-5), rtol=1e-13)
+    np.testing.assert_allclose(
+        out, (x - before["running_mean"]) / np.sqrt(before["running_var"] + 1e-5), rtol=1e-13
+    )
     for k, val in before.items():
         if isinstance(val, np.ndarray):
             np.testing.assert_array_equal(param[k], val)

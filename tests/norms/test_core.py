@@ -38,8 +38,14 @@ def _torch_standardize(x: torch.Tensor, axes, eps, center):
 @pytest.mark.parametrize("center", [True, False], ids=["centred", "rms"])
 @pytest.mark.parametrize(
     "shape, axes",
-    [((5, 4), (0,)), ((5, 4), (1,)), ((2, 3, 4), (0, 2)), ((2, 3, 2, 3), (1, 2, 3)),
-     ((3, 2, 2, 2), (0, 2, 3)), ((6,), (0,))],
+    [
+        ((5, 4), (0,)),
+        ((5, 4), (1,)),
+        ((2, 3, 4), (0, 2)),
+        ((2, 3, 2, 3), (1, 2, 3)),
+        ((3, 2, 2, 2), (0, 2, 3)),
+        ((6,), (0,)),
+    ],
 )
 def test_finite_differences(shape, axes, center):
     rng = np.random.default_rng(7)
@@ -58,8 +64,7 @@ def test_finite_differences(shape, axes, center):
     center=st.booleans(),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_property_matches_torch_and_keeps_invariants(shape, data, log_scale, offset, center,
-                                                    seed):
+def test_property_matches_torch_and_keeps_invariants(shape, data, log_scale, offset, center, seed):
     ndim = len(shape)
     axes = tuple(sorted(data.draw(st.sets(st.integers(0, ndim - 1), min_size=1), "axes")))
     M = core.group_size(shape, axes)
@@ -82,9 +87,11 @@ def test_property_matches_torch_and_keeps_invariants(shape, data, log_scale, off
     # Elementwise, against the size of the terms of the formula: with one value per
     # group (or var >> eps in the RMS variant) dx is a difference of near-equal terms, and
     # both torch and this code round there; the error must stay at rounding level.
-    terms = s.inv_std * (np.abs(dxhat) + np.abs(s.xhat) * np.mean(
-        np.abs(dxhat * s.xhat), axis=axes, keepdims=True) + np.mean(
-        np.abs(dxhat), axis=axes, keepdims=True))
+    terms = s.inv_std * (
+        np.abs(dxhat)
+        + np.abs(s.xhat) * np.mean(np.abs(dxhat * s.xhat), axis=axes, keepdims=True)
+        + np.mean(np.abs(dxhat), axis=axes, keepdims=True)
+    )
     assert np.all(np.abs(dx - xt.grad.numpy()) <= 1e-13 * cond * terms)
 
     # xhat has mean 0 (centred) and mean square var / (var + eps) over the axes.
@@ -108,8 +115,9 @@ def test_rms_variant_does_not_sum_to_zero():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 6)) + 2.0
     s = core.standardize(x, (1,), 1e-5, center=False)
-    dx = core.standardize_backward(rng.standard_normal((4, 6)), s.xhat, s.inv_std, (1,),
-                                   center=False)
+    dx = core.standardize_backward(
+        rng.standard_normal((4, 6)), s.xhat, s.inv_std, (1,), center=False
+    )
     assert np.linalg.norm(dx.sum(axis=1)) > 0.1 * np.linalg.norm(dx)
 
 
@@ -165,7 +173,8 @@ def _affine_norm_layer(axes, p_shape, scale, shift, center):
     def backward(dout, cache):
         xhat, inv_std, gamma = cache
         dx, dgamma, dbeta = core.affine_norm_backward(
-            dout, xhat, inv_std, gamma, axes, p_shape, shift=shift, center=center)
+            dout, xhat, inv_std, gamma, axes, p_shape, shift=shift, center=center
+        )
         assert (dgamma is None) == (not scale) and (dbeta is None) == (not shift)
         grads = tuple(g for g in (dx, dgamma, dbeta) if g is not None)
         return grads if len(grads) > 1 else grads[0]
@@ -173,14 +182,18 @@ def _affine_norm_layer(axes, p_shape, scale, shift, center):
     return forward, backward
 
 
-@pytest.mark.parametrize("scale, shift", [(True, True), (True, False), (False, True),
-                                          (False, False)])
+@pytest.mark.parametrize(
+    "scale, shift", [(True, True), (True, False), (False, True), (False, False)]
+)
 @pytest.mark.parametrize("center", [True, False])
-@pytest.mark.parametrize("x_shape, axes, p_shape", [
-    ((4, 5), (1,), (5,)),  # layer norm: parameters over the reduced axis
-    ((3, 4, 2, 2), (2, 3), (1, 4, 1, 1)),  # instance norm: per channel, reduced over H, W
-    ((2, 2, 3, 2, 2), (2, 3, 4), (1, 2, 3, 1, 1)),  # group norm's (N, G, C/G, H, W) view
-])
+@pytest.mark.parametrize(
+    "x_shape, axes, p_shape",
+    [
+        ((4, 5), (1,), (5,)),  # layer norm: parameters over the reduced axis
+        ((3, 4, 2, 2), (2, 3), (1, 4, 1, 1)),  # instance norm: per channel, reduced over H, W
+        ((2, 2, 3, 2, 2), (2, 3, 4), (1, 2, 3, 1, 1)),  # group norm's (N, G, C/G, H, W) view
+    ],
+)
 def test_affine_norm_backward_finite_differences(x_shape, axes, p_shape, scale, shift, center):
     rng = np.random.default_rng(21)
     inputs = {"x": 3.0 * rng.standard_normal(x_shape) + 2.0}
@@ -202,11 +215,9 @@ def test_affine_norm_backward_casts_back_and_never_aliases_dout():
     xhat = st_.xhat.astype(np.float32)
     gamma = rng.standard_normal((3, 4)).astype(np.float32)
     dout = rng.standard_normal((3, 4))  # float64: no cast, so a reshape would be a view
-    dx, dgamma, dbeta = core.affine_norm_backward(dout, xhat, st_.inv_std, gamma, (0, 1),
-                                                  (3, 4))
+    dx, dgamma, dbeta = core.affine_norm_backward(dout, xhat, st_.inv_std, gamma, (0, 1), (3, 4))
     assert dx.dtype == dgamma.dtype == dbeta.dtype == np.float32
     dout64 = dout.copy()
-    _, _, dbeta64 = core.affine_norm_backward(dout64, st_.xhat, st_.inv_std, None, (0, 1),
-                                              (3, 4))
+    _, _, dbeta64 = core.affine_norm_backward(dout64, st_.xhat, st_.inv_std, None, (0, 1), (3, 4))
     np.testing.assert_array_equal(dbeta64, dout64)  # nothing was broadcast: dbeta = dout
     assert not np.shares_memory(dbeta64, dout64)

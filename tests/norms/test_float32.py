@@ -58,23 +58,54 @@ def _rms_of_unscaled(out: np.ndarray, gamma: np.ndarray) -> np.ndarray:
 
 CASES = {
     "batch": Float32Case(
-        (256, 8), (8,), lambda x, g, b: batchnorm_forward(x, g, b, {"mode": "train"}),
-        batchnorm_backward_alt, _std(0), seed=14),
+        (256, 8),
+        (8,),
+        lambda x, g, b: batchnorm_forward(x, g, b, {"mode": "train"}),
+        batchnorm_backward_alt,
+        _std(0),
+        seed=14,
+    ),
     "spatial batch": Float32Case(
-        (8, 4, 6, 6), (4,), lambda x, g, b: spatial_batchnorm_forward(x, g, b, {"mode": "train"}),
-        spatial_batchnorm_backward, _std(0, 2, 3), seed=12),
+        (8, 4, 6, 6),
+        (4,),
+        lambda x, g, b: spatial_batchnorm_forward(x, g, b, {"mode": "train"}),
+        spatial_batchnorm_backward,
+        _std(0, 2, 3),
+        seed=12,
+    ),
     "layer": Float32Case(
-        (16, 64), (64,), lambda x, g, b: layernorm_forward(x, g, b, {}),
-        layernorm_backward, _std(1), seed=13),
+        (16, 64),
+        (64,),
+        lambda x, g, b: layernorm_forward(x, g, b, {}),
+        layernorm_backward,
+        _std(1),
+        seed=13,
+    ),
     "group": Float32Case(
-        (4, 8, 6, 6), (1, 8, 1, 1), lambda x, g, b: spatial_groupnorm_forward(x, g, b, 4, {}),
-        spatial_groupnorm_backward, _group_std(4), seed=8),
+        (4, 8, 6, 6),
+        (1, 8, 1, 1),
+        lambda x, g, b: spatial_groupnorm_forward(x, g, b, 4, {}),
+        spatial_groupnorm_backward,
+        _group_std(4),
+        seed=8,
+    ),
     "instance": Float32Case(
-        (4, 3, 8, 8), (3,), lambda x, g, b: instancenorm_forward(x, g, b, {}),
-        instancenorm_backward, _std(2, 3), seed=7),
+        (4, 3, 8, 8),
+        (3,),
+        lambda x, g, b: instancenorm_forward(x, g, b, {}),
+        instancenorm_backward,
+        _std(2, 3),
+        seed=7,
+    ),
     "rms": Float32Case(
-        (8, 64), (64,), lambda x, g, b: rmsnorm_forward(x, g, {}),
-        rmsnorm_backward, _rms_of_unscaled, seed=9, random_gamma=True),
+        (8, 64),
+        (64,),
+        lambda x, g, b: rmsnorm_forward(x, g, {}),
+        rmsnorm_backward,
+        _rms_of_unscaled,
+        seed=9,
+        random_gamma=True,
+    ),
 }
 
 
@@ -88,8 +119,7 @@ def test_float32_large_mean_normalizes(name, mean_over_spread):
     g32, b32 = gamma.astype(np.float32), np.zeros(case.p_shape, np.float32)
     out32, cache32 = case.forward(x32, g32, b32)
     # The float64 reference normalizes the same (rounded) float32 values.
-    out64, _ = case.forward(x32.astype(np.float64), g32.astype(np.float64),
-                            b32.astype(np.float64))
+    out64, _ = case.forward(x32.astype(np.float64), g32.astype(np.float64), b32.astype(np.float64))
     assert out32.dtype == np.float32
     assert np.max(np.abs(out32 - out64)) < 1e-3
     np.testing.assert_allclose(case.spread(out32, gamma), 1.0, atol=1e-3)

@@ -21,20 +21,26 @@ from normgrad.layers import (
 )
 
 
-@pytest.mark.parametrize("shape, G", [((2, 4, 2, 3), 2), ((2, 6, 2, 2), 3), ((1, 3, 2, 2), 1),
-                                      ((2, 3, 2, 2), 3)])
+@pytest.mark.parametrize(
+    "shape, G", [((2, 4, 2, 3), 2), ((2, 6, 2, 2), 3), ((1, 3, 2, 2), 1), ((2, 3, 2, 2), 3)]
+)
 def test_finite_differences(shape, G, nh):
     x, gamma, beta, _ = nh.channel4d_inputs(shape, seed=1)
     report = check_layer(
         lambda x, g, b: spatial_groupnorm_forward(x, g, b, G, {"eps": 1e-5}),
-        spatial_groupnorm_backward, {"x": x, "gamma": gamma, "beta": beta}, seed=2)
+        spatial_groupnorm_backward,
+        {"x": x, "gamma": gamma, "beta": beta},
+        seed=2,
+    )
     assert [g.name for g in report.grads] == ["dx", "dgamma", "dbeta"]
     for g in report.grads:
         assert g.rel_error < 1e-8, (g.name, g.rel_error)
 
 
-@pytest.mark.parametrize("shape, G", [((3, 6, 4, 5), 1), ((3, 6, 4, 5), 2), ((3, 6, 4, 5), 3),
-                                      ((3, 6, 4, 5), 6), ((2, 8, 3, 1), 4)])
+@pytest.mark.parametrize(
+    "shape, G",
+    [((3, 6, 4, 5), 1), ((3, 6, 4, 5), 2), ((3, 6, 4, 5), 3), ((3, 6, 4, 5), 6), ((2, 8, 3, 1), 4)],
+)
 @pytest.mark.parametrize("eps", [1e-5, 1e-2])
 def test_matches_torch_group_norm(shape, G, eps, nh):
     x, gamma, beta, dout = nh.channel4d_inputs(shape, seed=3)
@@ -127,8 +133,9 @@ def test_G_must_be_an_int(nh):
 
 def test_x_not_4d():
     with pytest.raises(ValueError, match=r"x must be 4-D \(N, C, H, W\).*layernorm_forward"):
-        spatial_groupnorm_forward(np.zeros((4, 6)), np.ones((1, 6, 1, 1)),
-                                  np.zeros((1, 6, 1, 1)), 2, {})
+        spatial_groupnorm_forward(
+            np.zeros((4, 6)), np.ones((1, 6, 1, 1)), np.zeros((1, 6, 1, 1)), 2, {}
+        )
 
 
 @pytest.mark.parametrize("which", ["gamma", "beta"])
@@ -149,8 +156,7 @@ def test_integer_gamma_beta_are_cast_to_x_dtype(xdtype, pdtype):
     gamma = np.asarray([3, 4, 5, 1]).astype(pdtype).reshape(1, 4, 1, 1)
     beta = np.asarray([6, 7, 8, 0]).astype(pdtype).reshape(1, 4, 1, 1)
     out, cache = spatial_groupnorm_forward(x, gamma, beta, 2, {})
-    ref, ref_cache = spatial_groupnorm_forward(x, gamma.astype(xdtype), beta.astype(xdtype),
-                                               2, {})
+    ref, ref_cache = spatial_groupnorm_forward(x, gamma.astype(xdtype), beta.astype(xdtype), 2, {})
     assert out.dtype == xdtype
     np.testing.assert_array_equal(out, ref)
     dout = rng.standard_normal(x.shape).astype(xdtype)

@@ -17,8 +17,12 @@ from normgrad.layers import instancenorm_backward, instancenorm_forward
 @pytest.mark.parametrize("shape", [(2, 3, 2, 3), (1, 2, 3, 3), (2, 3, 5), (1, 2, 2, 2, 2)])
 def test_finite_differences(shape, nh):
     x, gamma, beta, _ = nh.channel_inputs(shape, seed=1)
-    report = check_layer(lambda x, g, b: instancenorm_forward(x, g, b, {"eps": 1e-5}),
-                         instancenorm_backward, {"x": x, "gamma": gamma, "beta": beta}, seed=2)
+    report = check_layer(
+        lambda x, g, b: instancenorm_forward(x, g, b, {"eps": 1e-5}),
+        instancenorm_backward,
+        {"x": x, "gamma": gamma, "beta": beta},
+        seed=2,
+    )
     assert [g.name for g in report.grads] == ["dx", "dgamma", "dbeta"]
     for g in report.grads:
         assert g.rel_error < 1e-8, (g.name, g.rel_error)

@@ -26,8 +26,12 @@ from normgrad.layers import (
 @pytest.mark.parametrize("shape", [(4, 5), (1, 6), (7, 3), (5, 8)])
 def test_layernorm_finite_differences(shape, nh):
     x, gamma, beta, _ = nh.inputs(shape, shape[1:], seed=1)
-    report = check_layer(lambda x, g, b: layernorm_forward(x, g, b, {"eps": 1e-5}),
-                         layernorm_backward, {"x": x, "gamma": gamma, "beta": beta}, seed=2)
+    report = check_layer(
+        lambda x, g, b: layernorm_forward(x, g, b, {"eps": 1e-5}),
+        layernorm_backward,
+        {"x": x, "gamma": gamma, "beta": beta},
+        seed=2,
+    )
     assert [g.name for g in report.grads] == ["dx", "dgamma", "dbeta"]
     for g in report.grads:
         assert g.rel_error < 1e-8, (g.name, g.rel_error)
@@ -38,8 +42,12 @@ def test_layernorm_finite_differences(shape, nh):
 )
 def test_layernorm_nd_finite_differences(x_shape, S, nh):
     x, gamma, beta, _ = nh.inputs(x_shape, S, seed=3)
-    report = check_layer(lambda x, g, b: layernorm_nd_forward(x, g, b, S),
-                         layernorm_nd_backward, {"x": x, "gamma": gamma, "beta": beta}, seed=4)
+    report = check_layer(
+        lambda x, g, b: layernorm_nd_forward(x, g, b, S),
+        layernorm_nd_backward,
+        {"x": x, "gamma": gamma, "beta": beta},
+        seed=4,
+    )
     for g in report.grads:
         assert g.rel_error < 1e-8, (g.name, g.rel_error)
 
@@ -52,8 +60,9 @@ def test_layernorm_nd_without_affine_finite_differences(nh):
         assert dgamma is None and dbeta is None
         return dx
 
-    report = check_layer(lambda x: layernorm_nd_forward(x, None, None, (2, 3)), backward,
-                         {"x": x}, seed=6)
+    report = check_layer(
+        lambda x: layernorm_nd_forward(x, None, None, (2, 3)), backward, {"x": x}, seed=6
+    )
     assert report["dx"].rel_error < 1e-8
 
 
@@ -71,8 +80,12 @@ def test_two_features_give_dx_of_order_eps(nh):
     # D = 2: xhat = +-sqrt(var / (var + eps)) whatever x is, so dx is O(eps) and a
     # relative finite-difference check measures rounding. Check it in absolute terms.
     x, gamma, beta, dout = nh.inputs((3, 2), (2,), seed=1)
-    report = check_layer(lambda x, g, b: layernorm_forward(x, g, b, {}), layernorm_backward,
-                         {"x": x, "gamma": gamma, "beta": beta}, seed=2)
+    report = check_layer(
+        lambda x, g, b: layernorm_forward(x, g, b, {}),
+        layernorm_backward,
+        {"x": x, "gamma": gamma, "beta": beta},
+        seed=2,
+    )
     assert report["dx"].abs_error < 1e-12
     assert report["dgamma"].rel_error < 1e-8 and report["dbeta"].rel_error < 1e-8
     _, cache = layernorm_forward(x, gamma, beta, {})
@@ -95,8 +108,13 @@ def _torch_layer_norm(x, gamma, beta, S, dout, eps):
 
 @pytest.mark.parametrize(
     "x_shape, S",
-    [((4, 7), (7,)), ((2, 3, 4, 5), (5,)), ((2, 3, 4, 5), (4, 5)), ((2, 3, 4, 5), (3, 4, 5)),
-     ((6, 4), (6, 4))],
+    [
+        ((4, 7), (7,)),
+        ((2, 3, 4, 5), (5,)),
+        ((2, 3, 4, 5), (4, 5)),
+        ((2, 3, 4, 5), (3, 4, 5)),
+        ((6, 4), (6, 4)),
+    ],
 )
 @pytest.mark.parametrize("eps", [1e-5, 1e-3])
 def test_layernorm_nd_matches_torch(x_shape, S, eps, nh):
@@ -245,13 +263,16 @@ def test_nd_integer_gamma_or_beta_alone():
     g = np.arange(12).reshape(3, 4)
     for gamma, beta in ((g, None), (None, g), (g, g.astype(np.float32))):
         out, cache = layernorm_nd_forward(x, gamma, beta, (3, 4))
-        fl = [None if p is None else p.astype(np.float64) if p.dtype.kind == "i" else p
-              for p in (gamma, beta)]
+        fl = [
+            None if p is None else p.astype(np.float64) if p.dtype.kind == "i" else p
+            for p in (gamma, beta)
+        ]
         ref, ref_cache = layernorm_nd_forward(x, fl[0], fl[1], (3, 4))
         np.testing.assert_array_equal(out, ref)
         dout = rng.standard_normal(x.shape)
-        for ours, theirs in zip(layernorm_nd_backward(dout, cache),
-                                layernorm_nd_backward(dout, ref_cache)):
+        for ours, theirs in zip(
+            layernorm_nd_backward(dout, cache), layernorm_nd_backward(dout, ref_cache)
+        ):
             if theirs is None:
                 assert ours is None
             else:

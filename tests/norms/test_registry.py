@@ -117,8 +117,9 @@ def test_every_block_reaches_the_models_the_sandwich_checks_and_the_cli() -> Non
 @pytest.mark.parametrize("name", sorted(blocks.FC_BLOCKS))
 def test_every_fc_block_trains_in_the_net(name: str) -> None:
     np.random.seed(0)  # noqa: NPY002  (the course's global generator)
-    net = FullyConnectedNet([6, 5], input_dim=4, num_classes=3, normalization=name,
-                            dtype=np.float64)
+    net = FullyConnectedNet(
+        [6, 5], input_dim=4, num_classes=3, normalization=name, dtype=np.float64
+    )
     X, y = np.random.randn(8, 4), np.arange(8) % 3  # noqa: NPY002
     loss, grads = net.loss(X, y)
     assert np.isfinite(loss) and set(grads) == set(net.params)
@@ -128,8 +129,16 @@ def test_every_fc_block_trains_in_the_net(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(blocks.CONV_BLOCKS))
 def test_every_conv_block_trains_in_the_convnet(name: str) -> None:
     np.random.seed(0)  # noqa: NPY002
-    net = ThreeLayerConvNet(input_dim=(2, 6, 6), num_filters=4, filter_size=3, hidden_dim=5,
-                            num_classes=3, dtype=np.float64, normalization=name, num_groups=2)
+    net = ThreeLayerConvNet(
+        input_dim=(2, 6, 6),
+        num_filters=4,
+        filter_size=3,
+        hidden_dim=5,
+        num_classes=3,
+        dtype=np.float64,
+        normalization=name,
+        num_groups=2,
+    )
     X, y = np.random.randn(4, 2, 6, 6), np.arange(4) % 3  # noqa: NPY002
     loss, grads = net.loss(X, y)
     assert np.isfinite(loss) and set(grads) == set(net.params)
@@ -161,7 +170,6 @@ def test_one_registry_line_reaches_every_consumer() -> None:
         assert rows and all(r.passed for r in rows)
         print("reached", len(rows))
     """)
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "reached" in r.stdout

@@ -16,19 +16,26 @@ from normgrad.gradient_check import check_layer
 from normgrad.layers import rmsnorm_backward, rmsnorm_forward
 
 
-@pytest.mark.parametrize("x_shape, g_shape", [((4, 6), (6,)), ((2, 3, 4), (3, 4)), ((5,), (5,)),
-                                              ((2, 2, 3), (3,))])
+@pytest.mark.parametrize(
+    "x_shape, g_shape", [((4, 6), (6,)), ((2, 3, 4), (3, 4)), ((5,), (5,)), ((2, 2, 3), (3,))]
+)
 def test_finite_differences(x_shape, g_shape, nh):
     x, gamma, _ = nh.rms_inputs(x_shape, g_shape, seed=1)
-    report = check_layer(lambda x, g: rmsnorm_forward(x, g, {"eps": 1e-5}), rmsnorm_backward,
-                         {"x": x, "gamma": gamma}, seed=2)
+    report = check_layer(
+        lambda x, g: rmsnorm_forward(x, g, {"eps": 1e-5}),
+        rmsnorm_backward,
+        {"x": x, "gamma": gamma},
+        seed=2,
+    )
     assert [g.name for g in report.grads] == ["dx", "dgamma"]
     for g in report.grads:
         assert g.rel_error < 1e-8, (g.name, g.rel_error)
 
 
-@pytest.mark.parametrize("x_shape, g_shape", [((4, 7), (7,)), ((2, 3, 4, 5), (5,)),
-                                              ((2, 3, 4, 5), (4, 5)), ((2, 3, 4, 5), (3, 4, 5))])
+@pytest.mark.parametrize(
+    "x_shape, g_shape",
+    [((4, 7), (7,)), ((2, 3, 4, 5), (5,)), ((2, 3, 4, 5), (4, 5)), ((2, 3, 4, 5), (3, 4, 5))],
+)
 @pytest.mark.parametrize("eps", [1e-6, 1e-3])
 def test_matches_torch_rms_norm(x_shape, g_shape, eps, nh):
     x, gamma, dout = nh.rms_inputs(x_shape, g_shape, seed=3)

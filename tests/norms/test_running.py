@@ -30,27 +30,26 @@ def run_torch_and_ours(param, momentum, steps=10, N=16, D=5, seed=0):
 def test_ten_steps_match_torch_batchnorm1d(momentum):
     param = torch_bn_param(num_features=5, momentum=momentum)
     bn = run_torch_and_ours(param, momentum)
-    np.testing.assert_allclose(param["running_mean"], bn.running_mean.numpy(), rtol=1e-12,
-                               atol=1e-12)
-    np.testing.assert_allclose(param["running_var"], bn.running_var.numpy(), rtol=1e-12,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        param["running_mean"], bn.running_mean.numpy(), rtol=1e-12, atol=1e-12
+    )
+    np.testing.assert_allclose(param["running_var"], bn.running_var.numpy(), rtol=1e-12, atol=1e-12)
     assert param["num_batches_tracked"] == int(bn.num_batches_tracked) == 10
     # And test mode then matches torch's eval mode.
     bn.eval()
     x = np.random.default_rng(1).standard_normal((7, 5))
     param["mode"] = "test"
     out, _ = batchnorm_forward(x, bn.weight.detach().numpy(), bn.bias.detach().numpy(), param)
-    np.testing.assert_allclose(out, bn(torch.tensor(x)).detach().numpy(), rtol=1e-12,
-                               atol=1e-12)
+    np.testing.assert_allclose(out, bn(torch.tensor(x)).detach().numpy(), rtol=1e-12, atol=1e-12)
 
 
 def test_course_convention_differs_from_torch_on_the_same_number():
     # momentum 0.9 in the course keeps 90% of the old value; in torch it takes 90% of the new.
     stats = RunningStats.from_param({"momentum": 0.9}, 1, np.dtype(np.float64))
     course = stats.update(np.array([1.0]), np.array([1.0]), n=4)
-    torchy = RunningStats.from_param({"momentum": 0.9, "momentum_convention": "torch"}, 1,
-                                     np.dtype(np.float64)).update(np.array([1.0]),
-                                                                  np.array([1.0]), n=4)
+    torchy = RunningStats.from_param(
+        {"momentum": 0.9, "momentum_convention": "torch"}, 1, np.dtype(np.float64)
+    ).update(np.array([1.0]), np.array([1.0]), n=4)
     assert course.mean[0] == pytest.approx(0.1)
     assert torchy.mean[0] == pytest.approx(0.9)
 

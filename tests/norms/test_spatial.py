@@ -27,7 +27,10 @@ def test_finite_differences(shape, nh):
     x, gamma, beta, _ = nh.channel_inputs(shape, seed=1)
     report = check_layer(
         lambda x, g, b: spatial_batchnorm_forward(x, g, b, {"mode": "train"}),
-        spatial_batchnorm_backward, {"x": x, "gamma": gamma, "beta": beta}, seed=2)
+        spatial_batchnorm_backward,
+        {"x": x, "gamma": gamma, "beta": beta},
+        seed=2,
+    )
     assert [g.name for g in report.grads] == ["dx", "dgamma", "dbeta"]
     for g in report.grads:
         assert g.rel_error < 1e-8, (g.name, g.rel_error)
@@ -36,10 +39,16 @@ def test_finite_differences(shape, nh):
 def test_test_mode_finite_differences(nh):
     x, gamma, beta, _ = nh.channel_inputs((2, 3, 2, 2), seed=3)
     rng = np.random.default_rng(4)
-    param = {"mode": "test", "running_mean": rng.standard_normal(3) + 12.0,
-             "running_var": rng.uniform(10, 30, 3)}
-    report = check_layer(lambda x, g, b: spatial_batchnorm_forward(x, g, b, dict(param)),
-                         spatial_batchnorm_backward, {"x": x, "gamma": gamma, "beta": beta})
+    param = {
+        "mode": "test",
+        "running_mean": rng.standard_normal(3) + 12.0,
+        "running_var": rng.uniform(10, 30, 3),
+    }
+    report = check_layer(
+        lambda x, g, b: spatial_batchnorm_forward(x, g, b, dict(param)),
+        spatial_batchnorm_backward,
+        {"x": x, "gamma": gamma, "beta": beta},
+    )
     for g in report.grads:
         assert g.rel_error < 1e-8, (g.name, g.rel_error)
 
@@ -73,8 +82,9 @@ def test_test_mode_matches_torch(nh):
     param = {"mode": "test", "running_mean": rm.copy(), "running_var": rv.copy()}
     out, cache = spatial_batchnorm_forward(x, gamma, beta, param)
     grads = spatial_batchnorm_backward(dout, cache)
-    tout, tgrads = _torch_bn(x, gamma, beta, dout, 1e-5, training=False,
-                             rm=torch.tensor(rm), rv=torch.tensor(rv))
+    tout, tgrads = _torch_bn(
+        x, gamma, beta, dout, 1e-5, training=False, rm=torch.tensor(rm), rv=torch.tensor(rv)
+    )
     assert nh.max_abs(out, tout) < 1e-10
     for ours, theirs in zip(grads, tgrads):
         assert nh.max_abs(ours, theirs) < 1e-9
@@ -191,7 +201,8 @@ def test_course_cell_integer_gamma_beta():
     np.testing.assert_allclose(out.std(axis=(0, 2, 3)), [3, 4, 5], rtol=1e-4)
     assert gamma.dtype.kind == "i" and beta.dtype.kind == "i"  # read, never modified
     ref, ref_cache = spatial_batchnorm_forward(
-        x, gamma.astype(float), beta.astype(float), {"mode": "train"})
+        x, gamma.astype(float), beta.astype(float), {"mode": "train"}
+    )
     np.testing.assert_allclose(out, ref, rtol=1e-13, atol=1e-13)
     dout = np.random.randn(N, C, H, W)  # noqa: NPY002
     grads = spatial_batchnorm_backward(dout, cache)
@@ -200,8 +211,7 @@ def test_course_cell_integer_gamma_beta():
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
     assert not np.array_equal(grads[1], np.trunc(grads[1]))
     # float32 x with int gamma/beta: everything in float32
-    out32, cache32 = spatial_batchnorm_forward(x.astype(np.float32), gamma, beta,
-                                               {"mode": "train"})
+    out32, cache32 = spatial_batchnorm_forward(x.astype(np.float32), gamma, beta, {"mode": "train"})
     assert out32.dtype == np.float32
     dx32, dg32, db32 = spatial_batchnorm_backward(dout.astype(np.float32), cache32)
     assert dx32.dtype == dg32.dtype == db32.dtype == np.float32

@@ -50,6 +50,7 @@ def test_dtype_kept_and_errors():
 
 # ---- sigmoid -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("shape", [(4, 5), (2, 3, 4, 2)])
 def test_sigmoid_finite_differences(shape):
     x = 3.0 * np.random.default_rng(4).standard_normal(shape)

@@ -14,8 +14,12 @@ from normgrad.layers import affine_backward, affine_forward
 def _inputs(x_shape, M, seed=0):
     rng = np.random.default_rng(seed)
     D = int(np.prod(x_shape[1:]))
-    return (rng.standard_normal(x_shape), rng.standard_normal((D, M)),
-            rng.standard_normal(M), rng.standard_normal((x_shape[0], M)))
+    return (
+        rng.standard_normal(x_shape),
+        rng.standard_normal((D, M)),
+        rng.standard_normal(M),
+        rng.standard_normal((x_shape[0], M)),
+    )
 
 
 @pytest.mark.parametrize("x_shape", [(4, 5), (3, 2, 3), (2, 2, 3, 2)])
@@ -35,8 +39,7 @@ def test_course_values():
     w = np.linspace(-0.2, 0.3, num=D * M).reshape(D, M)
     b = np.linspace(-0.3, 0.1, num=M)
     out, _ = affine_forward(x, w, b)
-    expected = np.array([[1.49834967, 1.70660132, 1.91485297],
-                         [3.25553199, 3.5141327, 3.77273342]])
+    expected = np.array([[1.49834967, 1.70660132, 1.91485297], [3.25553199, 3.5141327, 3.77273342]])
     assert np.max(np.abs(out - expected)) < 1e-8
 
 
@@ -73,8 +76,9 @@ def test_errors():
         affine_backward(dout[:, :2], cache)
 
 
-@pytest.mark.parametrize("wdtype, bdtype", [(np.int64, np.int64), (np.float64, np.int32),
-                                            (np.int8, np.bool_)])
+@pytest.mark.parametrize(
+    "wdtype, bdtype", [(np.int64, np.int64), (np.float64, np.int32), (np.int8, np.bool_)]
+)
 def test_integer_and_bool_parameters_promote_like_numpy(wdtype, bdtype):
     # NumPy promotes integer w and b silently (the course relies on it); so does this,
     # and the gradients come back floating, equal to those of the float parameters.

@@ -27,8 +27,11 @@ GEOMETRIES = [
 
 def _inputs(x_shape, w_shape, seed=0):
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal(x_shape), rng.standard_normal(w_shape),
-            rng.standard_normal(w_shape[0]))
+    return (
+        rng.standard_normal(x_shape),
+        rng.standard_normal(w_shape),
+        rng.standard_normal(w_shape[0]),
+    )
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -37,8 +40,9 @@ def test_finite_differences(impl, x_shape, w_shape, stride, pad):
     forward, backward = IMPLS[impl]
     x, w, b = _inputs(x_shape, w_shape, seed=1)
     param = {"stride": stride, "pad": pad}
-    report = check_layer(lambda x, w, b: forward(x, w, b, param), backward,
-                         {"x": x, "w": w, "b": b}, seed=2)
+    report = check_layer(
+        lambda x, w, b: forward(x, w, b, param), backward, {"x": x, "w": w, "b": b}, seed=2
+    )
     assert [g.name for g in report.grads] == ["dx", "dw", "db"]
     for g in report.grads:
         assert g.rel_error < 1e-8, (g.name, g.rel_error)
@@ -80,12 +84,20 @@ def test_course_values():
     w = np.linspace(-0.2, 0.3, num=3 * 3 * 4 * 4).reshape(3, 3, 4, 4)
     b = np.linspace(-0.1, 0.2, num=3)
     out, _ = conv_forward_naive(x, w, b, {"stride": 2, "pad": 1})
-    correct = np.array([[[[-0.08759809, -0.10987781], [-0.18387192, -0.2109216]],
-                         [[0.21027089, 0.21661097], [0.22847626, 0.23004637]],
-                         [[0.50813986, 0.54309974], [0.64082444, 0.67101435]]],
-                        [[[-0.98053589, -1.03143541], [-1.19128892, -1.24695841]],
-                         [[0.69108355, 0.66880383], [0.59480972, 0.56776003]],
-                         [[2.36270298, 2.36904306], [2.38090835, 2.38247847]]]])
+    correct = np.array(
+        [
+            [
+                [[-0.08759809, -0.10987781], [-0.18387192, -0.2109216]],
+                [[0.21027089, 0.21661097], [0.22847626, 0.23004637]],
+                [[0.50813986, 0.54309974], [0.64082444, 0.67101435]],
+            ],
+            [
+                [[-0.98053589, -1.03143541], [-1.19128892, -1.24695841]],
+                [[0.69108355, 0.66880383], [0.59480972, 0.56776003]],
+                [[2.36270298, 2.36904306], [2.38090835, 2.38247847]],
+            ],
+        ]
+    )
     assert np.max(np.abs(out - correct)) < 1e-7
 
 
@@ -148,8 +160,9 @@ def test_integer_filters_give_float_gradients(impl):
     x, w, b = _inputs((2, 3, 5, 5), (4, 3, 3, 3), seed=9)
     wi, bi = np.round(2 * w).astype(np.int32), np.round(2 * b).astype(np.int16)
     out, cache = forward(x, wi, bi, {"stride": 2, "pad": 1})
-    ref_out, ref_cache = forward(x, wi.astype(np.float64), bi.astype(np.float64),
-                                 {"stride": 2, "pad": 1})
+    ref_out, ref_cache = forward(
+        x, wi.astype(np.float64), bi.astype(np.float64), {"stride": 2, "pad": 1}
+    )
     np.testing.assert_allclose(out, ref_out, rtol=1e-12, atol=1e-12)
     dout = np.random.default_rng(10).standard_normal(out.shape)
     for ours, theirs in zip(backward(dout, cache), backward(dout, ref_cache)):

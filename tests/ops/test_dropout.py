@@ -80,8 +80,12 @@ def test_backward_is_dout_times_mask():
 @pytest.mark.parametrize("mode", ["train", "test"])
 def test_finite_differences(mode):
     x = np.random.default_rng(6).standard_normal((6, 7))
-    report = check_layer(lambda x: dropout_forward(x, {"mode": mode, "p": 0.6, "seed": 9}),
-                         dropout_backward, {"x": x}, seed=7)
+    report = check_layer(
+        lambda x: dropout_forward(x, {"mode": mode, "p": 0.6, "seed": 9}),
+        dropout_backward,
+        {"x": x},
+        seed=7,
+    )
     assert report["dx"].rel_error < 1e-8, report["dx"].rel_error
 
 

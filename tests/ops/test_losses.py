@@ -13,6 +13,7 @@ from normgrad.layers import softmax_loss, svm_loss
 
 def _as_layer(loss_fn, y):
     """The loss as a layer for check_layer: out = loss (0-d), backward = dout * dx."""
+
     def forward(x):
         loss, dx = loss_fn(x, y)
         return np.array(loss), dx
@@ -79,7 +80,8 @@ def test_svm_matches_torch_multi_margin_loss():
     loss, dx = svm_loss(x, y)
     # torch divides each row's hinge sum by C as well as averaging over N
     t_loss, t_dx = _torch_loss_and_grad(
-        lambda a, b: C * F.multi_margin_loss(a, b, p=1, margin=1.0), x, y, g)
+        lambda a, b: C * F.multi_margin_loss(a, b, p=1, margin=1.0), x, y, g
+    )
     assert abs(loss - t_loss) < 1e-10
     assert np.max(np.abs(g * dx - t_dx)) < 1e-9
 
@@ -128,13 +130,31 @@ def test_errors(loss_fn):
 
 
 @pytest.mark.parametrize("loss_fn", [softmax_loss, svm_loss])
-@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32,
-                                   np.uint32, np.int64, np.uint64, "list", "tuple"])
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        np.int8,
+        np.uint8,
+        np.int16,
+        np.uint16,
+        np.int32,
+        np.uint32,
+        np.int64,
+        np.uint64,
+        "list",
+        "tuple",
+    ],
+)
 def test_labels_as_lists_or_any_integer_dtype(loss_fn, dtype):
     x, y = _scores(6, 4, seed=10)
     ref_loss, ref_dx = loss_fn(x, y.astype(np.int64))
-    labels = (y.tolist() if dtype == "list" else tuple(int(k) for k in y)
-              if dtype == "tuple" else y.astype(dtype))
+    labels = (
+        y.tolist()
+        if dtype == "list"
+        else tuple(int(k) for k in y)
+        if dtype == "tuple"
+        else y.astype(dtype)
+    )
     loss, dx = loss_fn(x, labels)
     assert loss == ref_loss
     np.testing.assert_array_equal(dx, ref_dx)

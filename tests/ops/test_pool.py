@@ -38,8 +38,9 @@ def _param(ph, pw, stride):
 @pytest.mark.parametrize("shape, ph, pw, stride", GEOMETRIES)
 def test_finite_differences(impl, shape, ph, pw, stride):
     forward, backward = IMPLS[impl]
-    report = check_layer(lambda x: forward(x, _param(ph, pw, stride)), backward,
-                         {"x": _distinct(shape, 1)}, seed=2)
+    report = check_layer(
+        lambda x: forward(x, _param(ph, pw, stride)), backward, {"x": _distinct(shape, 1)}, seed=2
+    )
     assert report["dx"].rel_error < 1e-8, report["dx"].rel_error
 
 
@@ -79,20 +80,31 @@ def test_course_values():
     # The course's max_pool_forward_naive check.
     x = np.linspace(-0.3, 0.4, num=2 * 3 * 4 * 4).reshape(2, 3, 4, 4)
     out, _ = max_pool_forward_naive(x, _param(2, 2, 2))
-    correct = np.array([[[[-0.26315789, -0.24842105], [-0.20421053, -0.18947368]],
-                         [[-0.14526316, -0.13052632], [-0.08631579, -0.07157895]],
-                         [[-0.02736842, -0.01263158], [0.03157895, 0.04631579]]],
-                        [[[0.09052632, 0.10526316], [0.14947368, 0.16421053]],
-                         [[0.20842105, 0.22315789], [0.26736842, 0.28210526]],
-                         [[0.32631579, 0.34105263], [0.38526316, 0.4]]]])
+    correct = np.array(
+        [
+            [
+                [[-0.26315789, -0.24842105], [-0.20421053, -0.18947368]],
+                [[-0.14526316, -0.13052632], [-0.08631579, -0.07157895]],
+                [[-0.02736842, -0.01263158], [0.03157895, 0.04631579]],
+            ],
+            [
+                [[0.09052632, 0.10526316], [0.14947368, 0.16421053]],
+                [[0.20842105, 0.22315789], [0.26736842, 0.28210526]],
+                [[0.32631579, 0.34105263], [0.38526316, 0.4]],
+            ],
+        ]
+    )
     assert np.max(np.abs(out - correct)) < 1e-7
 
 
 @pytest.mark.parametrize("forward", [max_pool_forward_naive, max_pool_forward_fast])
 def test_errors(forward):
     x = np.zeros((2, 3, 5, 5))
-    with pytest.raises(ValueError, match=r"max pool: the windows do not tile the input along "
-                                         r"its height: .*\(5 \+ 2\*0 - 2\) / 2 = 1.5"):
+    with pytest.raises(
+        ValueError,
+        match=r"max pool: the windows do not tile the input along "
+        r"its height: .*\(5 \+ 2\*0 - 2\) / 2 = 1.5",
+    ):
         forward(x, _param(2, 2, 2))
     with pytest.raises(ValueError, match="along its width"):
         forward(np.zeros((2, 3, 4, 5)), _param(2, 2, 2))
@@ -129,21 +141,30 @@ def test_course_reshape_and_im2col_pool_aliases():
     param = _param(2, 2, 2)
     ref, ref_cache = max_pool_forward_naive(x, param)
     ref_dx = max_pool_backward_naive(dout, ref_cache)
-    for fwd, bwd in ((fl.max_pool_forward_reshape, fl.max_pool_backward_reshape),
-                     (fl.max_pool_forward_im2col, fl.max_pool_backward_im2col)):
+    for fwd, bwd in (
+        (fl.max_pool_forward_reshape, fl.max_pool_backward_reshape),
+        (fl.max_pool_forward_im2col, fl.max_pool_backward_im2col),
+    ):
         out, cache = fwd(x, param)
         np.testing.assert_array_equal(out, ref)
         np.testing.assert_array_equal(bwd(dout, cache), ref_dx)
     # im2col takes any tiling pools; reshape only square, non-overlapping, tiling ones.
     out, cache = fl.max_pool_forward_im2col(x, _param(3, 2, 1))
     np.testing.assert_array_equal(out, max_pool_forward_naive(x, _param(3, 2, 1))[0])
-    for bad, why in ((_param(2, 2, 1), "pool 2x2, stride 1"), (_param(2, 1, 1), "pool 2x1"),
-                     (_param(1, 2, 1), "pool 1x2, stride 1")):
+    for bad, why in (
+        (_param(2, 2, 1), "pool 2x2, stride 1"),
+        (_param(2, 1, 1), "pool 2x1"),
+        (_param(1, 2, 1), "pool 1x2, stride 1"),
+    ):
         with pytest.raises(ValueError, match=f"pool_height == pool_width == stride.*{why}"):
             fl.max_pool_forward_reshape(x, bad)
     with pytest.raises(ValueError, match="do not tile"):  # 3 does not divide H = 8
         fl.max_pool_forward_reshape(x, _param(3, 3, 3))
     out, _ = fl.max_pool_forward_reshape(x[:, :, :6], _param(3, 3, 3))  # 6 x 6 tiles
     assert out.shape == (2, 3, 2, 2)
-    assert {"max_pool_forward_reshape", "max_pool_backward_reshape", "max_pool_forward_im2col",
-            "max_pool_backward_im2col"} <= set(fl.__all__)
+    assert {
+        "max_pool_forward_reshape",
+        "max_pool_backward_reshape",
+        "max_pool_forward_im2col",
+        "max_pool_backward_im2col",
+    } <= set(fl.__all__)

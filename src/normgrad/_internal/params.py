@@ -30,7 +30,6 @@ def float_params(x: np.ndarray, **params: np.ndarray) -> tuple[np.ndarray, ...]:
             ndarray (the message names it and says how to convert it).
     """
     v.float_array(x, "x")
-    numeric = [p for p in params.values()
-               if isinstance(p, np.ndarray) and p.dtype.kind in "biuf"]
+    numeric = [p for p in params.values() if isinstance(p, np.ndarray) and p.dtype.kind in "biuf"]
     dtype = np.result_type(x, *numeric)  # floating: x is floating
     return tuple(v.float_param(p, name, dtype) for name, p in params.items())

@@ -58,9 +58,7 @@ def ndim(x: np.ndarray, name: str, expected: int, layout: str, hint: str = "") -
     """
     if x.ndim != expected:
         fix = hint or f"Reshape {name} to {expected} axes {layout} with {name}.reshape(...)."
-        raise ValueError(
-            f"{name} must be {expected}-D {layout}; got shape {tuple(x.shape)}. {fix}"
-        )
+        raise ValueError(f"{name} must be {expected}-D {layout}; got shape {tuple(x.shape)}. {fix}")
 
 
 def shape(x: np.ndarray, name: str, expected: Sequence[int], why: str = "") -> None:

@@ -23,8 +23,12 @@ def _positive_float(text: str) -> float:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layer", help="comma-separated layer names (default: all)")
     p.add_argument("--seed", type=int, default=0, help="of the inputs and upstream gradient")
-    p.add_argument("--tol", type=_positive_float, default=1e-8,
-                   help="a gradient passes below this normwise rel error (default 1e-8)")
+    p.add_argument(
+        "--tol",
+        type=_positive_float,
+        default=1e-8,
+        help="a gradient passes below this normwise rel error (default 1e-8)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,9 +38,7 @@ def run(args: argparse.Namespace) -> int:
     known = checks.layers()
     unknown = [s for s in selected or () if s not in known]
     if unknown:
-        raise UsageError(f"unknown layer(s) {', '.join(unknown)}; choose from "
-                         f"{', '.join(known)}.")
-    text, ok = checks.report(checks.run_checks(selected, seed=args.seed, tol=args.tol),
-                             args.tol)
+        raise UsageError(f"unknown layer(s) {', '.join(unknown)}; choose from {', '.join(known)}.")
+    text, ok = checks.report(checks.run_checks(selected, seed=args.seed, tol=args.tol), args.tol)
     print(text)
     return 0 if ok else 1

@@ -39,12 +39,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"name a layer ({', '.join(registry.layers())}, seed) or pass --all.")
     if args.layer == "seed":
         if args.n < 2:
-            raise UsageError(f"--n must be at least 2 (a batch of one has no variance); got "
-                             f"{args.n}.")
+            raise UsageError(
+                f"--n must be at least 2 (a batch of one has no variance); got {args.n}."
+            )
         return report.derive_seed(args.n)
     if args.layer not in registry.layers():
-        raise UsageError(f"unknown layer {args.layer!r}; choose one of "
-                         f"{', '.join(registry.layers())}, or seed.")
+        raise UsageError(
+            f"unknown layer {args.layer!r}; choose one of {', '.join(registry.layers())}, or seed."
+        )
     try:
         shape = registry.parse_shape(args.layer, args.shape, args.groups) if args.shape else None
         if shape is None and args.groups is not None:

@@ -15,18 +15,29 @@ HELP = "what normalization does: plots, summary.json and a table"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME",
-                   help=f"one of: {', '.join(EXPERIMENTS)}")
-    p.add_argument("--data", choices=DATASETS, default="digits",
-                   help="digits: sklearn's 8x8 digits, embedded (default); cifar10: needs "
-                        "--data-dir or $NORMGRAD_CIFAR10")
+    p.add_argument(
+        "name", choices=list(EXPERIMENTS), metavar="NAME", help=f"one of: {', '.join(EXPERIMENTS)}"
+    )
+    p.add_argument(
+        "--data",
+        choices=DATASETS,
+        default="digits",
+        help="digits: sklearn's 8x8 digits, embedded (default); cifar10: needs "
+        "--data-dir or $NORMGRAD_CIFAR10",
+    )
     p.add_argument("--data-dir", help="the cifar-10-batches-py folder (with --data cifar10)")
     p.add_argument("--out", help="output folder (default: results/NAME)")
-    p.add_argument("--quick", action="store_true",
-                   help="a smaller run (under ~2 minutes on 2 cores), same conclusion")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smaller run (under ~2 minutes on 2 cores), same conclusion",
+    )
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    p.add_argument("--norm", choices=batch_size.NORMS,
-                   help="batch-size only: which normalization to study (default batchnorm)")
+    p.add_argument(
+        "--norm",
+        choices=batch_size.NORMS,
+        help="batch-size only: which normalization to study (default batchnorm)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # test-suite size
 
@@ -44,8 +55,14 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("results") / default)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; pass a folder.")
-    ctx = Context(data=args.data, data_dir=args.data_dir, out=out, scale=scale,
-                  seed=args.seed, progress=not args.quiet)
+    ctx = Context(
+        data=args.data,
+        data_dir=args.data_dir,
+        out=out,
+        scale=scale,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
     print(f"normgrad experiment {args.name} ({ctx.scale}) on {ctx.data}", flush=True)
     start = time.perf_counter()
     try:
@@ -57,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     print(experiments.table(summary))
     if "conclusion" in summary:
         print(f"\n{summary['conclusion']}")
-    print(f"\n{seconds:.1f} s. Wrote {', '.join(str(ctx.out / f) for f in summary['figures'])} "
-          f"and {ctx.out / 'summary.json'}")
+    print(
+        f"\n{seconds:.1f} s. Wrote {', '.join(str(ctx.out / f) for f in summary['figures'])} "
+        f"and {ctx.out / 'summary.json'}"
+    )
     return 0

@@ -37,13 +37,14 @@ def _keep(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1]; got {text!r}") from None
     if not 0 < p <= 1:
         raise argparse.ArgumentTypeError(
-            f"--dropout is the probability of KEEPING a unit, in (0, 1] (1: no dropout); "
-            f"got {text}")
+            f"--dropout is the probability of KEEPING a unit, in (0, 1] (1: no dropout); got {text}"
+        )
     return p
 
 
-def _number(kind: Callable[[str], Any], minimum: float = 0.0, strict: bool = True
-            ) -> Callable[[str], Any]:
+def _number(
+    kind: Callable[[str], Any], minimum: float = 0.0, strict: bool = True
+) -> Callable[[str], Any]:
     """argparse type: a finite number of ``kind`` above ``minimum`` (or at it, not strict)."""
     word = "positive" if strict and minimum == 0 else f">= {minimum:g}"
 
@@ -52,7 +53,8 @@ def _number(kind: Callable[[str], Any], minimum: float = 0.0, strict: bool = Tru
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"expected a {word} {kind.__name__}; got {text!r}") from None
+                f"expected a {word} {kind.__name__}; got {text!r}"
+            ) from None
         if not (value > minimum if strict else value >= minimum) or value != value:
             raise argparse.ArgumentTypeError(f"expected a {word} {kind.__name__}; got {text}")
         return value
@@ -68,40 +70,65 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     d = TrainConfig()
     per_model = "; ".join(f"{m}: {'|'.join(n)}" for m, n in NORMS_BY_MODEL.items())
-    p.add_argument("--data", choices=DATASETS, default=d.data,
-                   help="digits: sklearn's 8x8 digits, embedded (default); cifar10: needs "
-                        "--data-dir or $NORMGRAD_CIFAR10")
+    p.add_argument(
+        "--data",
+        choices=DATASETS,
+        default=d.data,
+        help="digits: sklearn's 8x8 digits, embedded (default); cifar10: needs "
+        "--data-dir or $NORMGRAD_CIFAR10",
+    )
     p.add_argument("--data-dir", help="the cifar-10-batches-py folder")
-    p.add_argument("--num-train", type=_number(int),
-                   help="use only the first N training images (default: all)")
+    p.add_argument(
+        "--num-train", type=_number(int), help="use only the first N training images (default: all)"
+    )
     p.add_argument("--model", choices=tuple(MODELS), default=d.model, help="fc (default) or cnn")
-    p.add_argument("--hidden", type=_hidden, default=d.hidden,
-                   help="hidden sizes: fc layers (default 100,100); cnn: its one hidden "
-                        "layer (default 100)")
-    p.add_argument("--norm", choices=NORMS, default=d.norm,
-                   help=f"default {d.norm}; {per_model}")
+    p.add_argument(
+        "--hidden",
+        type=_hidden,
+        default=d.hidden,
+        help="hidden sizes: fc layers (default 100,100); cnn: its one hidden layer (default 100)",
+    )
+    p.add_argument("--norm", choices=NORMS, default=d.norm, help=f"default {d.norm}; {per_model}")
     p.add_argument("--groups", type=_number(int), default=d.groups, help="groups for groupnorm")
     p.add_argument("--filters", type=_number(int), default=d.filters, help="cnn filters")
-    p.add_argument("--dropout", type=_keep, default=d.dropout, metavar="KEEP",
-                   help="keep probability (default 1: no dropout)")
-    p.add_argument("--reg", type=_number(float, strict=False), default=d.reg,
-                   help="L2 strength, >= 0 (default 1e-4)")
-    p.add_argument("--weight-scale", type=_number(float), default=d.weight_scale,
-                   help="weight std (default: 5e-2 for fc, 1e-2 for cnn)")
+    p.add_argument(
+        "--dropout",
+        type=_keep,
+        default=d.dropout,
+        metavar="KEEP",
+        help="keep probability (default 1: no dropout)",
+    )
+    p.add_argument(
+        "--reg",
+        type=_number(float, strict=False),
+        default=d.reg,
+        help="L2 strength, >= 0 (default 1e-4)",
+    )
+    p.add_argument(
+        "--weight-scale",
+        type=_number(float),
+        default=d.weight_scale,
+        help="weight std (default: 5e-2 for fc, 1e-2 for cnn)",
+    )
     p.add_argument("--update-rule", choices=RULES, default=d.update_rule)
     p.add_argument("--lr", type=_number(float), default=d.lr, help="learning rate")
     p.add_argument("--lr-decay", type=_number(float), default=d.lr_decay, help="per epoch")
     p.add_argument("--epochs", type=_number(int), default=d.epochs)
     p.add_argument("--batch-size", type=_number(int), default=d.batch_size)
-    p.add_argument("--seed", type=int, default=d.seed,
-                   help="NumPy's global seed (weights, batches)")
+    p.add_argument(
+        "--seed", type=int, default=d.seed, help="NumPy's global seed (weights, batches)"
+    )
     p.add_argument("--plot", metavar="FILE.png", help="loss and accuracy curves")
     p.add_argument("--checkpoint", metavar="DIR", help="write a checkpoint every epoch here")
     p.add_argument("--resume", metavar="FILE", help="continue from this checkpoint")
     p.add_argument("--json", metavar="FILE", help="write train/val/test accuracy and seconds")
-    p.add_argument("--threads", type=_number(int), default=None,
-                   help="BLAS threads (default: 1 for digits, whose tiny matrix products "
-                        "only lose to thread hand-offs; the BLAS default for cifar10)")
+    p.add_argument(
+        "--threads",
+        type=_number(int),
+        default=None,
+        help="BLAS threads (default: 1 for digits, whose tiny matrix products "
+        "only lose to thread hand-offs; the BLAS default for cifar10)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
 
 

@@ -70,8 +70,9 @@ def _allowed_globals() -> dict[tuple[str, str], Callable[..., Any]]:
     """
     import codecs
 
-    reconstruct = _numpy_attr("numpy._core.multiarray._reconstruct",
-                              "numpy.core.multiarray._reconstruct")
+    reconstruct = _numpy_attr(
+        "numpy._core.multiarray._reconstruct", "numpy.core.multiarray._reconstruct"
+    )
     scalar = _numpy_attr("numpy._core.multiarray.scalar", "numpy.core.multiarray.scalar")
     frombuffer = _numpy_attr("numpy._core.numeric._frombuffer", "numpy.core.numeric._frombuffer")
     allowed: dict[tuple[str, str], Callable[..., Any]] = {
@@ -151,10 +152,13 @@ def load_CIFAR_batch(filename: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
         raise NotCIFAR10BatchError(
             f"{source} is not a CIFAR-10 batch: it has no {exc.args[0]!r} entry."
         ) from None
-    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
-            and data.shape[1] == _ROW):
-        desc = (f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray)
-                else type(data).__name__)
+    if not (
+        isinstance(data, np.ndarray)
+        and data.dtype == np.uint8
+        and data.ndim == 2
+        and data.shape[1] == _ROW
+    ):
+        desc = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise NotCIFAR10BatchError(
             f"{source} is not a CIFAR-10 batch: 'data' must be uint8 (n, {_ROW}); got {desc}."
         )
@@ -229,8 +233,10 @@ def load_CIFAR10(
     """
     if ROOT is not None:
         if root is not None:
-            raise TypeError("load_CIFAR10 got both root and ROOT (the course's name for "
-                            "it); pass the CIFAR-10 folder once.")
+            raise TypeError(
+                "load_CIFAR10 got both root and ROOT (the course's name for "
+                "it); pass the CIFAR-10 folder once."
+            )
         root = ROOT
     path = _cifar_dir(root)
     parts = [load_CIFAR_batch(path / name) for name in TRAIN_BATCHES]
@@ -268,9 +274,11 @@ def _course_get_CIFAR10_data(
     dtype: type | np.dtype = np.float64,
 ) -> dict[str, np.ndarray]:
     """The signature ``get_CIFAR10_data`` presents and binds its arguments to."""
-    for name, n, default in (("num_training", num_training, 49000),
-                             ("num_validation", num_validation, 1000),
-                             ("num_test", num_test, 1000)):
+    for name, n, default in (
+        ("num_training", num_training, 49000),
+        ("num_validation", num_validation, 1000),
+        ("num_test", num_test, 1000),
+    ):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(
                 f"{name} must be an int >= 0; got {n!r}. Pass a whole number of images, "
@@ -278,10 +286,10 @@ def _course_get_CIFAR10_data(
             )
     # Checked against CIFAR-10's sizes before anything is read (all 60000 images), and again
     # below against the folder's actual batches, which may hold fewer rows.
-    _check_split_sizes(num_training, num_validation, num_test, NUM_TRAIN_IMAGES,
-                       NUM_TEST_IMAGES)
-    return prepare_CIFAR10(load_CIFAR10(_cifar_dir(root)), num_training, num_validation,
-                           num_test, subtract_mean, dtype)
+    _check_split_sizes(num_training, num_validation, num_test, NUM_TRAIN_IMAGES, NUM_TEST_IMAGES)
+    return prepare_CIFAR10(
+        load_CIFAR10(_cifar_dir(root)), num_training, num_validation, num_test, subtract_mean, dtype
+    )
 
 
 def prepare_CIFAR10(

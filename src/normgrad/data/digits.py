@@ -10,9 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def _stratified_split(
-    y: np.ndarray, sizes: tuple[int, ...], seed: int
-) -> list[np.ndarray]:
+def _stratified_split(y: np.ndarray, sizes: tuple[int, ...], seed: int) -> list[np.ndarray]:
     """Split row indices of labels y: (N,) into len(sizes) + 1 parts, stratified by class.
 
     Part k gets exactly sizes[k] rows, shared among classes in proportion to their
@@ -90,8 +88,11 @@ def get_digits_data(
     scale = float(X_train.std())  # scalar: keeps the pixels' relative contrast
     shape = (-1, 64) if flatten else (-1, 1, 8, 8)
     out = {}
-    for split, Xs, ys in (("train", X_train, y_train), ("val", X_val, y_val),
-                          ("test", X_test, y_test)):
+    for split, Xs, ys in (
+        ("train", X_train, y_train),
+        ("val", X_val, y_val),
+        ("test", X_test, y_test),
+    ):
         out[f"X_{split}"] = (Xs / scale).reshape(shape).astype(dtype)
         out[f"y_{split}"] = ys
     return out

@@ -68,15 +68,16 @@ def load(
         num_val = min(1000, n // 5)
         data = prepare_CIFAR10(arrays, n - num_val, num_val, min(1000, m), dtype=dtype)
         if layout == "flat":
-            data = {k: v.reshape(len(v), -1) if k.startswith("X") else v
-                    for k, v in data.items()}
+            data = {k: v.reshape(len(v), -1) if k.startswith("X") else v for k, v in data.items()}
         prep = "minus the train mean image (the course's preprocessing)"
     if num_train is not None:
         data["X_train"] = data["X_train"][:num_train]
         data["y_train"] = data["y_train"][:num_train]
     X = data["X_train"]
-    desc = (f"{name}: {len(X)} training, {len(data['X_val'])} validation and "
-            f"{len(data['X_test'])} test rows of {tuple(X.shape[1:])}; {prep}")
+    desc = (
+        f"{name}: {len(X)} training, {len(data['X_val'])} validation and "
+        f"{len(data['X_test'])} test rows of {tuple(X.shape[1:])}; {prep}"
+    )
     return data, desc
 
 
@@ -87,7 +88,8 @@ def held_out(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     measures accuracy.
     """
     return {
-        "X_train": data["X_train"], "y_train": data["y_train"],
+        "X_train": data["X_train"],
+        "y_train": data["y_train"],
         "X_val": np.concatenate([data["X_val"], data["X_test"]]),
         "y_val": np.concatenate([data["y_val"], data["y_test"]]),
     }

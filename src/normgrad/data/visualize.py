@@ -29,8 +29,10 @@ import numpy as np
 def _images(Xs: np.ndarray, name: str) -> tuple[int, int, int, int]:
     """Check Xs: (N, H, W, C) real numbers; return its shape."""
     if not isinstance(Xs, np.ndarray) or Xs.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric numpy.ndarray (N, H, W, C); got "
-                        f"{getattr(Xs, 'dtype', type(Xs).__name__)}.")
+        raise TypeError(
+            f"{name} must be a real numeric numpy.ndarray (N, H, W, C); got "
+            f"{getattr(Xs, 'dtype', type(Xs).__name__)}."
+        )
     if Xs.ndim != 4:
         raise ValueError(
             f"{name} must be 4-D (N, H, W, C), channels last; got shape {tuple(Xs.shape)}. "
@@ -71,7 +73,7 @@ def visualize_grid(Xs: np.ndarray, ubound: float = 255.0, padding: int = 1) -> n
     for n in range(N):
         top = (n // G) * (H + padding)
         left = (n % G) * (W + padding)
-        grid[top:top + H, left:left + W] = _rescale(Xs[n], ubound)  # (H, W, C)
+        grid[top : top + H, left : left + W] = _rescale(Xs[n], ubound)  # (H, W, C)
     return grid
 
 
@@ -91,7 +93,7 @@ def vis_grid(Xs: np.ndarray) -> np.ndarray:
     grid = np.full((G * (H + 1), G * (W + 1), C), Xs.min(), dtype=Xs.dtype)
     for n in range(N):
         top, left = (n // G) * (H + 1), (n % G) * (W + 1)
-        grid[top:top + H, left:left + W] = Xs[n]  # (H, W, C)
+        grid[top : top + H, left : left + W] = Xs[n]  # (H, W, C)
     return _rescale(grid, 1.0)
 
 
@@ -107,26 +109,31 @@ def vis_nn(rows: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
         column holding 1 before the whole table is rescaled to [0, 1], as the course.
     """
     if len(rows) == 0 or len(rows[0]) == 0:
-        raise ValueError("rows must be a non-empty sequence of non-empty sequences of "
-                         "(H, W, C) images.")
+        raise ValueError(
+            "rows must be a non-empty sequence of non-empty sequences of (H, W, C) images."
+        )
     first = np.asarray(rows[0][0])
     if first.ndim != 3:
-        raise ValueError(f"each image must be 3-D (H, W, C); got rows[0][0] of shape "
-                         f"{tuple(first.shape)}.")
+        raise ValueError(
+            f"each image must be 3-D (H, W, C); got rows[0][0] of shape {tuple(first.shape)}."
+        )
     R, D = len(rows), len(rows[0])
     H, W, C = first.shape
     table = np.ones((R * (H + 1), D * (W + 1), C), dtype=first.dtype)
     for i, row in enumerate(rows):
         if len(row) != D:
-            raise ValueError(f"every row must hold D = {D} images, as rows[0]; row {i} "
-                             f"holds {len(row)}.")
+            raise ValueError(
+                f"every row must hold D = {D} images, as rows[0]; row {i} holds {len(row)}."
+            )
         for j, img in enumerate(row):
             img = np.asarray(img)
             if img.shape != (H, W, C):
-                raise ValueError(f"every image must have rows[0][0]'s shape {(H, W, C)}; "
-                                 f"rows[{i}][{j}] has {tuple(img.shape)}.")
+                raise ValueError(
+                    f"every image must have rows[0][0]'s shape {(H, W, C)}; "
+                    f"rows[{i}][{j}] has {tuple(img.shape)}."
+                )
             top, left = i * (H + 1), j * (W + 1)
-            table[top:top + H, left:left + W] = img  # (H, W, C)
+            table[top : top + H, left : left + W] = img  # (H, W, C)
     return _rescale(table, 1.0)
 
 

@@ -111,6 +111,7 @@ def check_layer(
 
     results = []
     for i, name in enumerate(names):
+
         def loss(a_i: np.ndarray, i: int = i) -> float:
             args = list(arrays)
             args[i] = a_i

@@ -54,8 +54,7 @@ def norm_rel_error(a: np.ndarray, n: np.ndarray) -> float:
     return 0.0 if denom == 0 else float(np.linalg.norm(a - n) / denom)
 
 
-def _differences(f: Callable[[np.ndarray], Any], x: np.ndarray, ix: tuple, h: float,
-                 order: int):
+def _differences(f: Callable[[np.ndarray], Any], x: np.ndarray, ix: tuple, h: float, order: int):
     """sum_k w_k f(x + k h e_ix), unscaled, perturbing x[ix] in place and restoring it.
 
     For order 2 this is exactly the course's f(x + h) - f(x - h), in f's dtype.

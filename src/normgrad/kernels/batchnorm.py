@@ -36,9 +36,7 @@ try:
     import numba
     from numba import njit, prange
 except ImportError as exc:  # pragma: no cover - exercised only without the `fast` extra
-    raise ImportError(
-        "normgrad.kernels needs numba: pip install 'normgrad[fast]'"
-    ) from exc
+    raise ImportError("normgrad.kernels needs numba: pip install 'normgrad[fast]'") from exc
 
 _BLOCK_BYTES = 1 << 18  # rows per Welford block: keep one block of a column chunk in cache
 
@@ -177,8 +175,9 @@ class _Compiled(NamedTuple):
 
 def _compile(parallel: bool) -> _Compiled:
     jit = njit(parallel=parallel, cache=True)
-    return _Compiled(*(jit(f) for f in (_column_stats, _normalize, _scale_shift, _grad_sums,
-                                        _input_grad)))
+    return _Compiled(
+        *(jit(f) for f in (_column_stats, _normalize, _scale_shift, _grad_sums, _input_grad))
+    )
 
 
 # Small arrays skip the thread pool: launching it costs more than the work.

@@ -40,9 +40,7 @@ from normgrad.ops.fast import (
 )
 
 Grads3 = tuple[np.ndarray, np.ndarray, np.ndarray]
-Grads5 = tuple[
-    np.ndarray | None, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None
-]
+Grads5 = tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 
 FC_BLOCKS: dict[str, Block] = registry.blocks("fc")
 CONV_BLOCKS: dict[str, Block] = registry.blocks("conv")

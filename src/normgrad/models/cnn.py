@@ -90,8 +90,11 @@ class ThreeLayerConvNet:
             )
         C, H, W = (int(s) for s in input_dim)
         block = CONV_BLOCKS[normalization] if normalization is not None else None
-        if block is not None and "G" in block.options and (
-                num_groups <= 0 or num_filters % num_groups):
+        if (
+            block is not None
+            and "G" in block.options
+            and (num_groups <= 0 or num_filters % num_groups)
+        ):
             raise ValueError(
                 f"num_groups must divide num_filters = {num_filters}; got {num_groups}."
             )
@@ -132,8 +135,17 @@ class ThreeLayerConvNet:
         if self.normalization is None:
             return conv_relu_pool_forward(X, W1, b1, self.conv_param, self.pool_param)
         return conv_norm_relu_pool_forward(
-            X, W1, b1, self.params["gamma1"], self.params.get("beta1"), self.conv_param,
-            self.pool_param, self.bn_params[0], self.normalization, G=self.num_groups)
+            X,
+            W1,
+            b1,
+            self.params["gamma1"],
+            self.params.get("beta1"),
+            self.conv_param,
+            self.pool_param,
+            self.bn_params[0],
+            self.normalization,
+            G=self.num_groups,
+        )
 
     def _conv_block_backward(self, dout: np.ndarray, cache: Any) -> dict[str, np.ndarray]:
         """Gradients of W1, b1 (and gamma1, beta1) from dout: (N, F, H/2, W/2)."""
@@ -203,4 +215,3 @@ class ThreeLayerConvNet:
                 loss += 0.5 * self.reg * np.sum(W * W)
                 grads[name] = grads[name] + self.reg * W
         return float(loss), grads
-

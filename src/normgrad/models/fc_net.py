@@ -159,9 +159,14 @@ class FullyConnectedNet:
         norm = self.normalization is not None
         for i in range(1, self.num_layers):
             h, cache = affine_norm_act_forward(
-                h, self.params[f"W{i}"], self.params[f"b{i}"],
-                self.params.get(f"gamma{i}"), self.params.get(f"beta{i}"),
-                bn_params[i - 1] if norm else None, self.normalization, self.activation,
+                h,
+                self.params[f"W{i}"],
+                self.params[f"b{i}"],
+                self.params.get(f"gamma{i}"),
+                self.params.get(f"beta{i}"),
+                bn_params[i - 1] if norm else None,
+                self.normalization,
+                self.activation,
             )  # (N, H_i)
             drop_cache = None
             if self.use_dropout:
@@ -186,9 +191,14 @@ class FullyConnectedNet:
         out = []
         for i in range(1, self.num_layers):
             a, _ = affine_norm_act_forward(
-                h, self.params[f"W{i}"], self.params[f"b{i}"],
-                self.params.get(f"gamma{i}"), self.params.get(f"beta{i}"),
-                scratch[i - 1] if scratch else None, self.normalization, activation=None,
+                h,
+                self.params[f"W{i}"],
+                self.params[f"b{i}"],
+                self.params.get(f"gamma{i}"),
+                self.params.get(f"beta{i}"),
+                scratch[i - 1] if scratch else None,
+                self.normalization,
+                activation=None,
             )  # (N, H_i): affine and normalization, no activation
             out.append(a)
             h, _ = act_forward(a)  # (N, H_i)

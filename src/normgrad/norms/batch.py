@@ -263,9 +263,9 @@ def batchnorm_backward_paper(
     xmu = x - mu  # (N, D)
     dxhat = dout * gamma  # (N, D)
     dvar = np.sum(dxhat * xmu, axis=0) * -0.5 * (var + eps) ** -1.5  # (D,)
-    dmu = np.sum(dxhat * (-1.0 / np.sqrt(var + eps)), axis=0) + dvar * np.sum(
-        -2.0 * xmu, axis=0
-    ) / N  # (D,)
+    dmu = (
+        np.sum(dxhat * (-1.0 / np.sqrt(var + eps)), axis=0) + dvar * np.sum(-2.0 * xmu, axis=0) / N
+    )  # (D,)
     dx = dxhat / np.sqrt(var + eps) + dvar * 2.0 * xmu / N + dmu / N  # (N, D)
     dgamma, dbeta = _reduce_dgamma_dbeta(dout, xhat)  # (D,), (D,)
     return _cast(dx, dgamma, dbeta, cache)
@@ -314,17 +314,20 @@ ROUTES = {
 # ---- specification ---------------------------------------------------------------------
 
 
-def _bind(forward: spec.Forward, mode: str = "train", eps: float = 1e-5, **extra: Any
-          ) -> spec.Forward:
+def _bind(
+    forward: spec.Forward, mode: str = "train", eps: float = 1e-5, **extra: Any
+) -> spec.Forward:
     """``forward(x, gamma, beta, bn_param)`` with a fresh ``bn_param`` on every call."""
     return lambda x, gamma, beta: forward(x, gamma, beta, {"mode": mode, "eps": eps, **extra})
 
 
-def _torch(torch: Any, inputs: dict[str, Any], mode: str = "train", eps: float = 1e-5,
-           **_: Any) -> Any:
+def _torch(
+    torch: Any, inputs: dict[str, Any], mode: str = "train", eps: float = 1e-5, **_: Any
+) -> Any:
     F = torch.nn.functional
-    return F.batch_norm(inputs["x"], None, None, inputs["gamma"], inputs["beta"],
-                        training=mode == "train", eps=eps)
+    return F.batch_norm(
+        inputs["x"], None, None, inputs["gamma"], inputs["beta"], training=mode == "train", eps=eps
+    )
 
 
 PARAM_KEYS = {
@@ -350,12 +353,25 @@ SPEC = spec.NormSpec(
     param_keys=PARAM_KEYS,
     cases=(spec.CaseInputs("train", spec.affine_inputs((7, 5), (5,))),),
     torch=_torch,
-    symbolic=spec.Symbolic("batch", ("N", "D"),
-                           ({"N": 2, "D": 1}, {"N": 3, "D": 2}, {"N": 4, "D": 2}),
-                           "normgrad.symbolic.batch:build"),
-    blocks=(spec.Block("fc", "batchnorm", batchnorm_forward, batchnorm_backward_alt,
-                       param_shape=lambda F: (F,), init_param=lambda: {"mode": "train"},
-                       train_mode=True, cancels_bias=True),),
-    fused=spec.lazy_route("normgrad.kernels.batchnorm", "batchnorm_forward_fused",
-                          "batchnorm_backward_fused"),
+    symbolic=spec.Symbolic(
+        "batch",
+        ("N", "D"),
+        ({"N": 2, "D": 1}, {"N": 3, "D": 2}, {"N": 4, "D": 2}),
+        "normgrad.symbolic.batch:build",
+    ),
+    blocks=(
+        spec.Block(
+            "fc",
+            "batchnorm",
+            batchnorm_forward,
+            batchnorm_backward_alt,
+            param_shape=lambda F: (F,),
+            init_param=lambda: {"mode": "train"},
+            train_mode=True,
+            cancels_bias=True,
+        ),
+    ),
+    fused=spec.lazy_route(
+        "normgrad.kernels.batchnorm", "batchnorm_forward_fused", "batchnorm_backward_fused"
+    ),
 )

@@ -66,9 +66,14 @@ def spatial_groupnorm_forward(
             (1, C, 1, 1), or eps < 0.
     """
     v.float_array(x, "x")
-    v.ndim(x, "x", 4, "(N, C, H, W)",
-           "For (N, D) input use layernorm_forward (group norm with G = 1), or add "
-           "spatial axes with x.reshape(N, D, 1, 1).")
+    v.ndim(
+        x,
+        "x",
+        4,
+        "(N, C, H, W)",
+        "For (N, D) input use layernorm_forward (group norm with G = 1), or add "
+        "spatial axes with x.reshape(N, D, 1, 1).",
+    )
     N, C, H, W = x.shape
     if isinstance(G, bool) or not isinstance(G, (int, np.integer)):
         raise TypeError(
@@ -113,7 +118,8 @@ def spatial_groupnorm_backward(
     core.check_dout(dout, (N, G * Cg, H, W))
     gshape = (1, G, Cg, 1, 1)  # gamma's (1, C, 1, 1) in the (N, G, C/G, H, W) view
     dx, dgamma, dbeta = core.affine_norm_backward(
-        dout.reshape(xhat_g.shape), xhat_g, inv_std, gamma.reshape(gshape), _GROUP_AXES, gshape)
+        dout.reshape(xhat_g.shape), xhat_g, inv_std, gamma.reshape(gshape), _GROUP_AXES, gshape
+    )
     assert dgamma is not None and dbeta is not None  # both parameters were given
     C = G * Cg
     return dx.reshape(N, C, H, W), dgamma.reshape(1, C, 1, 1), dbeta.reshape(1, C, 1, 1)
@@ -126,9 +132,13 @@ def _bind(forward: spec.Forward, eps: float = 1e-5, G: int = 2, **_: Any) -> spe
     return lambda x, gamma, beta: forward(x, gamma, beta, G, {"eps": eps})
 
 
-def _block_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
-                   gn_param: dict[str, Any], G: int | None = None
-                   ) -> tuple[np.ndarray, GroupNormCache]:
+def _block_forward(
+    x: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    gn_param: dict[str, Any],
+    G: int | None = None,
+) -> tuple[np.ndarray, GroupNormCache]:
     """The conv blocks' signature: G, the number of groups, comes as a keyword."""
     if G is None:
         raise ValueError(
@@ -140,8 +150,9 @@ def _block_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
 
 def _torch(torch: Any, inputs: dict[str, Any], eps: float = 1e-5, G: int = 2, **_: Any) -> Any:
     C = inputs["x"].shape[1]
-    return torch.nn.functional.group_norm(inputs["x"], G, inputs["gamma"].reshape(C),
-                                          inputs["beta"].reshape(C), eps)
+    return torch.nn.functional.group_norm(
+        inputs["x"], G, inputs["gamma"].reshape(C), inputs["beta"].reshape(C), eps
+    )
 
 
 def _symbolic(N: int = 1, C: int = 4, H: int = 1, W: int = 2, G: int = 2) -> Any:
@@ -151,9 +162,15 @@ def _symbolic(N: int = 1, C: int = 4, H: int = 1, W: int = 2, G: int = 2) -> Any
     if G <= 0 or C % G:
         raise ValueError(f"group: G must be a positive divisor of C = {C}; got G = {G}.")
     return m.standardize_problem(
-        "group", (N, C, H, W), (1, C, 1, 1), _GROUP_AXES,
+        "group",
+        (N, C, H, W),
+        (1, C, 1, 1),
+        _GROUP_AXES,
         ("per sample n and group g, over (C/G, H, W)", "C/G*H*W"),
-        view=(N, G, C // G, H, W), param_view=(1, G, C // G, 1, 1), options={"G": G})
+        view=(N, G, C // G, H, W),
+        param_view=(1, G, C // G, 1, 1),
+        options={"G": G},
+    )
 
 
 SPEC = spec.NormSpec(
@@ -166,13 +183,23 @@ SPEC = spec.NormSpec(
     bind=_bind,
     param_name="gn_param",
     param_keys={"eps": "added to var under the square root, >= 0 (default 1e-5)"},
-    cases=(spec.CaseInputs("train", spec.affine_inputs((2, 4, 2, 3), (1, 4, 1, 1)),
-                           {"G": 2}),),
+    cases=(spec.CaseInputs("train", spec.affine_inputs((2, 4, 2, 3), (1, 4, 1, 1)), {"G": 2}),),
     torch=_torch,
-    symbolic=spec.Symbolic("group", ("N", "C", "H", "W"),
-                           ({"N": 1, "C": 4, "H": 1, "W": 2, "G": 2},
-                            {"N": 2, "C": 2, "H": 1, "W": 2, "G": 1}),
-                           _symbolic, options=("G",)),
-    blocks=(spec.Block("conv", "groupnorm", _block_forward, spatial_groupnorm_backward,
-                       param_shape=lambda F: (1, F, 1, 1), options=("G",)),),
+    symbolic=spec.Symbolic(
+        "group",
+        ("N", "C", "H", "W"),
+        ({"N": 1, "C": 4, "H": 1, "W": 2, "G": 2}, {"N": 2, "C": 2, "H": 1, "W": 2, "G": 1}),
+        _symbolic,
+        options=("G",),
+    ),
+    blocks=(
+        spec.Block(
+            "conv",
+            "groupnorm",
+            _block_forward,
+            spatial_groupnorm_backward,
+            param_shape=lambda F: (1, F, 1, 1),
+            options=("G",),
+        ),
+    ),
 )

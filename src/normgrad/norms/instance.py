@@ -98,7 +98,8 @@ def instancenorm_backward(
     xhat, inv_std, gamma_b, axes = cache
     core.check_dout(dout, xhat.shape)
     dx, dgamma, dbeta = core.affine_norm_backward(
-        dout, xhat, inv_std, gamma_b, axes, gamma_b.shape)  # params: (1, C, 1, 1)
+        dout, xhat, inv_std, gamma_b, axes, gamma_b.shape
+    )  # params: (1, C, 1, 1)
     assert dgamma is not None and dbeta is not None  # both parameters were given
     C = gamma_b.shape[1]
     return dx, dgamma.reshape(C), dbeta.reshape(C)
@@ -112,16 +113,23 @@ def _bind(forward: spec.Forward, eps: float = 1e-5, **_: Any) -> spec.Forward:
 
 
 def _torch(torch: Any, inputs: dict[str, Any], eps: float = 1e-5, **_: Any) -> Any:
-    return torch.nn.functional.instance_norm(inputs["x"], weight=inputs["gamma"],
-                                             bias=inputs["beta"], eps=eps)
+    return torch.nn.functional.instance_norm(
+        inputs["x"], weight=inputs["gamma"], bias=inputs["beta"], eps=eps
+    )
 
 
 def _symbolic(N: int = 1, C: int = 2, H: int = 1, W: int = 3) -> Any:
     """Instance norm on x: (N, C, H, W) as SymPy expressions, statement by statement."""
     from normgrad.symbolic import model as m
 
-    return m.standardize_problem("instance", (N, C, H, W), (C,), (2, 3), (
-        "per sample n and channel c, over (H, W)", "H*W"), param_view=(1, C, 1, 1))
+    return m.standardize_problem(
+        "instance",
+        (N, C, H, W),
+        (C,),
+        (2, 3),
+        ("per sample n and channel c, over (H, W)", "H*W"),
+        param_view=(1, C, 1, 1),
+    )
 
 
 SPEC = spec.NormSpec(
@@ -136,9 +144,20 @@ SPEC = spec.NormSpec(
     param_keys={"eps": "added to var under the square root, >= 0 (default 1e-5)"},
     cases=(spec.CaseInputs("train", spec.affine_inputs((2, 3, 2, 3), (3,))),),
     torch=_torch,
-    symbolic=spec.Symbolic("instance", ("N", "C", "H", "W"),
-                           ({"N": 1, "C": 2, "H": 1, "W": 3}, {"N": 2, "C": 1, "H": 2, "W": 2}),
-                           _symbolic),
-    blocks=(spec.Block("conv", "instancenorm", instancenorm_forward, instancenorm_backward,
-                       param_shape=lambda F: (F,), cancels_bias=True),),
+    symbolic=spec.Symbolic(
+        "instance",
+        ("N", "C", "H", "W"),
+        ({"N": 1, "C": 2, "H": 1, "W": 3}, {"N": 2, "C": 1, "H": 2, "W": 2}),
+        _symbolic,
+    ),
+    blocks=(
+        spec.Block(
+            "conv",
+            "instancenorm",
+            instancenorm_forward,
+            instancenorm_backward,
+            param_shape=lambda F: (F,),
+            cancels_bias=True,
+        ),
+    ),
 )

@@ -71,10 +71,15 @@ def layernorm_forward(
         ValueError: x is not 2-D, gamma or beta is not (D,), or eps < 0.
     """
     v.float_array(x, "x")
-    v.ndim(x, "x", 2, "(N, D)",
-           "For any trailing normalized_shape use layernorm_nd_forward; for (N, C, H, W) "
-           "per-sample statistics over (C, H, W) use layernorm_nd_forward with "
-           "normalized_shape=(C, H, W).")
+    v.ndim(
+        x,
+        "x",
+        2,
+        "(N, D)",
+        "For any trailing normalized_shape use layernorm_nd_forward; for (N, C, H, W) "
+        "per-sample statistics over (C, H, W) use layernorm_nd_forward with "
+        "normalized_shape=(C, H, W).",
+    )
     D = x.shape[1]
     gamma = v.float_param(gamma, "gamma", x.dtype)  # integer -> x's dtype: float grads
     beta = v.float_param(beta, "beta", x.dtype)
@@ -134,7 +139,7 @@ def layernorm_nd_forward(
     v.float_array(x, "x")
     S = _normalized_shape(normalized_shape)
     k = len(S)
-    if x.ndim < k or tuple(x.shape[x.ndim - k:]) != S:
+    if x.ndim < k or tuple(x.shape[x.ndim - k :]) != S:
         raise ValueError(
             f"x must end in normalized_shape {S}: shape (*, {', '.join(map(str, S))}); got "
             f"{tuple(x.shape)}. Pass normalized_shape=x.shape[-k:] for the last k axes."
@@ -222,7 +227,7 @@ def _bind(forward: spec.Forward, eps: float = 1e-5, **_: Any) -> spec.Forward:
 
 def _bind_nd(forward: spec.Forward, eps: float = 1e-5, ndim: int = 2, **_: Any) -> spec.Forward:
     """``layernorm_nd_forward`` over x's trailing ``ndim`` axes."""
-    return lambda x, gamma, beta: forward(x, gamma, beta, x.shape[x.ndim - ndim:], {"eps": eps})
+    return lambda x, gamma, beta: forward(x, gamma, beta, x.shape[x.ndim - ndim :], {"eps": eps})
 
 
 def _torch(torch: Any, inputs: dict[str, Any], eps: float = 1e-5, **_: Any) -> Any:
@@ -234,16 +239,22 @@ def _symbolic(N: int = 2, D: int = 3) -> Any:
     """Layer norm on x: (N, D) as SymPy expressions, statement by statement as above."""
     from normgrad.symbolic import model as m
 
-    return m.standardize_problem("layer", (N, D), (D,), (1,), ("per sample n, over the "
-                                 "features", "D"))
+    return m.standardize_problem(
+        "layer", (N, D), (D,), (1,), ("per sample n, over the features", "D")
+    )
 
 
 def _symbolic_nd(N: int = 1, A: int = 2, B: int = 2) -> Any:
     """``layernorm_nd`` on x: (N, A, B) over the trailing (A, B), symbolically."""
     from normgrad.symbolic import model as m
 
-    return m.standardize_problem("layer_nd", (N, A, B), (A, B), (1, 2), (
-        "per sample n, over the trailing normalized_shape (A, B)", "A*B"))
+    return m.standardize_problem(
+        "layer_nd",
+        (N, A, B),
+        (A, B),
+        (1, 2),
+        ("per sample n, over the trailing normalized_shape (A, B)", "A*B"),
+    )
 
 
 SPEC = spec.NormSpec(
@@ -258,10 +269,12 @@ SPEC = spec.NormSpec(
     param_keys={"eps": "added to var under the square root, >= 0 (default 1e-5)"},
     cases=(spec.CaseInputs("train", spec.affine_inputs((4, 6), (6,))),),
     torch=_torch,
-    symbolic=spec.Symbolic("layer", ("N", "D"), ({"N": 2, "D": 3}, {"N": 1, "D": 4}),
-                           _symbolic),
-    blocks=(spec.Block("fc", "layernorm", layernorm_forward, layernorm_backward,
-                       param_shape=lambda F: (F,)),),
+    symbolic=spec.Symbolic("layer", ("N", "D"), ({"N": 2, "D": 3}, {"N": 1, "D": 4}), _symbolic),
+    blocks=(
+        spec.Block(
+            "fc", "layernorm", layernorm_forward, layernorm_backward, param_shape=lambda F: (F,)
+        ),
+    ),
 )
 
 ND_SPEC = spec.NormSpec(
@@ -276,6 +289,5 @@ ND_SPEC = spec.NormSpec(
     param_keys={"eps": "added to var under the square root, >= 0 (default 1e-5)"},
     cases=(spec.CaseInputs("train", spec.affine_inputs((2, 2, 3, 4), (3, 4))),),
     torch=_torch,
-    symbolic=spec.Symbolic("layer_nd", ("N", "A", "B"), ({"N": 1, "A": 2, "B": 2},),
-                           _symbolic_nd),
+    symbolic=spec.Symbolic("layer_nd", ("N", "A", "B"), ({"N": 1, "A": 2, "B": 2},), _symbolic_nd),
 )

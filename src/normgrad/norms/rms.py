@@ -68,7 +68,7 @@ def rmsnorm_forward(
     gamma = v.float_param(gamma, "gamma", x.dtype)  # integer -> x's dtype: float grads
     S = tuple(gamma.shape)
     k = len(S)
-    if k == 0 or x.ndim < k or tuple(x.shape[x.ndim - k:]) != S:
+    if k == 0 or x.ndim < k or tuple(x.shape[x.ndim - k :]) != S:
         want = "at least 1-D" if k == 0 else f"x's trailing shape, here {S}"
         raise ValueError(
             f"gamma's shape must equal the trailing axes of x that RMS norm normalizes "
@@ -86,9 +86,7 @@ def rmsnorm_forward(
     return out, cache
 
 
-def rmsnorm_backward(
-    dout: np.ndarray, cache: RMSNormCache
-) -> tuple[np.ndarray, np.ndarray]:
+def rmsnorm_backward(dout: np.ndarray, cache: RMSNormCache) -> tuple[np.ndarray, np.ndarray]:
     """RMS normalization backward pass, simplified closed form.
 
     Args:
@@ -101,7 +99,8 @@ def rmsnorm_backward(
     xhat, inv_rms, gamma, axes = cache
     core.check_dout(dout, xhat.shape)
     dx, dgamma, _ = core.affine_norm_backward(
-        dout, xhat, inv_rms, gamma, axes, gamma.shape, shift=False, center=False)
+        dout, xhat, inv_rms, gamma, axes, gamma.shape, shift=False, center=False
+    )
     assert dgamma is not None  # gamma was given
     return dx, dgamma
 
@@ -113,14 +112,14 @@ def _bind(forward: spec.Forward, eps: float = 1e-5, **_: Any) -> spec.Forward:
     return lambda x, gamma: forward(x, gamma, {"eps": eps})
 
 
-def _block_forward(x: np.ndarray, gamma: np.ndarray, beta: None, rms_param: dict[str, Any]
-                   ) -> tuple[np.ndarray, RMSNormCache]:
+def _block_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: None, rms_param: dict[str, Any]
+) -> tuple[np.ndarray, RMSNormCache]:
     """The model blocks' signature: RMS norm has no shift, so beta is None."""
     return rmsnorm_forward(x, gamma, rms_param)
 
 
-def _block_backward(dout: np.ndarray, cache: RMSNormCache
-                    ) -> tuple[np.ndarray, np.ndarray, None]:
+def _block_backward(dout: np.ndarray, cache: RMSNormCache) -> tuple[np.ndarray, np.ndarray, None]:
     dx, dgamma = rmsnorm_backward(dout, cache)
     return dx, dgamma, None
 
@@ -134,8 +133,15 @@ def _symbolic(N: int = 2, D: int = 3) -> Any:
     """RMS norm on x: (N, D) as SymPy expressions, statement by statement as above."""
     from normgrad.symbolic import model as m
 
-    return m.standardize_problem("rms", (N, D), (D,), (1,), (
-        "per sample n, over the features, without centring", "D"), center=False, shift=False)
+    return m.standardize_problem(
+        "rms",
+        (N, D),
+        (D,),
+        (1,),
+        ("per sample n, over the features, without centring", "D"),
+        center=False,
+        shift=False,
+    )
 
 
 SPEC = spec.NormSpec(
@@ -147,12 +153,21 @@ SPEC = spec.NormSpec(
     routes={"closed": spec.Route(rmsnorm_backward)},
     bind=_bind,
     param_name="rms_param",
-    param_keys={"eps": "added to the mean square, >= 0 (default 1e-5; None: "
-                       "np.finfo(x.dtype).eps, as F.rms_norm)"},
+    param_keys={
+        "eps": "added to the mean square, >= 0 (default 1e-5; None: "
+        "np.finfo(x.dtype).eps, as F.rms_norm)"
+    },
     cases=(spec.CaseInputs("train", spec.affine_inputs((4, 6), (6,), shift=False)),),
     torch=_torch,
-    symbolic=spec.Symbolic("rms", ("N", "D"), ({"N": 2, "D": 3}, {"N": 1, "D": 4}),
-                           _symbolic),
-    blocks=(spec.Block("fc", "rmsnorm", _block_forward, _block_backward,
-                       param_shape=lambda F: (F,), shift=False),),
+    symbolic=spec.Symbolic("rms", ("N", "D"), ({"N": 2, "D": 3}, {"N": 1, "D": 4}), _symbolic),
+    blocks=(
+        spec.Block(
+            "fc",
+            "rmsnorm",
+            _block_forward,
+            _block_backward,
+            param_shape=lambda F: (F,),
+            shift=False,
+        ),
+    ),
 )

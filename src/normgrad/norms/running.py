@@ -51,7 +51,8 @@ class RunningStats:
         if momentum is not None:
             momentum = v.unit_interval(momentum, "bn_param['momentum']", example=0.9)
         convention = v.choice(
-            param.get("momentum_convention", "course"), "bn_param['momentum_convention']",
+            param.get("momentum_convention", "course"),
+            "bn_param['momentum_convention']",
             CONVENTIONS,
         )
         unbiased = param.get("unbiased_running_var", False)
@@ -72,8 +73,14 @@ class RunningStats:
                 "Pass 0 to start counting batches (or leave the key out), as "
                 "torch.nn.BatchNorm1d's num_batches_tracked counts them."
             )
-        return cls(mean, var, momentum, convention, bool(unbiased),
-                   None if tracked is None else int(tracked))
+        return cls(
+            mean,
+            var,
+            momentum,
+            convention,
+            bool(unbiased),
+            None if tracked is None else int(tracked),
+        )
 
     def weights(self, num_batches_tracked: int | None) -> tuple[float, float]:
         """(weight of the old running value, weight of the new batch value)."""

@@ -112,8 +112,9 @@ def spatial_batchnorm_backward(
 # ---- specification ---------------------------------------------------------------------
 
 
-def _bind(forward: spec.Forward, mode: str = "train", eps: float = 1e-5, **extra: Any
-          ) -> spec.Forward:
+def _bind(
+    forward: spec.Forward, mode: str = "train", eps: float = 1e-5, **extra: Any
+) -> spec.Forward:
     return lambda x, gamma, beta: forward(x, gamma, beta, {"mode": mode, "eps": eps, **extra})
 
 
@@ -129,11 +130,22 @@ SPEC = spec.NormSpec(
     param_keys=batch.PARAM_KEYS,
     cases=(spec.CaseInputs("train", spec.affine_inputs((2, 3, 2, 3), (3,))),),
     torch=batch.SPEC.torch,
-    symbolic=spec.Symbolic("spatial", ("N", "C", "H", "W"),
-                           ({"N": 1, "C": 2, "H": 1, "W": 3}, {"N": 2, "C": 1, "H": 2, "W": 1}),
-                           "normgrad.symbolic.batch:build_spatial"),
-    blocks=(spec.Block("conv", "batchnorm", spatial_batchnorm_forward,
-                       spatial_batchnorm_backward, param_shape=lambda F: (F,),
-                       init_param=lambda: {"mode": "train"}, train_mode=True,
-                       cancels_bias=True),),
+    symbolic=spec.Symbolic(
+        "spatial",
+        ("N", "C", "H", "W"),
+        ({"N": 1, "C": 2, "H": 1, "W": 3}, {"N": 2, "C": 1, "H": 2, "W": 1}),
+        "normgrad.symbolic.batch:build_spatial",
+    ),
+    blocks=(
+        spec.Block(
+            "conv",
+            "batchnorm",
+            spatial_batchnorm_forward,
+            spatial_batchnorm_backward,
+            param_shape=lambda F: (F,),
+            init_param=lambda: {"mode": "train"},
+            train_mode=True,
+            cancels_bias=True,
+        ),
+    ),
 )

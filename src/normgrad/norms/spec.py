@@ -187,9 +187,15 @@ class NormSpec:
         for case in self.cases:
             for route_name, route in self.all_routes().items():
                 label = route_name if len(self.cases) == 1 else f"{route_name} {case.label}"
-                out.append(CheckCase(self.name, label,
-                                     self.call(route, **case.options),
-                                     route.backward, case.draw))
+                out.append(
+                    CheckCase(
+                        self.name,
+                        label,
+                        self.call(route, **case.options),
+                        route.backward,
+                        case.draw,
+                    )
+                )
         return out
 
 
@@ -208,8 +214,9 @@ def offset_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarra
     return 5.0 * rng.standard_normal(shape) + 12.0
 
 
-def affine_inputs(x_shape: tuple[int, ...], p_shape: tuple[int, ...], *, shift: bool = True
-                  ) -> Callable[[np.random.Generator], Inputs]:
+def affine_inputs(
+    x_shape: tuple[int, ...], p_shape: tuple[int, ...], *, shift: bool = True
+) -> Callable[[np.random.Generator], Inputs]:
     """A check-input drawer: offset x, and random gamma (and beta) of ``p_shape``."""
 
     def draw(rng: np.random.Generator) -> Inputs:

@@ -32,9 +32,7 @@ class AffineCache(NamedTuple):
     b: np.ndarray  # (M,) bias: kept for the course's cache layout; db needs only dout
 
 
-def affine_forward(
-    x: np.ndarray, w: np.ndarray, b: np.ndarray
-) -> tuple[np.ndarray, AffineCache]:
+def affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, AffineCache]:
     """Affine layer forward: out = x.reshape(N, D) @ w + b (cs231n signature).
 
     Args:

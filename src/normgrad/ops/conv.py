@@ -71,7 +71,7 @@ def conv_forward_naive(
     for n in range(N):
         for i in range(H_out):
             for j in range(W_out):
-                window = xp[n, :, i * stride:i * stride + HH, j * stride:j * stride + WW]
+                window = xp[n, :, i * stride : i * stride + HH, j * stride : j * stride + WW]
                 out[n, :, i, j] = w_rows @ window.ravel() + b  # (F,)
     return out, ConvCache(x, w, b, conv_param)
 

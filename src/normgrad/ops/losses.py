@@ -45,8 +45,10 @@ def _check_scores_labels(
     if y.size == 0 and y.dtype == np.float64:
         y = y.astype(np.int64)  # np.asarray([]) is float64: an empty list of labels
     if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
-        raise TypeError(f"y must hold integer class labels; got dtype {y.dtype}. "
-                        "Convert it with y.astype(np.int64).")
+        raise TypeError(
+            f"y must hold integer class labels; got dtype {y.dtype}. "
+            "Convert it with y.astype(np.int64)."
+        )
     if y.shape != (N,):
         raise ValueError(
             f"y must have shape (N,) = ({N},), one label per row of x: (N, C) = {tuple(x.shape)}; "

@@ -56,7 +56,7 @@ def max_pool_forward_naive(
     out = np.empty((N, C, H_out, W_out), dtype=x.dtype)
     for i in range(H_out):
         for j in range(W_out):
-            window = x[:, :, i * stride:i * stride + ph, j * stride:j * stride + pw]
+            window = x[:, :, i * stride : i * stride + ph, j * stride : j * stride + pw]
             out[:, :, i, j] = window.max(axis=(2, 3))  # (N, C)
     return out, PoolCache(x, pool_param)
 
@@ -80,7 +80,7 @@ def max_pool_backward_naive(dout: np.ndarray, cache: PoolCache) -> np.ndarray:
     n_idx, c_idx = np.indices((N, C))  # (N, C) each
     for i in range(H_out):
         for j in range(W_out):
-            window = x[:, :, i * stride:i * stride + ph, j * stride:j * stride + pw]
+            window = x[:, :, i * stride : i * stride + ph, j * stride : j * stride + pw]
             k = window.reshape(N, C, ph * pw).argmax(axis=2)  # (N, C) first maximum
             di, dj = np.divmod(k, pw)  # (N, C) each: the winner's offset in the window
             dx[n_idx, c_idx, i * stride + di, j * stride + dj] += dout[:, :, i, j]

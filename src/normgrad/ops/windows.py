@@ -37,9 +37,11 @@ def int_param(param: dict[str, Any], key: str, name: str, minimum: int) -> int:
             f"{{'{key}': {minimum}, ...}} with the layer's other keys."
         )
     if key not in param:
-        raise ValueError(f"{name} must contain {key!r} (an integer >= {minimum}); "
-                         f"got keys {sorted(param)}. Add it, e.g. {name}[{key!r}] = "
-                         f"{minimum}.")
+        raise ValueError(
+            f"{name} must contain {key!r} (an integer >= {minimum}); "
+            f"got keys {sorted(param)}. Add it, e.g. {name}[{key!r}] = "
+            f"{minimum}."
+        )
     value = param[key]
     if isinstance(value, (float, np.floating)):
         if not float(value).is_integer():
@@ -50,11 +52,9 @@ def int_param(param: dict[str, Any], key: str, name: str, minimum: int) -> int:
         value = int(value)
     fix = f"Pass a whole number >= {minimum}, e.g. {name}[{key!r}] = {minimum}."
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(
-            f"{name}[{key!r}] must be an integer >= {minimum}; got {value!r}. {fix}")
+        raise ValueError(f"{name}[{key!r}] must be an integer >= {minimum}; got {value!r}. {fix}")
     if value < minimum:
-        raise ValueError(
-            f"{name}[{key!r}] must be an integer >= {minimum}; got {value!r}. {fix}")
+        raise ValueError(f"{name}[{key!r}] must be an integer >= {minimum}; got {value!r}. {fix}")
     return int(value)
 
 

@@ -19,8 +19,15 @@ from normgrad.symbolic.model import Problem, first_group, make_symbols
 class Cache:
     """Symbolic twin of ``BatchNormCache`` (train mode)."""
 
-    def __init__(self, x: np.ndarray, xhat: np.ndarray, mu: np.ndarray, var: np.ndarray,
-                 eps: Any, gamma: np.ndarray) -> None:
+    def __init__(
+        self,
+        x: np.ndarray,
+        xhat: np.ndarray,
+        mu: np.ndarray,
+        var: np.ndarray,
+        eps: Any,
+        gamma: np.ndarray,
+    ) -> None:
         self.x, self.xhat, self.mu, self.var, self.eps, self.gamma = x, xhat, mu, var, eps, gamma
 
 
@@ -71,9 +78,9 @@ def backward_paper(dout: np.ndarray, c: Cache) -> Grads:
     xmu = x - mu  # (N, D)
     dxhat = dout * gamma  # (N, D)
     dvar = np.sum(dxhat * xmu, axis=0) * -core.HALF * (var + eps) ** sp.Rational(-3, 2)  # (D,)
-    dmu = np.sum(dxhat * (-1 / core.sqrt(var + eps)), axis=0) + dvar * np.sum(
-        -2 * xmu, axis=0
-    ) / N  # (D,)
+    dmu = (
+        np.sum(dxhat * (-1 / core.sqrt(var + eps)), axis=0) + dvar * np.sum(-2 * xmu, axis=0) / N
+    )  # (D,)
     dx = dxhat / core.sqrt(var + eps) + dvar * 2 * xmu / N + dmu / N  # (N, D)
     dgamma, dbeta = _reduce_dgamma_dbeta(dout, xhat)
     return {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
@@ -100,11 +107,19 @@ def build(N: int = 3, D: int = 2) -> Problem:
     core.check_size("batch", (N, D), N)
     x, gamma, beta, dout, eps = make_symbols((N, D), (D,))
     y, cache = forward(x, gamma, beta, eps)
-    p = Problem("batch", (N, D), {"x": x, "gamma": gamma, "beta": beta}, dout, eps, y,
-                core.radicals_of(cache.var + eps),
-                first_group(x, cache.mu[None], cache.var[None], (0,)),
-                reduction=("per feature d, over the batch axis", "N"), param_form=True,
-                cache=cache)  # the cache: for the planted formulas below and the seed
+    p = Problem(
+        "batch",
+        (N, D),
+        {"x": x, "gamma": gamma, "beta": beta},
+        dout,
+        eps,
+        y,
+        core.radicals_of(cache.var + eps),
+        first_group(x, cache.mu[None], cache.var[None], (0,)),
+        reduction=("per feature d, over the batch axis", "N"),
+        param_form=True,
+        cache=cache,
+    )  # the cache: for the planted formulas below and the seed
     p.routes = {name: fn(dout, cache) for name, fn in ROUTES.items()}
     return p
 
@@ -125,10 +140,18 @@ def build_spatial(N: int = 1, C: int = 2, H: int = 1, W: int = 3) -> Problem:
         return a.reshape(N, H, W, C).transpose(0, 3, 1, 2)
 
     y_rows, cache = forward(rows(x), gamma, beta, eps)
-    p = Problem("spatial", (N, C, H, W), {"x": x, "gamma": gamma, "beta": beta}, dout, eps,
-                fold(y_rows), core.radicals_of(cache.var + eps),
-                first_group(rows(x), cache.mu[None], cache.var[None], (0,)),
-                reduction=("per channel c, over (N, H, W)", "N*H*W"), param_form=True)
+    p = Problem(
+        "spatial",
+        (N, C, H, W),
+        {"x": x, "gamma": gamma, "beta": beta},
+        dout,
+        eps,
+        fold(y_rows),
+        core.radicals_of(cache.var + eps),
+        first_group(rows(x), cache.mu[None], cache.var[None], (0,)),
+        reduction=("per channel c, over (N, H, W)", "N*H*W"),
+        param_form=True,
+    )
     g = backward_alt(rows(dout), cache)
     p.routes = {"alt": {"dx": fold(g["dx"]), "dgamma": g["dgamma"], "dbeta": g["dbeta"]}}
     return p

@@ -223,15 +223,24 @@ def compare(
     extra = [k for k in candidate if k not in exact]
     if missing or extra:
         parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
-            [f"unexpected {', '.join(extra)}"] if extra else [])
-        return Verdict(name, "incomplete", time.perf_counter() - t0,
-                       f"candidate gradients {sorted(candidate)} against exact "
-                       f"{sorted(exact)}: {'; '.join(parts)}")
+            [f"unexpected {', '.join(extra)}"] if extra else []
+        )
+        return Verdict(
+            name,
+            "incomplete",
+            time.perf_counter() - t0,
+            f"candidate gradients {sorted(candidate)} against exact "
+            f"{sorted(exact)}: {'; '.join(parts)}",
+        )
     for key, ex in exact.items():
         cand = candidate[key]
         if np.shape(cand) != np.shape(ex):
-            return Verdict(name, "refuted", time.perf_counter() - t0,
-                           f"{key} has shape {np.shape(cand)}, the exact one {np.shape(ex)}")
+            return Verdict(
+                name,
+                "refuted",
+                time.perf_counter() - t0,
+                f"{key} has shape {np.shape(cand)}, the exact one {np.shape(ex)}",
+            )
         for idx in np.ndindex(*np.shape(ex)):
             c, x = np.asarray(cand, dtype=object)[idx], ex[idx]
             if normal_form(c - x, radicals) == 0:
@@ -241,12 +250,20 @@ def compare(
             if cex is not None:
                 status, detail = "refuted", f"{where} differs from the exact gradient"
             else:
-                status, detail = "unproved", (
-                    f"{where}: not proved by this normal form (non-zero remainder, no "
-                    f"counterexample found)")
+                status, detail = (
+                    "unproved",
+                    (
+                        f"{where}: not proved by this normal form (non-zero remainder, no "
+                        f"counterexample found)"
+                    ),
+                )
             return Verdict(name, status, time.perf_counter() - t0, detail, cex or {})
-    return Verdict(name, "proved", time.perf_counter() - t0,
-                   ", ".join(f"{k} {tuple(np.shape(exact[k]))}" for k in exact))
+    return Verdict(
+        name,
+        "proved",
+        time.perf_counter() - t0,
+        ", ".join(f"{k} {tuple(np.shape(exact[k]))}" for k in exact),
+    )
 
 
 def format_verdict(v: Verdict) -> str:

@@ -29,8 +29,12 @@ class RouteResult:
 
     @property
     def ok(self) -> bool:
-        return (self.symbolic and self.status == "proved" and self.tie_error is not None
-                and self.tie_error < tie.TIE_TOL)
+        return (
+            self.symbolic
+            and self.status == "proved"
+            and self.tie_error is not None
+            and self.tie_error < tie.TIE_TOL
+        )
 
 
 def prove_problem(p: Problem, with_tie: bool = True) -> list[RouteResult]:
@@ -46,26 +50,38 @@ def prove_problem(p: Problem, with_tie: bool = True) -> list[RouteResult]:
         out.append(RouteResult(p.layer, p.shape, route, v.status, v.seconds, errors.get(route)))
     if with_tie:
         _, extra = tie.route_mismatch(p, errors)
-        out.extend(RouteResult(p.layer, p.shape, route, "unproved", 0.0, errors[route],
-                               symbolic=False) for route in extra)
+        out.extend(
+            RouteResult(p.layer, p.shape, route, "unproved", 0.0, errors[route], symbolic=False)
+            for route in extra
+        )
     return out
 
 
 def _route_line(r: RouteResult) -> str:
     if not r.symbolic:
-        return (f"{r.status:<8} {r.layer} {r.route:<6} x {r.shape}: library route with no "
-                f"symbolic twin, so nothing proves it (code tie rel error "
-                f"{r.tie_error:.1e})  <-- FAILED")
-    t = ("no library route of this name to tie to" if r.tie_error is None
-         else f"code tie rel error {r.tie_error:.1e}")
+        return (
+            f"{r.status:<8} {r.layer} {r.route:<6} x {r.shape}: library route with no "
+            f"symbolic twin, so nothing proves it (code tie rel error "
+            f"{r.tie_error:.1e})  <-- FAILED"
+        )
+    t = (
+        "no library route of this name to tie to"
+        if r.tie_error is None
+        else f"code tie rel error {r.tie_error:.1e}"
+    )
     mark = "" if r.ok else "  <-- FAILED"
-    return (f"{r.status:<8} {r.layer} {r.route:<6} x {r.shape}: exact, eps symbolic "
-            f"({r.prove_seconds:.2f} s); {t}{mark}")
+    return (
+        f"{r.status:<8} {r.layer} {r.route:<6} x {r.shape}: exact, eps symbolic "
+        f"({r.prove_seconds:.2f} s); {t}{mark}"
+    )
 
 
 def _failed_checks(p: Problem, checks: list[tuple[str, bool]]) -> list[str]:
-    return [f"FAILED   {p.layer} x {p.shape}: local derivative {name} does not hold"
-            for name, ok in checks if not ok]
+    return [
+        f"FAILED   {p.layer} x {p.shape}: local derivative {name} does not hold"
+        for name, ok in checks
+        if not ok
+    ]
 
 
 def derive_problem(p: Problem, quiet: bool) -> int:
@@ -88,9 +104,12 @@ def derive_problem(p: Problem, quiet: bool) -> int:
 def derive_seed(N: int) -> int:
     verdicts = seed.check_seed(N)
     print(seed.format_seed(verdicts, N))
-    bad = [sv for sv in verdicts if sv.verdict.status not in ("proved", "refuted")
-           or (sv.corrected is not None and sv.verdict.status != "proved"
-               and not sv.corrected.proved)]
+    bad = [
+        sv
+        for sv in verdicts
+        if sv.verdict.status not in ("proved", "refuted")
+        or (sv.corrected is not None and sv.verdict.status != "proved" and not sv.corrected.proved)
+    ]
     return 1 if bad else 0
 
 
@@ -116,7 +135,9 @@ def derive_all(quiet: bool) -> int:
     status = 1 if bad_checks or not all(r.ok for r in results) else 0
     status |= derive_seed(3)
     n_ok = sum(r.ok for r in results)
-    print(f"\n{n_ok}/{len(results)} routes proved and tied to the code (rel error < "
-          f"{tie.TIE_TOL:g}); {n_checks - len(bad_checks)}/{n_checks} printed local "
-          f"derivatives checked exactly; total {time.perf_counter() - t0:.1f} s")
+    print(
+        f"\n{n_ok}/{len(results)} routes proved and tied to the code (rel error < "
+        f"{tie.TIE_TOL:g}); {n_checks - len(bad_checks)}/{n_checks} printed local "
+        f"derivatives checked exactly; total {time.perf_counter() - t0:.1f} s"
+    )
     return status

@@ -45,19 +45,30 @@ class SeedVerdict:
 FORMULAS = [
     SeedFormula("dgamma", 8, "dL/dgamma = sum_i dL/dy_i * xhat_i"),
     SeedFormula("dxhat", 14, "dL/dxhat_i = dL/dy_i * gamma"),
-    SeedFormula("dx_unsimplified", 23,
-                "dL/dx_i = dL/dxhat_i / sqrt(var+eps) + dL/dvar * 2(x_i - mu)/N + dL/dmu / N"),
+    SeedFormula(
+        "dx_unsimplified",
+        23,
+        "dL/dx_i = dL/dxhat_i / sqrt(var+eps) + dL/dvar * 2(x_i - mu)/N + dL/dmu / N",
+    ),
     SeedFormula("sum_centred", 25, "sum_i (x_i - mu) = 0"),
-    SeedFormula("dx_simplified_1", 26,
-                "dL/dx_i = 1/sqrt(var+eps) * (dL/dxhat_i - 1/N sum_s dL/dxhat_s"
-                " - x_i/N sum_s dL/dxhat_s * xhat_s)",
-                "dL/dx_i = 1/sqrt(var+eps) * (dL/dxhat_i - 1/N sum_s dL/dxhat_s"
-                " - xhat_i/N sum_s dL/dxhat_s * xhat_s)"),
-    SeedFormula("dx_simplified_2", 26,
-                "dL/dx_i = gamma/sqrt(var+eps) * (dL/dy_i - 1/N (dL/dgamma * xhat_i + dL/dbeta))"),
-    SeedFormula("second_term_is_dmu", 27,
-                "1/N dL/dmu = -1/(N sqrt(var+eps)) sum_s dL/dxhat_s"
-                "  (the 2nd term of simplified form 1)"),
+    SeedFormula(
+        "dx_simplified_1",
+        26,
+        "dL/dx_i = 1/sqrt(var+eps) * (dL/dxhat_i - 1/N sum_s dL/dxhat_s"
+        " - x_i/N sum_s dL/dxhat_s * xhat_s)",
+        "dL/dx_i = 1/sqrt(var+eps) * (dL/dxhat_i - 1/N sum_s dL/dxhat_s"
+        " - xhat_i/N sum_s dL/dxhat_s * xhat_s)",
+    ),
+    SeedFormula(
+        "dx_simplified_2",
+        26,
+        "dL/dx_i = gamma/sqrt(var+eps) * (dL/dy_i - 1/N (dL/dgamma * xhat_i + dL/dbeta))",
+    ),
+    SeedFormula(
+        "second_term_is_dmu",
+        27,
+        "1/N dL/dmu = -1/(N sqrt(var+eps)) sum_s dL/dxhat_s  (the 2nd term of simplified form 1)",
+    ),
     SeedFormula("dmu", 28, "dL/dmu = -1/sqrt(var+eps) sum_s dL/dxhat_s"),
 ]
 
@@ -98,11 +109,15 @@ def _cases(N: int) -> tuple[dict[str, Callable[..., tuple]], Any, list[core.Radi
         "dgamma": lambda: (_vec([dgamma]), p.exact["dgamma"]),
         "dxhat": lambda: (dxhat, exact_dxhat),
         "dx_unsimplified": lambda: (
-            dxhat / root + exact_dvar * 2 * (x - mu) / N + exact_dmu / N, exact_dx),
+            dxhat / root + exact_dvar * 2 * (x - mu) / N + exact_dmu / N,
+            exact_dx,
+        ),
         "sum_centred": lambda: (_vec([sp.Add(*(x - mu))]), _vec([sp.Integer(0)])),
         "dx_simplified_1": lambda: (
-            (dxhat - sum_dxhat / N - x / N * sum_dxhat_xhat) / root, exact_dx,
-            (dxhat - sum_dxhat / N - xhat / N * sum_dxhat_xhat) / root),
+            (dxhat - sum_dxhat / N - x / N * sum_dxhat_xhat) / root,
+            exact_dx,
+            (dxhat - sum_dxhat / N - xhat / N * sum_dxhat_xhat) / root,
+        ),
         "dx_simplified_2": lambda: (gamma / root * (dy - (dgamma * xhat + dbeta) / N), exact_dx),
         "second_term_is_dmu": lambda: (_vec([-sum_dxhat / (N * root)]), _vec([exact_dmu / N])),
         "dmu": lambda: (_vec([-sum_dxhat / root]), _vec([exact_dmu])),
@@ -120,8 +135,9 @@ def check_seed(N: int = 3) -> list[SeedVerdict]:
         verdict = core.compare(f.key, {"value": cand}, {"value": exact}, eps, radicals)
         corrected = None
         if fix:
-            corrected = core.compare(f"{f.key} (corrected)", {"value": fix[0]},
-                                     {"value": exact}, eps, radicals)
+            corrected = core.compare(
+                f"{f.key} (corrected)", {"value": fix[0]}, {"value": exact}, eps, radicals
+            )
         out.append(SeedVerdict(f, verdict, corrected))
     return out
 

@@ -48,27 +48,42 @@ def _generic(center: bool, batch: bool) -> list[tuple[str, str, Any]]:
         steps += [
             ("local derivative", "∂μ/∂xⱼ", 1 / _M),
             ("local derivative", "∂σ²/∂xⱼ", 2 * (_x[_j] - _mu) / _M),
-            ("local derivative", "∂x̂ᵢ/∂xⱼ", (delta - 1 / _M) / sp.sqrt(base)
-             - (_x[_i] - _mu) * (_x[_j] - _mu) / (_M * base ** sp.Rational(3, 2))),
+            (
+                "local derivative",
+                "∂x̂ᵢ/∂xⱼ",
+                (delta - 1 / _M) / sp.sqrt(base)
+                - (_x[_i] - _mu) * (_x[_j] - _mu) / (_M * base ** sp.Rational(3, 2)),
+            ),
         ]
     else:
         steps += [
             ("local derivative", "∂σ²/∂xⱼ", 2 * _x[_j] / _M),
-            ("local derivative", "∂x̂ᵢ/∂xⱼ", delta / sp.sqrt(base)
-             - _x[_i] * _x[_j] / (_M * base ** sp.Rational(3, 2))),
+            (
+                "local derivative",
+                "∂x̂ᵢ/∂xⱼ",
+                delta / sp.sqrt(base) - _x[_i] * _x[_j] / (_M * base ** sp.Rational(3, 2)),
+            ),
         ]
     steps += [
         ("local derivative", "∂yᵢ/∂x̂ᵢ", _gamma),
         ("chain rule, dx̂ = ∂L/∂x̂", "dx̂ᵢ", _dy[_i] * _gamma),
-        ("parameter gradient, summed over every position sharing γ", "dγ",
-         sp.Sum(_dy[_s] * _xh[_s], (_s, 1, sp.Symbol("P")))),
+        (
+            "parameter gradient, summed over every position sharing γ",
+            "dγ",
+            sp.Sum(_dy[_s] * _xh[_s], (_s, 1, sp.Symbol("P"))),
+        ),
     ]
     mean_dxh = S(_dxh[_s]) / _M if center else 0
     closed = (_dxh[_i] - mean_dxh - _xh[_i] * S(_dxh[_s] * _xh[_s]) / _M) / sp.sqrt(base)
     steps.append(("closed form", "dxᵢ", closed))
     if batch:
-        steps.append(("closed form, in dγ and dβ", "dxᵢ",
-                      _gamma / sp.sqrt(base) * (_dy[_i] - (_dbeta + _xh[_i] * _dgamma) / _M)))
+        steps.append(
+            (
+                "closed form, in dγ and dβ",
+                "dxᵢ",
+                _gamma / sp.sqrt(base) * (_dy[_i] - (_dbeta + _xh[_i] * _dgamma) / _M),
+            )
+        )
     return steps
 
 
@@ -89,7 +104,8 @@ def local_checks(p: Problem) -> list[tuple[str, bool]]:
     for i, j in ((0, 0), (0, 1)):
         delta = 1 if i == j else 0
         formula = (delta - (sp.Rational(1, M) if p.center else 0)) / sp.sqrt(var + eps) - (
-            (xs[i] - mu) * (xs[j] - mu) / (M * (var + eps) ** sp.Rational(3, 2)))
+            (xs[i] - mu) * (xs[j] - mu) / (M * (var + eps) ** sp.Rational(3, 2))
+        )
         ok &= core.normal_form(sp.diff(xh[i], xs[j]) - formula, [r]) == 0
     out.append(("∂x̂ᵢ/∂xⱼ (i = j and i != j)", bool(ok)))
     return out
@@ -102,8 +118,11 @@ def derivation(p: Problem, checks: list[tuple[str, bool]] | None = None) -> str:
     failed check in its exit status); otherwise the checks are run here.
     """
     where, m = p.reduction
-    lines = [f"{p.layer} norm: {p.describe()}",
-             f"statistics {where}; M = {m} = {len(p.group.xs)} values per group here.", ""]
+    lines = [
+        f"{p.layer} norm: {p.describe()}",
+        f"statistics {where}; M = {m} = {len(p.group.xs)} values per group here.",
+        "",
+    ]
     for n, (title, lhs, rhs) in enumerate(_generic(p.center, p.param_form), 1):
         lines.append(f"{n}. {title}")
         lines.extend("   " + row for row in _pretty(lhs, rhs).splitlines())

@@ -94,10 +94,12 @@ def _torch_records(x, gamma, beta, dout, dtype, shape, warmup, repeats) -> list[
 
     with torch.no_grad():
         return [
-            Record("batchnorm_forward", "torch", dtype, list(shape),
-                   time_call(fwd, warmup, repeats)),
-            Record("batchnorm_backward", "torch", dtype, list(shape),
-                   time_call(bwd, warmup, repeats)),
+            Record(
+                "batchnorm_forward", "torch", dtype, list(shape), time_call(fwd, warmup, repeats)
+            ),
+            Record(
+                "batchnorm_backward", "torch", dtype, list(shape), time_call(bwd, warmup, repeats)
+            ),
         ]
 
 
@@ -120,8 +122,13 @@ def _fused_records(kernels, x, gamma, beta, dout, dtype, shape, warmup, repeats)
     _, cache = fwd()  # also compiles, before any timing
     return [
         Record("batchnorm_forward", "fused", dtype, list(shape), time_call(fwd, warmup, repeats)),
-        Record("batchnorm_backward", "fused", dtype, list(shape),
-               time_call(lambda: kernels.batchnorm_backward_fused(dout, cache), warmup, repeats)),
+        Record(
+            "batchnorm_backward",
+            "fused",
+            dtype,
+            list(shape),
+            time_call(lambda: kernels.batchnorm_backward_fused(dout, cache), warmup, repeats),
+        ),
     ]
 
 
@@ -149,7 +156,8 @@ def check_agreement(
 
         tx, tg, tb = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
         F.batch_norm(tx, None, None, tg, tb, training=True, eps=cache.eps).backward(
-            torch.from_numpy(dout))
+            torch.from_numpy(dout)
+        )
         got["torch"] = tuple(t.grad.numpy() for t in (tx, tg, tb) if t.grad is not None)
     for name, grads in got.items():
         for label, a, b in zip(("dx", "dgamma", "dbeta"), grads, want, strict=True):
@@ -204,8 +212,9 @@ def run(
                 t = time_call(functools.partial(route, dout, cache), warmup, repeats)
                 records.append(Record("batchnorm_backward", name, dtype, list(shape), t))
             if fused is not None:
-                records += _fused_records(fused, x, gamma, beta, dout, dtype, shape, warmup,
-                                          repeats)
+                records += _fused_records(
+                    fused, x, gamma, beta, dout, dtype, shape, warmup, repeats
+                )
             if torch_ok:
                 records += _torch_records(x, gamma, beta, dout, dtype, shape, warmup, repeats)
     return records
@@ -238,6 +247,6 @@ def format_report(records: Sequence[Record]) -> str:
 
 
 def write_json(records: Sequence[Any], path: str | Path) -> None:
-    """Write the records (dataclasses: ``Record``, ``ConvRecord``) as a JSON list, atomically (``normgrad._internal.io.atomic_write``)."""
+    """Write the records (``Record`` or ``ConvRecord`` dataclasses) as a JSON list, atomically."""
     text = json.dumps([asdict(r) for r in records], indent=2)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))

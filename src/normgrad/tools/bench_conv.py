@@ -48,14 +48,16 @@ class ConvRecord:
     blas_threads: str  # the thread limit applied, or "uncontrolled"
 
 
-def agreement(x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict,
-              dout: np.ndarray) -> float:
+def agreement(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict, dout: np.ndarray
+) -> float:
     """Largest absolute difference between naive and fast over out, dx, dw and db."""
     out_n, cache_n = conv_forward_naive(x, w, b, conv_param)
     out_f, cache_f = conv_forward_fast(x, w, b, conv_param)
     diffs = [np.max(np.abs(out_n - out_f))]
-    for gn, gf in zip(conv_backward_naive(dout, cache_n), conv_backward_fast(dout, cache_f),
-                      strict=True):
+    for gn, gf in zip(
+        conv_backward_naive(dout, cache_n), conv_backward_fast(dout, cache_f), strict=True
+    ):
         diffs.append(np.max(np.abs(gn - gf)))
     return float(max(diffs))
 
@@ -68,9 +70,11 @@ def _time_impl(forward, backward, x, w, b, conv_param, dout, warmup, repeats):
         _, c = forward(x, w, b, conv_param)
         return backward(dout, c)
 
-    return (time_call(lambda: forward(x, w, b, conv_param), warmup, repeats),
-            time_call(lambda: backward(dout, cache), warmup, repeats),
-            time_call(both, warmup, repeats))
+    return (
+        time_call(lambda: forward(x, w, b, conv_param), warmup, repeats),
+        time_call(lambda: backward(dout, cache), warmup, repeats),
+        time_call(both, warmup, repeats),
+    )
 
 
 def _time_torch(x, w, b, conv_param, dout, warmup, repeats):
@@ -129,10 +133,20 @@ def run(
 
     results: dict[str, tuple] = {}
     with blas_limit(blas_threads) as applied:
-        results["fast"] = _time_impl(conv_forward_fast, conv_backward_fast, x, w, b,
-                                     conv_param, dout, warmup, repeats)
-        results["naive"] = _time_impl(conv_forward_naive, conv_backward_naive, x, w, b,
-                                      conv_param, dout, naive_warmup, naive_repeats)
+        results["fast"] = _time_impl(
+            conv_forward_fast, conv_backward_fast, x, w, b, conv_param, dout, warmup, repeats
+        )
+        results["naive"] = _time_impl(
+            conv_forward_naive,
+            conv_backward_naive,
+            x,
+            w,
+            b,
+            conv_param,
+            dout,
+            naive_warmup,
+            naive_repeats,
+        )
         if with_torch:
             if importlib.util.find_spec("torch") is not None:
                 import torch
@@ -147,11 +161,15 @@ def run(
     records = []
     for impl, times in results.items():
         n = naive_repeats if impl == "naive" else repeats
-        for op, t in zip(("conv_forward", "conv_backward", "conv_forward_backward"), times,
-                         strict=True):
+        for op, t in zip(
+            ("conv_forward", "conv_backward", "conv_forward_backward"), times, strict=True
+        ):
             if t is not None:
-                records.append(ConvRecord(op, impl, dtype, list(x_shape), list(w.shape),
-                                          stride, pad, t, n, applied))
+                records.append(
+                    ConvRecord(
+                        op, impl, dtype, list(x_shape), list(w.shape), stride, pad, t, n, applied
+                    )
+                )
     return records, agree
 
 
@@ -169,8 +187,9 @@ def format_report(records: list[ConvRecord], agree: float) -> str:
     ]
     for r in records:
         speed = f"{naive[r.op] / r.median_s:8.1f}x" if r.op in naive else ""
-        lines.append(f"{r.op:<22} {r.impl:<6} {r.median_s * 1e3:10.2f} {r.repeats:>8} "
-                     f"{speed:>9}")
-    lines.append("vs naive: naive's median time / this row's (above 1 means faster). "
-                 "torch forward runs under no_grad; its backward is timed with the forward.")
+        lines.append(f"{r.op:<22} {r.impl:<6} {r.median_s * 1e3:10.2f} {r.repeats:>8} {speed:>9}")
+    lines.append(
+        "vs naive: naive's median time / this row's (above 1 means faster). "
+        "torch forward runs under no_grad; its backward is timed with the forward."
+    )
     return "\n".join(lines)

@@ -54,24 +54,32 @@ def _case(layer: str, kind: str, name: str | None, mode: str) -> CheckCase:
         b = i.get("b", _B_FIXED[:F])
         param = _param(block, mode, F)
         if kind == "fc":
-            return lu.affine_norm_act_forward(i["x"], i["w"], b, i.get("gamma"), i.get("beta"),
-                                              param, name, activation)
+            return lu.affine_norm_act_forward(
+                i["x"], i["w"], b, i.get("gamma"), i.get("beta"), param, name, activation
+            )
         if activation is None:  # conv and the normalization: what ReLU and the pool see
             a, _ = conv_forward_fast(i["x"], i["w"], b, _CONV)
             if block is not None:
                 options = {"G": _G} if "G" in block.options else {}
                 a, _ = block.forward(a, i.get("gamma"), i.get("beta"), param, **options)
             return a, None
-        return lu.conv_norm_relu_pool_forward(i["x"], i["w"], b, i.get("gamma"), i.get("beta"),
-                                              _CONV, _POOL, param, name, G=_G)
+        return lu.conv_norm_relu_pool_forward(
+            i["x"], i["w"], b, i.get("gamma"), i.get("beta"), _CONV, _POOL, param, name, G=_G
+        )
 
     def draw(r: np.random.Generator) -> Inputs:
         if kind == "fc":
-            inputs = {"x": r.standard_normal((5, 4)), "w": r.standard_normal((4, F)),
-                      "b": r.standard_normal(F)}
+            inputs = {
+                "x": r.standard_normal((5, 4)),
+                "w": r.standard_normal((4, F)),
+                "b": r.standard_normal(F),
+            }
         else:
-            inputs = {"x": r.standard_normal((2, 2, 3, 3)),
-                      "w": r.standard_normal((F, 2, 3, 3)), "b": r.standard_normal(F)}
+            inputs = {
+                "x": r.standard_normal((2, 2, 3, 3)),
+                "w": r.standard_normal((F, 2, 3, 3)),
+                "b": r.standard_normal(F),
+            }
         if block is not None:
             shape = block.param_shape(F)
             inputs["gamma"] = 1.0 + 0.3 * r.standard_normal(shape)
@@ -99,8 +107,7 @@ def _case(layer: str, kind: str, name: str | None, mode: str) -> CheckCase:
     return CheckCase(layer, route, forward, backward, lambda rng: _redraw(rng, draw, ok))
 
 
-def _cases(layer: str, kind: str, blocks: dict[str, Block], with_none: bool
-           ) -> list[CheckCase]:
+def _cases(layer: str, kind: str, blocks: dict[str, Block], with_none: bool) -> list[CheckCase]:
     out = [_case(layer, kind, None, "train")] if with_none else []
     for name, block in blocks.items():
         for mode in ("train", "test") if block.train_mode else ("train",):

@@ -70,14 +70,18 @@ def run_checks(
 
 def format_table(rows: list[CheckRow]) -> str:
     """Rows as a fixed-width table: layer, route, gradient, rel error, pass/fail."""
-    body = [(r.layer, r.route, r.gradient, f"{r.rel_error:.2e}", "pass" if r.passed else "FAIL")
-            for r in rows]
+    body = [
+        (r.layer, r.route, r.gradient, f"{r.rel_error:.2e}", "pass" if r.passed else "FAIL")
+        for r in rows
+    ]
     return _format_table(body, ("layer", "route", "gradient", "rel error", "result"))
 
 
 def report(rows: list[CheckRow], tol: float) -> tuple[str, bool]:
     """The table and its summary line, and whether every row passed."""
     failed = sum(not r.passed for r in rows)
-    summary = (f"{len(rows) - failed} passed, {failed} failed (finite differences, float64, "
-               f"random upstream gradient, tol {tol:g})")
+    summary = (
+        f"{len(rows) - failed} passed, {failed} failed (finite differences, float64, "
+        f"random upstream gradient, tol {tol:g})"
+    )
     return f"{format_table(rows)}\n\n{summary}", failed == 0

@@ -45,8 +45,12 @@ POOL_PARAM = {"pool_height": 3, "pool_width": 3, "stride": 2}  # overlapping win
 LABELS = np.array([0, 2, 1, 3, 2, 0])  # y for the losses: (N,) = (6,), C = 4 classes
 
 
-def _redraw(rng: np.random.Generator, draw: Callable[[np.random.Generator], Inputs],
-            ok: Callable[[Inputs], bool], tries: int = 500) -> Inputs:
+def _redraw(
+    rng: np.random.Generator,
+    draw: Callable[[np.random.Generator], Inputs],
+    ok: Callable[[Inputs], bool],
+    tries: int = 500,
+) -> Inputs:
     """Draw inputs until ``ok`` accepts them (deterministic for a given rng state)."""
     for _ in range(tries):
         inputs = draw(rng)
@@ -61,8 +65,7 @@ def _clear_of_zero(a: np.ndarray) -> bool:
 
 def _no_near_ties(s: np.ndarray, pool_param: dict) -> bool:
     """Every pooling window's winner beats its runner-up by more than the margin."""
-    win = window_view(s, pool_param["pool_height"], pool_param["pool_width"],
-                      pool_param["stride"])
+    win = window_view(s, pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"])
     flat = np.sort(win.reshape(*win.shape[:4], -1), axis=-1)  # (N, C, H', W', ph*pw)
     top, second = flat[..., -1], flat[..., -2]
     # a window whose max is 0 after ReLU has tied zeros; they all pass zero gradient
@@ -84,9 +87,13 @@ def _as_layer(loss_fn):
 
 # ---- inputs -------------------------------------------------------------------------
 
+
 def _affine_inputs(rng: np.random.Generator) -> Inputs:
-    return {"x": rng.standard_normal((3, 2, 3)), "w": rng.standard_normal((6, 4)),
-            "b": rng.standard_normal(4)}
+    return {
+        "x": rng.standard_normal((3, 2, 3)),
+        "w": rng.standard_normal((6, 4)),
+        "b": rng.standard_normal(4),
+    }
 
 
 def _relu_inputs(rng: np.random.Generator) -> Inputs:
@@ -119,8 +126,11 @@ def _svm_inputs(rng: np.random.Generator) -> Inputs:
 
 
 def _conv_inputs(rng: np.random.Generator) -> Inputs:
-    return {"x": rng.standard_normal((2, 3, 5, 5)), "w": rng.standard_normal((4, 3, 3, 3)),
-            "b": rng.standard_normal(4)}
+    return {
+        "x": rng.standard_normal((2, 3, 5, 5)),
+        "w": rng.standard_normal((4, 3, 3, 3)),
+        "b": rng.standard_normal(4),
+    }
 
 
 def _pool_inputs(rng: np.random.Generator) -> Inputs:
@@ -131,8 +141,11 @@ def _pool_inputs(rng: np.random.Generator) -> Inputs:
 
 def _affine_relu_inputs(rng: np.random.Generator) -> Inputs:
     def draw(r: np.random.Generator) -> Inputs:
-        return {"x": r.standard_normal((4, 5)), "w": r.standard_normal((5, 3)),
-                "b": r.standard_normal(3)}
+        return {
+            "x": r.standard_normal((4, 5)),
+            "w": r.standard_normal((5, 3)),
+            "b": r.standard_normal(3),
+        }
 
     return _redraw(rng, draw, lambda i: _clear_of_zero(affine_forward(*i.values())[0]))
 
@@ -144,8 +157,11 @@ def _bn_param(mode: str, D: int) -> dict:
     """
     if mode == "train":
         return {"mode": "train"}
-    return {"mode": "test", "running_mean": 0.2 * np.arange(D) - 0.3,
-            "running_var": 0.5 + 0.25 * np.arange(D)}
+    return {
+        "mode": "test",
+        "running_mean": 0.2 * np.arange(D) - 0.3,
+        "running_var": 0.5 + 0.25 * np.arange(D),
+    }
 
 
 # Batch norm in train mode subtracts the batch mean, which cancels any bias added before
@@ -161,17 +177,22 @@ def _bias_fixed(inputs: Inputs) -> Inputs:
 
 
 def _conv_relu_inputs(rng: np.random.Generator) -> Inputs:
-    return _redraw(rng, _conv_inputs,
-                   lambda i: _clear_of_zero(conv_forward_fast(i["x"], i["w"], i["b"],
-                                                              CONV_PARAM)[0]))
+    return _redraw(
+        rng,
+        _conv_inputs,
+        lambda i: _clear_of_zero(conv_forward_fast(i["x"], i["w"], i["b"], CONV_PARAM)[0]),
+    )
 
 
 def _conv_relu_pool_inputs(rng: np.random.Generator) -> Inputs:
     pool = {"pool_height": 2, "pool_width": 2, "stride": 1}
 
     def draw(r: np.random.Generator) -> Inputs:
-        return {"x": r.standard_normal((2, 2, 4, 4)), "w": r.standard_normal((3, 2, 3, 3)),
-                "b": r.standard_normal(3)}
+        return {
+            "x": r.standard_normal((2, 2, 4, 4)),
+            "w": r.standard_normal((3, 2, 3, 3)),
+            "b": r.standard_normal(3),
+        }
 
     def ok(i: Inputs) -> bool:
         a, _ = conv_forward_fast(i["x"], i["w"], i["b"], {"stride": 1, "pad": 1})
@@ -184,8 +205,11 @@ def _conv_bn_relu_inputs(mode: str) -> Callable[[np.random.Generator], Inputs]:
     fixed = mode == "train"
 
     def draw(r: np.random.Generator) -> Inputs:
-        inputs = {**_conv_inputs(r), "gamma": 1.0 + 0.3 * r.standard_normal(4),
-                  "beta": 0.3 * r.standard_normal(4)}
+        inputs = {
+            **_conv_inputs(r),
+            "gamma": 1.0 + 0.3 * r.standard_normal(4),
+            "beta": 0.3 * r.standard_normal(4),
+        }
         if fixed:
             inputs["b"] = _B_FIXED.copy()
         return inputs
@@ -202,6 +226,7 @@ def _conv_bn_relu_inputs(mode: str) -> Callable[[np.random.Generator], Inputs]:
 
 # ---- forwards with their non-differentiable arguments bound ---------------------------
 
+
 def _dropout(mode: str):
     # a fixed seed reseeds NumPy on every call, so every evaluation draws one mask
     return lambda x: dropout_forward(x, {"mode": mode, "p": 0.6, "seed": 231})
@@ -210,13 +235,16 @@ def _dropout(mode: str):
 def _conv_bn_relu(mode: str):
     if mode == "train":
         return lambda x, w, gamma, beta: lu.conv_bn_relu_forward(
-            x, w, _B_FIXED, gamma, beta, CONV_PARAM, _bn_param(mode, 4))
+            x, w, _B_FIXED, gamma, beta, CONV_PARAM, _bn_param(mode, 4)
+        )
     return lambda x, w, b, gamma, beta: lu.conv_bn_relu_forward(
-        x, w, b, gamma, beta, CONV_PARAM, _bn_param(mode, 4))
+        x, w, b, gamma, beta, CONV_PARAM, _bn_param(mode, 4)
+    )
 
 
 def _drop_db(backward):
     """Backward for the train-mode batch-norm cases, whose b is fixed: every grad but db."""
+
     def wrapped(dout: np.ndarray, cache):
         dx, dw, _, dgamma, dbeta = backward(dout, cache)
         return dx, dw, dgamma, dbeta
@@ -235,26 +263,69 @@ CASES: list[CheckCase] = [
     CheckCase("dropout", "test", _dropout("test"), dropout_backward, _dropout_inputs),
     CheckCase("softmax_loss", "closed form", _softmax_fwd, _softmax_bwd, _softmax_inputs),
     CheckCase("svm_loss", "closed form", _svm_fwd, _svm_bwd, _svm_inputs),
-    CheckCase("conv", "naive", lambda x, w, b: conv_forward_naive(x, w, b, CONV_PARAM),
-              conv_backward_naive, _conv_inputs),
-    CheckCase("conv", "fast", lambda x, w, b: conv_forward_fast(x, w, b, CONV_PARAM),
-              conv_backward_fast, _conv_inputs),
-    CheckCase("max_pool", "naive", lambda x: max_pool_forward_naive(x, POOL_PARAM),
-              max_pool_backward_naive, _pool_inputs),
-    CheckCase("max_pool", "fast", lambda x: max_pool_forward_fast(x, POOL_PARAM),
-              max_pool_backward_fast, _pool_inputs),
-    CheckCase("affine_relu", "sandwich", lu.affine_relu_forward, lu.affine_relu_backward,
-              _affine_relu_inputs),
-    CheckCase("conv_relu", "sandwich",
-              lambda x, w, b: lu.conv_relu_forward(x, w, b, CONV_PARAM),
-              lu.conv_relu_backward, _conv_relu_inputs),
-    CheckCase("conv_relu_pool", "sandwich",
-              lambda x, w, b: lu.conv_relu_pool_forward(
-                  x, w, b, {"stride": 1, "pad": 1},
-                  {"pool_height": 2, "pool_width": 2, "stride": 1}),
-              lu.conv_relu_pool_backward, _conv_relu_pool_inputs),
-    CheckCase("conv_bn_relu", "train", _conv_bn_relu("train"),
-              _drop_db(lu.conv_bn_relu_backward), _conv_bn_relu_inputs("train")),
-    CheckCase("conv_bn_relu", "test", _conv_bn_relu("test"), lu.conv_bn_relu_backward,
-              _conv_bn_relu_inputs("test")),
+    CheckCase(
+        "conv",
+        "naive",
+        lambda x, w, b: conv_forward_naive(x, w, b, CONV_PARAM),
+        conv_backward_naive,
+        _conv_inputs,
+    ),
+    CheckCase(
+        "conv",
+        "fast",
+        lambda x, w, b: conv_forward_fast(x, w, b, CONV_PARAM),
+        conv_backward_fast,
+        _conv_inputs,
+    ),
+    CheckCase(
+        "max_pool",
+        "naive",
+        lambda x: max_pool_forward_naive(x, POOL_PARAM),
+        max_pool_backward_naive,
+        _pool_inputs,
+    ),
+    CheckCase(
+        "max_pool",
+        "fast",
+        lambda x: max_pool_forward_fast(x, POOL_PARAM),
+        max_pool_backward_fast,
+        _pool_inputs,
+    ),
+    CheckCase(
+        "affine_relu",
+        "sandwich",
+        lu.affine_relu_forward,
+        lu.affine_relu_backward,
+        _affine_relu_inputs,
+    ),
+    CheckCase(
+        "conv_relu",
+        "sandwich",
+        lambda x, w, b: lu.conv_relu_forward(x, w, b, CONV_PARAM),
+        lu.conv_relu_backward,
+        _conv_relu_inputs,
+    ),
+    CheckCase(
+        "conv_relu_pool",
+        "sandwich",
+        lambda x, w, b: lu.conv_relu_pool_forward(
+            x, w, b, {"stride": 1, "pad": 1}, {"pool_height": 2, "pool_width": 2, "stride": 1}
+        ),
+        lu.conv_relu_pool_backward,
+        _conv_relu_pool_inputs,
+    ),
+    CheckCase(
+        "conv_bn_relu",
+        "train",
+        _conv_bn_relu("train"),
+        _drop_db(lu.conv_bn_relu_backward),
+        _conv_bn_relu_inputs("train"),
+    ),
+    CheckCase(
+        "conv_bn_relu",
+        "test",
+        _conv_bn_relu("test"),
+        lu.conv_bn_relu_backward,
+        _conv_bn_relu_inputs("test"),
+    ),
 ]

@@ -32,16 +32,21 @@ from normgrad.training.rules import UPDATE_RULES
 from normgrad.training.solver import Solver
 
 MODELS: dict[str, type[FullyConnectedNet] | type[ThreeLayerConvNet]] = {
-    "fc": FullyConnectedNet, "cnn": ThreeLayerConvNet}
+    "fc": FullyConnectedNet,
+    "cnn": ThreeLayerConvNet,
+}
 
 
 class ResumeError(ValueError):
     """The checkpoint to resume from is unreadable or belongs to another model or run."""
 
+
 RULES = tuple(UPDATE_RULES)
 # Each model's normalizations (its NORMALIZATIONS), with None spelled "none".
-NORMS_BY_MODEL = {name: tuple("none" if n is None else n for n in net.NORMALIZATIONS)
-                  for name, net in MODELS.items()}
+NORMS_BY_MODEL = {
+    name: tuple("none" if n is None else n for n in net.NORMALIZATIONS)
+    for name, net in MODELS.items()
+}
 NORMS = tuple(dict.fromkeys(n for norms in NORMS_BY_MODEL.values() for n in norms))
 
 
@@ -81,8 +86,10 @@ class TrainConfig:
         if self.model not in MODELS:
             out.append(f"--model must be one of {', '.join(MODELS)}; got {self.model!r}.")
         elif self.norm not in NORMS_BY_MODEL[self.model]:
-            out.append(f"--norm {self.norm} does not apply to --model {self.model}; choose "
-                       f"one of {'|'.join(NORMS_BY_MODEL[self.model])}.")
+            out.append(
+                f"--norm {self.norm} does not apply to --model {self.model}; choose "
+                f"one of {'|'.join(NORMS_BY_MODEL[self.model])}."
+            )
         if self.model == "cnn" and self.dropout != 1:
             out.append("--dropout applies to --model fc only (ThreeLayerConvNet has none).")
         if self.data_dir and self.data != "cifar10":
@@ -91,10 +98,12 @@ class TrainConfig:
             out.append(f"--plot needs a .png, .pdf or .svg file name; got {self.plot!r}.")
         for flag, path in (("--plot", self.plot), ("--json", self.json)):
             if path and not Path(path).resolve().parent.is_dir():
-                out.append(f"{flag} {path}: folder {Path(path).resolve().parent} does not "
-                           "exist.")
-        if self.checkpoint and Path(self.checkpoint).exists() and not Path(
-                self.checkpoint).is_dir():
+                out.append(f"{flag} {path}: folder {Path(path).resolve().parent} does not exist.")
+        if (
+            self.checkpoint
+            and Path(self.checkpoint).exists()
+            and not Path(self.checkpoint).is_dir()
+        ):
             out.append(f"--checkpoint {self.checkpoint} is a file; pass a folder.")
         if self.resume and not Path(self.resume).is_file():
             out.append(f"--resume {self.resume}: no such checkpoint file.")
@@ -103,9 +112,13 @@ class TrainConfig:
 
 def load_data(config: TrainConfig) -> dict[str, np.ndarray]:
     """The data dict for the chosen data set and model (flattened for fc, images for cnn)."""
-    data, _ = prepare.load(config.data, config.data_dir, num_train=config.num_train,
-                           layout="flat" if config.model == "fc" else "images",
-                           dtype=np.float32)
+    data, _ = prepare.load(
+        config.data,
+        config.data_dir,
+        num_train=config.num_train,
+        layout="flat" if config.model == "fc" else "images",
+        dtype=np.float32,
+    )
     return data
 
 
@@ -116,14 +129,27 @@ def build_model(config: TrainConfig, data: dict[str, np.ndarray]) -> Any:
     norm = None if config.norm == "none" else config.norm
     if config.model == "fc":
         return FullyConnectedNet(
-            config.hidden, input_dim=int(np.prod(data["X_train"].shape[1:])),
-            num_classes=num_classes, dropout_keep_ratio=config.dropout, normalization=norm,
-            reg=config.reg, weight_scale=config.weight_scale or 5e-2, dtype=np.float32)
+            config.hidden,
+            input_dim=int(np.prod(data["X_train"].shape[1:])),
+            num_classes=num_classes,
+            dropout_keep_ratio=config.dropout,
+            normalization=norm,
+            reg=config.reg,
+            weight_scale=config.weight_scale or 5e-2,
+            dtype=np.float32,
+        )
     return ThreeLayerConvNet(
-        input_dim=data["X_train"].shape[1:], num_filters=config.filters, filter_size=3,
-        hidden_dim=config.hidden[0], num_classes=num_classes,
-        weight_scale=config.weight_scale or 1e-2, reg=config.reg, dtype=np.float32,
-        normalization=norm, num_groups=config.groups)
+        input_dim=data["X_train"].shape[1:],
+        num_filters=config.filters,
+        filter_size=3,
+        hidden_dim=config.hidden[0],
+        num_classes=num_classes,
+        weight_scale=config.weight_scale or 1e-2,
+        reg=config.reg,
+        dtype=np.float32,
+        normalization=norm,
+        num_groups=config.groups,
+    )
 
 
 def plot_history(solver: Solver, path: str, title: str) -> None:
@@ -159,10 +185,18 @@ def train(config: TrainConfig) -> dict[str, Any]:
         os.makedirs(config.checkpoint, exist_ok=True)
         checkpoint_name = os.path.join(config.checkpoint, f"{config.data}_{config.model}")
     solver = Solver(
-        model, data, update_rule=config.update_rule,
-        optim_config={"learning_rate": config.lr}, lr_decay=config.lr_decay,
-        num_epochs=config.epochs, batch_size=config.batch_size, num_train_samples=None,
-        checkpoint_name=checkpoint_name, print_every=10**9, verbose=not config.quiet)
+        model,
+        data,
+        update_rule=config.update_rule,
+        optim_config={"learning_rate": config.lr},
+        lr_decay=config.lr_decay,
+        num_epochs=config.epochs,
+        batch_size=config.batch_size,
+        num_train_samples=None,
+        checkpoint_name=checkpoint_name,
+        print_every=10**9,
+        verbose=not config.quiet,
+    )
     if config.resume:
         try:
             solver.restore(config.resume)
@@ -196,7 +230,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
 def format_summary(result: dict[str, Any]) -> str:
     c = result["config"]
-    return (f"{c['model']} net ({c['norm']}) on {c['data']}: "
-            f"train {result['train_acc']:.2%}, val {result['val_acc']:.2%}, "
-            f"test {result['test_acc']:.2%} ({result['iterations']} iterations in "
-            f"{result['seconds']:.1f} s; best-validation model)")
+    return (
+        f"{c['model']} net ({c['norm']}) on {c['data']}: "
+        f"train {result['train_acc']:.2%}, val {result['val_acc']:.2%}, "
+        f"test {result['test_acc']:.2%} ({result['iterations']} iterations in "
+        f"{result['seconds']:.1f} s; best-validation model)"
+    )

@@ -199,7 +199,7 @@ def sub_state(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.nda
     A checkpoint stores several snapshots side by side (``model/params/W1``,
     ``best/params/W1``); ``sub_state(arrays, "model/")`` gives one back.
     """
-    return {k[len(prefix):]: a for k, a in arrays.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: a for k, a in arrays.items() if k.startswith(prefix)}
 
 
 def rng_state_arrays(state: tuple | None = None) -> dict[str, np.ndarray]:

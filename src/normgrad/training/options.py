@@ -62,8 +62,10 @@ def positive_int(value: Any, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         _, example, optional = _COUNTS.get(name, (minimum, max(minimum, 1), False))
         alt = ", or None to use every row" if optional else ""
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}. Pass a "
-                         f"whole number such as {name}={example}{alt}.")
+        raise ValueError(
+            f"{name} must be an integer >= {minimum}; got {value!r}. Pass a "
+            f"whole number such as {name}={example}{alt}."
+        )
     return int(value)
 
 
@@ -104,23 +106,25 @@ def _update_rule(rule: Any) -> tuple[str, Callable]:
     signature = "a callable rule(w, dw, config) -> (next_w, config)"
     if isinstance(rule, str):
         if rule not in optim.UPDATE_RULES:
-            raise ValueError(f'Invalid update_rule "{rule}"; expected one of {names} '
-                             f"(normgrad.training.rules.UPDATE_RULES) or {signature}. Pass e.g. "
-                             "update_rule='adam', or your own rule as a callable.")
+            raise ValueError(
+                f'Invalid update_rule "{rule}"; expected one of {names} '
+                f"(normgrad.training.rules.UPDATE_RULES) or {signature}. Pass e.g. "
+                "update_rule='adam', or your own rule as a callable."
+            )
         return rule, optim.UPDATE_RULES[rule]
     if callable(rule):
         return getattr(rule, "__name__", type(rule).__name__), rule
-    raise ValueError(f"update_rule must be a rule name ({names}) or {signature}; got "
-                     f"{rule!r}. Pass e.g. update_rule='adam'.")
+    raise ValueError(
+        f"update_rule must be a rule name ({names}) or {signature}; got "
+        f"{rule!r}. Pass e.g. update_rule='adam'."
+    )
 
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def check_data(
-    model: Any, data: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+def check_data(model: Any, data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Check the data dict against itself and the model; return its arrays and C.
 
     The number of classes C is ``model.num_classes`` when the model has it; it is also
@@ -138,28 +142,41 @@ def check_data(
     for split, X, y in (("train", X_train, y_train), ("val", X_val, y_val)):
         for name, arr in ((f"X_{split}", X), (f"y_{split}", y)):
             if not isinstance(arr, np.ndarray):
-                raise TypeError(f"data['{name}'] must be a numpy.ndarray; got "
-                                f"{type(arr).__name__}. Wrap it with np.asarray.")
+                raise TypeError(
+                    f"data['{name}'] must be a numpy.ndarray; got "
+                    f"{type(arr).__name__}. Wrap it with np.asarray."
+                )
         if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"data['y_{split}'] must be 1-D integer class labels (N,); got "
-                             f"shape {y.shape} dtype {y.dtype}.")
+            raise ValueError(
+                f"data['y_{split}'] must be 1-D integer class labels (N,); got "
+                f"shape {y.shape} dtype {y.dtype}."
+            )
         if X.ndim < 1 or X.shape[0] != y.shape[0] or X.shape[0] == 0:
-            raise ValueError(f"data['X_{split}'] {X.shape} and data['y_{split}'] {y.shape} must "
-                             "have the same number of rows N >= 1, one label per row.")
+            raise ValueError(
+                f"data['X_{split}'] {X.shape} and data['y_{split}'] {y.shape} must "
+                "have the same number of rows N >= 1, one label per row."
+            )
     if X_train.shape[1:] != X_val.shape[1:]:
-        raise ValueError(f"X_train rows {X_train.shape[1:]} and X_val rows {X_val.shape[1:]} "
-                         "must have the same shape.")
+        raise ValueError(
+            f"X_train rows {X_train.shape[1:]} and X_val rows {X_val.shape[1:]} "
+            "must have the same shape."
+        )
     rng = np.random.get_state()  # noqa: NPY002
     # The probe must leave the model as it found it: test mode sets each param dict's
     # mode and writes running stats back, so their contents are restored in place.
-    dicts = [d for attr in (*STAT_ATTRS, "dropout_param")
-             for d in _as_list(getattr(model, attr, None)) if isinstance(d, dict)]
+    dicts = [
+        d
+        for attr in (*STAT_ATTRS, "dropout_param")
+        for d in _as_list(getattr(model, attr, None))
+        if isinstance(d, dict)
+    ]
     saved = [dict(d) for d in dicts]
     try:
         scores = model.loss(X_train[:2])
     except Exception as e:
-        raise ValueError(f"the model rejects rows of shape {X_train.shape[1:]} from "
-                         f"data['X_train']: {e}") from e
+        raise ValueError(
+            f"the model rejects rows of shape {X_train.shape[1:]} from data['X_train']: {e}"
+        ) from e
     finally:
         np.random.set_state(rng)  # noqa: NPY002
         for d, before in zip(dicts, saved, strict=True):
@@ -167,8 +184,10 @@ def check_data(
             d.update(before)
     rows = min(2, X_train.shape[0])
     if not isinstance(scores, np.ndarray) or scores.ndim != 2 or scores.shape[0] != rows:
-        raise ValueError(f"model.loss(X) without y must return scores (N, C); for {rows} rows "
-                         f"it returned {getattr(scores, 'shape', type(scores).__name__)}.")
+        raise ValueError(
+            f"model.loss(X) without y must return scores (N, C); for {rows} rows "
+            f"it returned {getattr(scores, 'shape', type(scores).__name__)}."
+        )
     C = int(scores.shape[1])
     declared = getattr(model, "num_classes", None)
     if isinstance(declared, (int, np.integer)) and int(declared) != C:
@@ -176,8 +195,10 @@ def check_data(
     for split, y in (("train", y_train), ("val", y_val)):
         lo, hi = int(y.min()), int(y.max())
         if lo < 0 or hi >= C:
-            raise ValueError(f"data['y_{split}'] has labels in [{lo}, {hi}], outside [0, {C}) "
-                             f"for a model with {C} classes. Relabel to 0..{C - 1}.")
+            raise ValueError(
+                f"data['y_{split}'] has labels in [{lo}, {hi}], outside [0, {C}) "
+                f"for a model with {C} classes. Relabel to 0..{C - 1}."
+            )
     return X_train, y_train, X_val, y_val, C
 
 
@@ -226,26 +247,40 @@ def read_run_state(path: str | os.PathLike, model: Any, settings: dict[str, Any]
         )
         theirs = {k: meta[k] for k in settings}
     except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{src} is incomplete or malformed ({e!r}); it may be "
-                         "corrupt. Resume from an earlier checkpoint.") from e
-    differ = [f"{k}: {theirs[k]!r} there, {settings[k]!r} here" for k in settings
-              if theirs[k] != settings[k]]
+        raise ValueError(
+            f"{src} is incomplete or malformed ({e!r}); it may be "
+            "corrupt. Resume from an earlier checkpoint."
+        ) from e
+    differ = [
+        f"{k}: {theirs[k]!r} there, {settings[k]!r} here"
+        for k in settings
+        if theirs[k] != settings[k]
+    ]
     if differ:
-        raise ValueError(f"{src} comes from a run with other settings ({'; '.join(differ)}); "
-                         "resume with the same data, batch_size and update_rule.")
+        raise ValueError(
+            f"{src} comes from a run with other settings ({'; '.join(differ)}); "
+            "resume with the same data, batch_size and update_rule."
+        )
     params = model.params
     if set(state.optim_configs) != set(params):
-        raise ValueError(f"{src} has optimizer state for {sorted(state.optim_configs)}, but the "
-                         f"model has parameters {sorted(params)}. Resume with the model "
-                         "architecture the checkpoint was written for.")
+        raise ValueError(
+            f"{src} has optimizer state for {sorted(state.optim_configs)}, but the "
+            f"model has parameters {sorted(params)}. Resume with the model "
+            "architecture the checkpoint was written for."
+        )
     check_model_state(model, state.model_state, src)
     if state.best_state:
         check_model_state(model, state.best_state, f"the best snapshot in {src}")
-    wrong = [f"{p}['{k}'] {np.shape(c[k])} for {p} {np.shape(params[p])}"
-             for p, c in sorted(state.optim_configs.items()) for k in _STATE_KEYS
-             if isinstance(c.get(k), np.ndarray) and np.shape(c[k]) != np.shape(params[p])]
+    wrong = [
+        f"{p}['{k}'] {np.shape(c[k])} for {p} {np.shape(params[p])}"
+        for p, c in sorted(state.optim_configs.items())
+        for k in _STATE_KEYS
+        if isinstance(c.get(k), np.ndarray) and np.shape(c[k]) != np.shape(params[p])
+    ]
     if wrong:
-        raise ValueError(f"{src} has optimizer state of other shapes than the parameters "
-                         f"({'; '.join(wrong)}); expected each state array to have its "
-                         "parameter's shape. It is damaged: resume from an earlier checkpoint.")
+        raise ValueError(
+            f"{src} has optimizer state of other shapes than the parameters "
+            f"({'; '.join(wrong)}); expected each state array to have its "
+            "parameter's shape. It is damaged: resume from an earlier checkpoint."
+        )
     return state

@@ -195,16 +195,20 @@ class Solver:
                 self.iteration = t
                 if not self._step():
                     if self.verbose:
-                        say(f"(Iteration {t + 1} / {num_iterations}) loss is "
-                            f"{self.loss_history[-1]}: diverged, training stopped")
+                        say(
+                            f"(Iteration {t + 1} / {num_iterations}) loss is "
+                            f"{self.loss_history[-1]}: diverged, training stopped"
+                        )
                     break
                 self.iteration = t + 1
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{float(self.loss_history[-1]):.4f}", refresh=False)
                 if self.verbose and t % self.print_every == 0:
-                    say(f"(Iteration {t + 1} / {num_iterations}) loss: "
-                        f"{float(self.loss_history[-1]):f}")
+                    say(
+                        f"(Iteration {t + 1} / {num_iterations}) loss: "
+                        f"{float(self.loss_history[-1]):f}"
+                    )
 
                 epoch_end = (t + 1) % iterations_per_epoch == 0
                 if epoch_end:
@@ -232,8 +236,10 @@ class Solver:
             self.best_params = sub_state(self._best_state, "params/")
         self._save_checkpoint(say)  # prints 'Saving checkpoint to ...' first, as the course
         if self.verbose:
-            say(f"(Epoch {self.epoch} / {self.num_epochs}) train acc: {train_acc:f}; "
-                f"val_acc: {val_acc:f}")
+            say(
+                f"(Epoch {self.epoch} / {self.num_epochs}) train acc: {train_acc:f}; "
+                f"val_acc: {val_acc:f}"
+            )
 
     def _progress(self, total: int, initial: int) -> Any:
         if not self.progress_bar:
@@ -257,9 +263,12 @@ class Solver:
         arrays["history/val_acc"] = np.asarray(self.val_acc_history, dtype=np.float64)
         arrays.update(rng_state_arrays())
         meta = {
-            "epoch": self.epoch, "iteration": self.iteration,
-            "best_val_acc": float(self.best_val_acc), "optim_kinds": kinds,
-            **self._run_settings(), "num_epochs": self.num_epochs,
+            "epoch": self.epoch,
+            "iteration": self.iteration,
+            "best_val_acc": float(self.best_val_acc),
+            "optim_kinds": kinds,
+            **self._run_settings(),
+            "num_epochs": self.num_epochs,
         }
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
@@ -294,5 +303,8 @@ class Solver:
 
     def _run_settings(self) -> dict[str, Any]:
         """What a checkpoint must share with this solver to be resumed by it."""
-        return {"update_rule": self.update_rule_name, "batch_size": self.batch_size,
-                "num_train": int(self.X_train.shape[0])}
+        return {
+            "update_rule": self.update_rule_name,
+            "batch_size": self.batch_size,
+            "num_train": int(self.X_train.shape[0]),
+        }

@@ -43,8 +43,7 @@ def run(name: str, ctx: Context, norm: str | None = None) -> dict[str, Any]:
         ValueError: unknown name, or ``norm`` given to another experiment.
     """
     if name not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {name!r}; choose one of "
-                         f"{', '.join(EXPERIMENTS)}.")
+        raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}.")
     if norm is not None and name != batch_size.NAME:
         raise ValueError(f"--norm applies to the batch-size experiment only, not {name!r}.")
     with blas_limit(1):

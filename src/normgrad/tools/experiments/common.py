@@ -61,7 +61,8 @@ class Context:
     def __post_init__(self) -> None:
         if self.data not in prepare.DATASETS:
             raise ValueError(
-                f"data must be one of {', '.join(prepare.DATASETS)}; got {self.data!r}.")
+                f"data must be one of {', '.join(prepare.DATASETS)}; got {self.data!r}."
+            )
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {', '.join(SCALES)}; got {self.scale!r}.")
         self.out = Path(self.out)
@@ -87,8 +88,9 @@ def load_data(ctx: Context, num_train: int | None = None) -> tuple[dict[str, np.
     Raises:
         CIFAR10NotFoundError (a FileNotFoundError): CIFAR-10 missing, with how to get it.
     """
-    data, desc = prepare.load(ctx.data, ctx.data_dir, num_train=num_train, layout="flat",
-                              dtype=np.float64)
+    data, desc = prepare.load(
+        ctx.data, ctx.data_dir, num_train=num_train, layout="flat", dtype=np.float64
+    )
     return prepare.held_out(data), desc + "; held out: the validation and test rows"
 
 
@@ -135,8 +137,10 @@ class _RecordingSolver(Solver):
     def _step(self) -> bool:
         ok = super()._step()
         if not ok and self.at_divergence is None:
-            self.at_divergence = (self.check_accuracy(self.X_val, self.y_val),
-                                  self.check_accuracy(self.X_train, self.y_train))
+            self.at_divergence = (
+                self.check_accuracy(self.X_val, self.y_val),
+                self.check_accuracy(self.X_train, self.y_train),
+            )
         return ok
 
 
@@ -175,19 +179,32 @@ def train_fc_arm(
     from normgrad.models.fc_net import FullyConnectedNet
 
     np.random.seed(seed)  # noqa: NPY002  (the course's global generator)
-    model = FullyConnectedNet(hidden_dims, input_dim=data["X_train"].shape[1], num_classes=10,
-                              normalization=normalization, weight_scale=weight_scale,
-                              dtype=np.float64)
+    model = FullyConnectedNet(
+        hidden_dims,
+        input_dim=data["X_train"].shape[1],
+        num_classes=10,
+        normalization=normalization,
+        weight_scale=weight_scale,
+        dtype=np.float64,
+    )
     solver = _RecordingSolver(
-        model, data, update_rule=update_rule, optim_config={"learning_rate": learning_rate},
-        num_epochs=num_epochs, batch_size=batch_size, num_train_samples=None, verbose=False,
-        progress_bar=progress, stop_on_nonfinite=False)
+        model,
+        data,
+        update_rule=update_rule,
+        optim_config={"learning_rate": learning_rate},
+        num_epochs=num_epochs,
+        batch_size=batch_size,
+        num_train_samples=None,
+        verbose=False,
+        progress_bar=progress,
+        stop_on_nonfinite=False,
+    )
     start = time.perf_counter()
     solver.train()
     seconds = time.perf_counter() - start
     losses = [float(v) for v in solver.loss_history]
     finite = [v for v in losses if math.isfinite(v)]
-    tail = finite[-max(1, len(finite) // 10):] if finite else []
+    tail = finite[-max(1, len(finite) // 10) :] if finite else []
     if solver.at_divergence is not None:
         final_acc, final_train_acc = solver.at_divergence
     else:  # the Solver checks at its last iteration: the end of training
@@ -202,8 +219,11 @@ def train_fc_arm(
         "diverged": bool(solver.diverged),
         "seconds": round(seconds, 3),
     }
-    curves = {"loss": losses, "train_acc": list(solver.train_acc_history),
-              "val_acc": list(solver.val_acc_history)}
+    curves = {
+        "loss": losses,
+        "train_acc": list(solver.train_acc_history),
+        "val_acc": list(solver.val_acc_history),
+    }
     return Arm(name, metrics, curves)
 
 
@@ -245,8 +265,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-
-
 def write_summary(out: Path, summary: dict[str, Any]) -> Path:
     """Write ``out/summary.json`` atomically (NaN and inf become null); return its path."""
     text = json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n"
@@ -254,10 +272,6 @@ def write_summary(out: Path, summary: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
     return path
-
-
-
-
 
 
 # One colour per arm family, used by every plot.
@@ -269,11 +283,6 @@ def color(name: str) -> str:
     return COLORS.get(name.split("_")[0], "tab:gray")
 
 
-
-
-
-
 def arm_table(arms: Sequence[Arm], keys: Sequence[str]) -> str:
     """One row per arm, one column per metric key."""
-    return format_table([[a.name, *(a.metrics.get(k) for k in keys)] for a in arms],
-                        ["arm", *keys])
+    return format_table([[a.name, *(a.metrics.get(k) for k in keys)] for a in arms], ["arm", *keys])

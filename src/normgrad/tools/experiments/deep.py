@@ -34,14 +34,23 @@ ARMS = {"baseline": None, "batchnorm": "batchnorm"}  # arm name -> normalization
 def hyperparameters(ctx: c.Context) -> dict[str, Any]:
     """Every setting of this run (the course's, shrunk only at the tiny test scale)."""
     return {
-        "hidden_dims": HIDDEN, "activation": "relu", "weight_scale": WEIGHT_SCALE,
-        "weight_init": "weight_scale * randn (the course's)", "update_rule": "adam",
-        "learning_rate": LEARNING_RATE, "lr_decay": 1.0,
-        "num_epochs": ctx.pick(10, 10, 2), "batch_size": 50,
-        "num_train": ctx.pick(1000, 1000, 200), "num_seeds": ctx.pick(5, 2, 1),
-        "seeds_from": ctx.seed, "dtype": "float64", "reg": 0.0,
+        "hidden_dims": HIDDEN,
+        "activation": "relu",
+        "weight_scale": WEIGHT_SCALE,
+        "weight_init": "weight_scale * randn (the course's)",
+        "update_rule": "adam",
+        "learning_rate": LEARNING_RATE,
+        "lr_decay": 1.0,
+        "num_epochs": ctx.pick(10, 10, 2),
+        "batch_size": 50,
+        "num_train": ctx.pick(1000, 1000, 200),
+        "num_seeds": ctx.pick(5, 2, 1),
+        "seeds_from": ctx.seed,
+        "dtype": "float64",
+        "reg": 0.0,
         "normalization_by_arm": {k: v or "none" for k, v in ARMS.items()},
-        "bn_momentum": 0.9, "bn_eps": 1e-5,
+        "bn_momentum": 0.9,
+        "bn_eps": 1e-5,
     }
 
 
@@ -82,20 +91,44 @@ def run(ctx: c.Context, figure: Any = None) -> dict[str, Any]:
     runs: dict[str, list[c.Arm]] = {name: [] for name in ARMS}
     for seed in seeds:
         for name, norm in ARMS.items():
-            runs[name].append(c.train_fc_arm(
-                name, data, HIDDEN, norm, WEIGHT_SCALE, LEARNING_RATE, hp["num_epochs"],
-                hp["batch_size"], seed, progress=ctx.progress))
+            runs[name].append(
+                c.train_fc_arm(
+                    name,
+                    data,
+                    HIDDEN,
+                    norm,
+                    WEIGHT_SCALE,
+                    LEARNING_RATE,
+                    hp["num_epochs"],
+                    hp["batch_size"],
+                    seed,
+                    progress=ctx.progress,
+                )
+            )
     arms = {name: c.aggregate_seeds(group) for name, group in runs.items()}
     gap = arms["batchnorm"]["final_acc"] - arms["baseline"]["final_acc"]
-    wins = sum(b >= a for a, b in zip(arms["baseline"]["final_acc_by_seed"],
-                                      arms["batchnorm"]["final_acc_by_seed"], strict=True))
+    wins = sum(
+        b >= a
+        for a, b in zip(
+            arms["baseline"]["final_acc_by_seed"],
+            arms["batchnorm"]["final_acc_by_seed"],
+            strict=True,
+        )
+    )
     ctx.out.mkdir(parents=True, exist_ok=True)
-    png = plot(runs, figure or ctx.out / "deep.png",
-               f"Deep net (5x100 ReLU, weight scale {WEIGHT_SCALE:g}) on {ctx.data}, "
-               f"mean of {len(seeds)} seed(s)")
+    png = plot(
+        runs,
+        figure or ctx.out / "deep.png",
+        f"Deep net (5x100 ReLU, weight scale {WEIGHT_SCALE:g}) on {ctx.data}, "
+        f"mean of {len(seeds)} seed(s)",
+    )
     summary = {
-        "experiment": NAME, "data": desc, "scale": ctx.scale, "seeds": seeds,
-        "hyperparameters": hp, "arms": arms,
+        "experiment": NAME,
+        "data": desc,
+        "scale": ctx.scale,
+        "seeds": seeds,
+        "hyperparameters": hp,
+        "arms": arms,
         "batchnorm_minus_baseline_final_acc": gap,
         "seeds_where_batchnorm_final_acc_ge_baseline": f"{wins}/{len(seeds)}",
         "conclusion": conclusion(arms, len(seeds)),
@@ -109,8 +142,10 @@ def conclusion(arms: dict[str, dict[str, Any]], num_seeds: int) -> str:
     """The printed one-line verdict, from the arms' mean ``final_acc`` alone."""
     bn, base = arms["batchnorm"]["final_acc"], arms["baseline"]["final_acc"]
     verdict = "ahead of" if bn > base else "level with" if bn == base else "BEHIND"
-    return (f"batch norm is {verdict} the baseline: final held-out accuracy {bn:.3f} vs "
-            f"{base:.3f} (mean of {num_seeds} seed(s))")
+    return (
+        f"batch norm is {verdict} the baseline: final held-out accuracy {bn:.3f} vs "
+        f"{base:.3f} (mean of {num_seeds} seed(s))"
+    )
 
 
 def table(summary: dict[str, Any]) -> str:

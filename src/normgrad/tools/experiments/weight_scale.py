@@ -35,13 +35,13 @@ LEARNING_RATE = 1e-3
 ARMS = {"batchnorm": "batchnorm", "baseline": None}
 METRIC_NOTES = {
     "final_acc": "UNLIKE the other experiments: the end-of-training held-out accuracy "
-                 "averaged over all the weight scales (a robustness score)",
+    "averaged over all the weight scales (a robustness score)",
     "best_final_acc": "the end-of-training held-out accuracy at the arm's best scale (the "
-                      "other experiments' final_acc, at best_scale)",
+    "other experiments' final_acc, at best_scale)",
     "best_val_acc": "the highest held-out accuracy at any check, at any scale",
     "best_scale": "the scale with the highest best held-out accuracy",
     "final_acc_by_scale": "end-of-training held-out accuracy at each scale (at divergence "
-                          "for a diverged scale)",
+    "for a diverged scale)",
 }
 
 
@@ -49,13 +49,21 @@ def hyperparameters(ctx: c.Context) -> dict[str, Any]:
     """Every setting of this run; quick and tiny use fewer scales and epochs."""
     num_scales = ctx.pick(20, 10, 3)
     return {
-        "hidden_dims": HIDDEN, "activation": "relu", "update_rule": "adam",
-        "learning_rate": LEARNING_RATE, "lr_decay": 1.0,
-        "num_epochs": ctx.pick(10, 6, 1), "batch_size": 50,
+        "hidden_dims": HIDDEN,
+        "activation": "relu",
+        "update_rule": "adam",
+        "learning_rate": LEARNING_RATE,
+        "lr_decay": 1.0,
+        "num_epochs": ctx.pick(10, 6, 1),
+        "batch_size": 50,
         "num_train": ctx.pick(1000, 1000, 100),
         "weight_scales": np.logspace(-4, 0, num_scales).tolist(),
-        "weight_init": "weight_scale * randn (the course's)", "seed": ctx.seed,
-        "dtype": "float64", "reg": 0.0, "bn_momentum": 0.9, "bn_eps": 1e-5,
+        "weight_init": "weight_scale * randn (the course's)",
+        "seed": ctx.seed,
+        "dtype": "float64",
+        "reg": 0.0,
+        "bn_momentum": 0.9,
+        "bn_eps": 1e-5,
         "normalization_by_arm": {k: v or "none" for k, v in ARMS.items()},
         "final_loss": "mean training loss over the last tenth of the finite iterations",
     }
@@ -65,17 +73,25 @@ def plot(arms: dict[str, dict[str, Any]], scales: list[float], path: Any, title:
     """Best held-out accuracy, best training accuracy and final loss against weight scale."""
     plt = c.pyplot()
     fig, axes = plt.subplots(3, 1, figsize=(8, 10))
-    panels = (("best_val_acc_by_scale", "Best held-out accuracy vs weight scale", "accuracy"),
-              ("best_train_acc_by_scale", "Best training accuracy vs weight scale", "accuracy"),
-              ("final_loss_by_scale", "Final training loss vs weight scale", "training loss"))
+    panels = (
+        ("best_val_acc_by_scale", "Best held-out accuracy vs weight scale", "accuracy"),
+        ("best_train_acc_by_scale", "Best training accuracy vs weight scale", "accuracy"),
+        ("final_loss_by_scale", "Final training loss vs weight scale", "training loss"),
+    )
     for ax, (key, name, ylabel) in zip(axes, panels, strict=True):
         for arm, m in arms.items():
             y = np.array([np.nan if v is None else v for v in m[key]], dtype=float)
             ax.semilogx(scales, y, "-o", color=c.color(arm), label=arm)
             bad = np.array(m["diverged_by_scale"], dtype=bool)
             if bad.any():
-                ax.semilogx(np.array(scales)[bad], np.nan_to_num(y[bad]), "x", markersize=10,
-                            color="black", label=f"{arm}: diverged (non-finite loss)")
+                ax.semilogx(
+                    np.array(scales)[bad],
+                    np.nan_to_num(y[bad]),
+                    "x",
+                    markersize=10,
+                    color="black",
+                    label=f"{arm}: diverged (non-finite loss)",
+                )
         ax.set(title=name, xlabel="weight scale (std of the initial weights)", ylabel=ylabel)
         ax.grid(alpha=0.3, which="both")
         ax.legend(loc="best")
@@ -93,9 +109,21 @@ def run(ctx: c.Context) -> dict[str, Any]:
     scales = hp["weight_scales"]
     arms: dict[str, dict[str, Any]] = {}
     for name, norm in ARMS.items():
-        runs = [c.train_fc_arm(name, data, HIDDEN, norm, ws, LEARNING_RATE, hp["num_epochs"],
-                               hp["batch_size"], ctx.seed, progress=ctx.progress)
-                for ws in scales]
+        runs = [
+            c.train_fc_arm(
+                name,
+                data,
+                HIDDEN,
+                norm,
+                ws,
+                LEARNING_RATE,
+                hp["num_epochs"],
+                hp["batch_size"],
+                ctx.seed,
+                progress=ctx.progress,
+            )
+            for ws in scales
+        ]
         m: dict[str, Any] = {
             f"{k}_by_scale": [r.metrics[k] for r in runs]
             for k in ("final_acc", "best_val_acc", "best_train_acc", "final_loss", "diverged")
@@ -111,18 +139,24 @@ def run(ctx: c.Context) -> dict[str, Any]:
         m["seconds"] = round(sum(r.metrics["seconds"] for r in runs), 3)
         arms[name] = m
     ctx.out.mkdir(parents=True, exist_ok=True)
-    png = plot(arms, scales, ctx.out / "weight_scale.png",
-               f"Weight-scale sweep (7x50 ReLU) on {ctx.data}")
+    png = plot(
+        arms, scales, ctx.out / "weight_scale.png", f"Weight-scale sweep (7x50 ReLU) on {ctx.data}"
+    )
     bn, base = arms["batchnorm"], arms["baseline"]
     summary = {
-        "experiment": NAME, "data": desc, "scale": ctx.scale, "hyperparameters": hp,
-        "arms": arms, "figures": [png.name],
+        "experiment": NAME,
+        "data": desc,
+        "scale": ctx.scale,
+        "hyperparameters": hp,
+        "arms": arms,
+        "figures": [png.name],
         "metric_notes": METRIC_NOTES,
         "conclusion": (
             f"batch norm trains within 0.05 of its best at {bn['scales_within_5pts_of_best']}"
             f"/{len(scales)} scales, the baseline at {base['scales_within_5pts_of_best']}"
             f"/{len(scales)}; mean final held-out accuracy over the scales "
-            f"{bn['final_acc']:.3f} vs {base['final_acc']:.3f}"),
+            f"{bn['final_acc']:.3f} vs {base['final_acc']:.3f}"
+        ),
     }
     c.write_summary(ctx.out, summary)
     return summary
@@ -143,8 +177,26 @@ def table(summary: dict[str, Any]) -> str:
     for name in arms:
         header += [f"{name} best acc", f"{name} final loss"]
     totals = c.format_table(
-        [[n, m["final_acc"], m["best_final_acc"], m["best_val_acc"], f"{m['best_scale']:.2e}",
-          m["scales_within_5pts_of_best"], m["diverged_scales"]] for n, m in arms.items()],
-        ["arm", "final_acc (mean over scales)", "final_acc at best scale", "best_val_acc",
-         "best scale", "scales within 0.05", "diverged"])
+        [
+            [
+                n,
+                m["final_acc"],
+                m["best_final_acc"],
+                m["best_val_acc"],
+                f"{m['best_scale']:.2e}",
+                m["scales_within_5pts_of_best"],
+                m["diverged_scales"],
+            ]
+            for n, m in arms.items()
+        ],
+        [
+            "arm",
+            "final_acc (mean over scales)",
+            "final_acc at best scale",
+            "best_val_acc",
+            "best scale",
+            "scales within 0.05",
+            "diverged",
+        ],
+    )
     return c.format_table(rows, header) + "\n\n" + totals
