@@ -167,7 +167,7 @@ def test_shape_mismatch_raises(name: str) -> None:
     [("sgd_momentum", "velocity"), ("rmsprop", "cache"), ("adam", "m"), ("adam", "v")],
 )
 def test_a_bad_state_array_leaves_config_exactly_as_it_was(name: str, key: str) -> None:
-    # The defaults used to be written (setdefault) before the state's shape was checked.
+    # A call that fails its state-shape check writes no defaults into the config.
     rule = optim.UPDATE_RULES[name]
     w, dw = _inputs()
     config = {key: np.zeros((D, N))}  # another parameter's state

@@ -142,3 +142,28 @@ def test_backward_rejects_wrong_dout_shape():
     _, cache = batchnorm_forward_fused(x, gamma, beta, {"mode": "train"})
     with pytest.raises(ValueError, match="dout must have shape"):
         batchnorm_backward_fused(np.zeros((4, 2)), cache)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.longdouble])
+def test_dtypes_numba_does_not_compile_take_the_reference_route(dtype) -> None:
+    rng = np.random.default_rng(3)
+    x = (5 * rng.standard_normal((6, 4)) + 12).astype(dtype)
+    gamma, beta = rng.standard_normal(4).astype(dtype), rng.standard_normal(4).astype(dtype)
+    dout = rng.standard_normal((6, 4)).astype(dtype)
+    p_fused, p_ref = {"mode": "train"}, {"mode": "train"}
+    out, cache = batchnorm_forward_fused(x, gamma, beta, p_fused)
+    ref, ref_cache = batchnorm_forward(x, gamma, beta, p_ref)
+    assert out.dtype == x.dtype and np.array_equal(out, ref)
+    for a, b in zip(
+        batchnorm_backward_fused(dout, cache), batchnorm_backward_alt(dout, ref_cache), strict=True
+    ):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert np.array_equal(p_fused["running_mean"], p_ref["running_mean"])
+
+
+def test_empty_feature_axis_matches_the_reference() -> None:
+    x = np.zeros((5, 0))
+    out, cache = batchnorm_forward_fused(x, np.zeros(0), np.zeros(0), {"mode": "train"})
+    assert out.shape == (5, 0)
+    dx, dgamma, dbeta = batchnorm_backward_fused(np.zeros((5, 0)), cache)
+    assert dx.shape == (5, 0) and dgamma.shape == dbeta.shape == (0,)

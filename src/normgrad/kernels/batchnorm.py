@@ -30,7 +30,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from normgrad._internal import validate as v
-from normgrad.norms.batch import parse_inputs
+from normgrad.norms.batch import (
+    BatchNormCache,
+    batchnorm_backward_alt,
+    batchnorm_forward,
+    parse_inputs,
+)
 
 try:
     import numba
@@ -38,7 +43,12 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the `fast` extra
     raise ImportError("normgrad.kernels needs numba: pip install 'normgrad[fast]'") from exc
 
-_BLOCK_BYTES = 1 << 18  # rows per Welford block: keep one block of a column chunk in cache
+# Bytes of float64 row data per Welford block: block_rows = _BLOCK_BYTES // (8 * D), so one
+# block (256 KiB) is still in cache when its centred squares are summed.
+_BLOCK_BYTES = 1 << 18
+# The dtypes the kernels are compiled for; any other (float16, longdouble) and empty
+# arrays take the reference route, with the same checks and results.
+_COMPILED = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class FusedBatchNormCache(NamedTuple):
@@ -196,14 +206,16 @@ def _chunks(N: int) -> int:
 
 def batchnorm_forward_fused(
     x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, bn_param: dict[str, Any]
-) -> tuple[np.ndarray, FusedBatchNormCache]:
+) -> tuple[np.ndarray, FusedBatchNormCache | BatchNormCache]:
     """Batch norm forward pass, fused: y = gamma * (x - mu) / sqrt(var + eps) + beta.
 
     Same arguments, checks, running-statistics update and result as
     ``normgrad.layers.batchnorm_forward`` (see it for every ``bn_param`` key).
 
     Args:
-        x: (N, D) float32 or float64 input.
+        x: (N, D) floating input. float32 and float64 run the compiled kernels; any
+            other floating dtype, and an empty x, run the reference ``batchnorm_forward``
+            (whose cache ``batchnorm_backward_fused`` accepts too).
         gamma, beta: (D,) scale and shift. Read, never modified.
         bn_param: as for ``batchnorm_forward``; its running stats are written back.
 
@@ -211,6 +223,8 @@ def batchnorm_forward_fused(
         out: (N, D) in x's dtype, and the cache for ``batchnorm_backward_fused``.
     """
     gamma, beta, train, eps, stats = parse_inputs(x, gamma, beta, bn_param)
+    if x.dtype not in _COMPILED or x.size == 0:
+        return batchnorm_forward(x, gamma, beta, bn_param)
     xc = np.ascontiguousarray(x)
     N, D = xc.shape
     k = _kernels(xc)
@@ -233,7 +247,7 @@ def batchnorm_forward_fused(
 
 
 def batchnorm_backward_fused(
-    dout: np.ndarray, cache: FusedBatchNormCache
+    dout: np.ndarray, cache: FusedBatchNormCache | BatchNormCache
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Batch norm backward pass, fused closed form (``batchnorm_backward_alt``'s maths)::
 
@@ -246,6 +260,8 @@ def batchnorm_backward_fused(
     Returns:
         dx: (N, D) in x's dtype, dgamma: (D,), dbeta: (D,) in gamma's dtype.
     """
+    if isinstance(cache, BatchNormCache):  # the forward took the reference route
+        return batchnorm_backward_alt(dout, cache)
     x, mu, inv_std, gamma, train = cache
     v.float_array(dout, "dout")
     v.shape(dout, "dout", x.shape, "the shape of the forward output")
