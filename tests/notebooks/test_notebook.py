@@ -18,7 +18,7 @@ nbformat = pytest.importorskip("nbformat", reason="pip install 'normgrad[noteboo
 nbclient = pytest.importorskip("nbclient", reason="pip install 'normgrad[notebook]'")
 pytest.importorskip("ipykernel", reason="pip install 'normgrad[notebook]'")
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "batchnorm.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "batchnorm.ipynb"
 KERNEL = "normgrad-test-python"
 
 

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-SEED = Path(__file__).resolve().parents[1] / "notebooks" / "seed" / "batch_norm_derivation.ipynb"
+SEED = Path(__file__).resolve().parents[2] / "notebooks" / "seed" / "batch_norm_derivation.ipynb"
 
 
 @pytest.fixture()

@@ -103,7 +103,7 @@ def test_paper_fig1_final_acc_is_the_trained_models(monkeypatch):
 
 
 def test_paper_fig1_standardizes_every_data_set(tmp_path, monkeypatch):
-    from tests.experiments.test_experiments import fake_cifar
+    from tests.tools.experiments.test_experiments import fake_cifar
 
     seen = []
     original = paper_fig1.train_arm
