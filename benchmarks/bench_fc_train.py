@@ -21,6 +21,7 @@ with torch.profiler's self CPU time per operator.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -32,9 +33,10 @@ from typing import Any
 import numpy as np
 import torch
 
-import normgrad.classifiers.fc_net as fc_module
-import normgrad.layer_utils as lu_module
+import normgrad.models.blocks as lu_module
+import normgrad.models.fc_net as fc_module
 from normgrad.classifiers.fc_net import FullyConnectedNet
+from normgrad.ops.activations import ACTIVATIONS
 from normgrad.optim import adam
 
 D, C, HIDDEN, BATCH = 3 * 32 * 32, 10, [512, 512, 512], 256
@@ -150,9 +152,13 @@ def profile_ours(step: OursStep, batches: list) -> dict[str, float]:
             if hasattr(module, name):
                 patched.append((module, name, getattr(module, name)))
                 setattr(module, name, timed(getattr(module, name), category))
-    norms = dict(lu_module.NORMALIZATIONS)
-    fwd, bwd = norms["batchnorm"]
-    lu_module.NORMALIZATIONS["batchnorm"] = (timed(fwd, "batch norm"), timed(bwd, "batch norm"))
+    blocks = dict(lu_module.FC_BLOCKS)
+    bn = blocks["batchnorm"]
+    lu_module.FC_BLOCKS["batchnorm"] = dataclasses.replace(
+        bn, forward=timed(bn.forward, "batch norm"), backward=timed(bn.backward, "batch norm")
+    )
+    acts = dict(ACTIVATIONS)
+    ACTIVATIONS["relu"] = tuple(timed(f, "relu") for f in acts["relu"])  # type: ignore[assignment]
     global adam
     plain_adam = adam
     adam = timed(plain_adam, "adam update")
@@ -163,7 +169,8 @@ def profile_ours(step: OursStep, batches: list) -> dict[str, float]:
         total = time.perf_counter() - start
     finally:
         adam = plain_adam
-        lu_module.NORMALIZATIONS.update(norms)
+        lu_module.FC_BLOCKS.update(blocks)
+        ACTIVATIONS.update(acts)
         for module, name, fn in patched:
             setattr(module, name, fn)
     out = {k: 1e3 * v / len(batches) for k, v in sorted(spent.items())}

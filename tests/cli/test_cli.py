@@ -84,6 +84,7 @@ def test_bench_rejects_bad_options(args, capsys):
     assert "error" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_python_dash_m_is_the_same_cli():
     result = subprocess.run(
         [sys.executable, "-m", "normgrad", "check", "--layer", "batchnorm"],

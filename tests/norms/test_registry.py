@@ -144,6 +144,7 @@ def test_every_conv_block_trains_in_the_convnet(name: str) -> None:
     assert np.isfinite(loss) and set(grads) == set(net.params)
 
 
+@pytest.mark.slow
 def test_one_registry_line_reaches_every_consumer() -> None:
     # A toy normalization, layer norm under a new name, registered with one line before
     # any consumer is imported: every consumer must list it without being edited.

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test-fast` skips them
+
 nbformat = pytest.importorskip("nbformat", reason="pip install 'normgrad[notebook]'")
 nbclient = pytest.importorskip("nbclient", reason="pip install 'normgrad[notebook]'")
 pytest.importorskip("ipykernel", reason="pip install 'normgrad[notebook]'")

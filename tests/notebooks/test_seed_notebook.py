@@ -15,6 +15,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test-fast` skips them
+
 SEED = Path(__file__).resolve().parents[2] / "notebooks" / "seed" / "batch_norm_derivation.ipynb"
 
 

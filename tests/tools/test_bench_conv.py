@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from normgrad.cli import build_parser, main
 from normgrad.tools import bench_conv
+
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test-fast` skips them
 
 
 def test_run_small_problem():

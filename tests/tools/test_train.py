@@ -11,6 +11,8 @@ import pytest
 from normgrad import data_utils as du
 from normgrad.cli import main
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test-fast` skips them
+
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(["train", "--quiet", *argv])

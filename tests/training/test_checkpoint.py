@@ -147,6 +147,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch) ->
     assert os.listdir(tmp_path) == ["run.npz"]  # the temporary file was removed
 
 
+@pytest.mark.slow
 def test_killing_the_writer_midway_leaves_the_previous_checkpoint(tmp_path) -> None:
     path, ready = tmp_path / "run.npz", tmp_path / "ready"
     ck.save_checkpoint(path, {"w": np.zeros(10)}, {"epoch": 1})

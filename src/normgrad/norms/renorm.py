@@ -62,8 +62,8 @@ from normgrad._internal import validate as v
 from normgrad.norms import batch, core, spec
 from normgrad.norms.running import RunningStats
 
-#: The default clipping limits: the paper's final values (it ramps r_max from 1 to 3 and
-#: d_max from 0 to 5 during training, section 4).
+#: The default clipping limits: the paper's final values (its experiments start from
+#: r_max = 1, d_max = 0, batch norm, and relax them to 3 and 5 during training).
 R_MAX = 3
 D_MAX = 5
 
@@ -97,10 +97,13 @@ def _read_limit(param: dict[str, Any], key: str, default: int, lowest: int, why:
     """``param[key]`` (default ``default``) as a finite float >= ``lowest``."""
     name = f"bn_param['{key}']"
     raw = param.get(key, default)
-    fix = (f"Pass a finite number >= {lowest}, e.g. {name} = {default} (the paper's final "
-           f"value) or {lowest} ({why}).")
-    if isinstance(raw, (bool, np.bool_)) or not isinstance(raw, (int, float, np.integer,
-                                                                  np.floating)):
+    fix = (
+        f"Pass a finite number >= {lowest}, e.g. {name} = {default} (the paper's final "
+        f"value) or {lowest} ({why})."
+    )
+    if isinstance(raw, (bool, np.bool_)) or not isinstance(
+        raw, (int, float, np.integer, np.floating)
+    ):
         raise TypeError(f"{name} must be a real number; got {raw!r}. {fix}")
     value = float(raw)
     if not np.isfinite(value) or value < lowest:
@@ -117,9 +120,14 @@ def parse_inputs(
     messages); ``r_max`` and ``d_max`` are checked here.
     """
     v.float_array(x, "x")
-    v.ndim(x, "x", 2, "(N, D)",
-           "Batch renorm takes (N, D) activations; for (N, C, H, W) feature maps normalize "
-           "the (N*H*W, C) pixel rows, x.transpose(0, 2, 3, 1).reshape(-1, C).")
+    v.ndim(
+        x,
+        "x",
+        2,
+        "(N, D)",
+        "Batch renorm takes (N, D) activations; for (N, C, H, W) feature maps normalize "
+        "the (N*H*W, C) pixel rows, x.transpose(0, 2, 3, 1).reshape(-1, C).",
+    )
     gamma, beta, train, eps, stats = batch.parse_inputs(x, gamma, beta, bn_param)
     r_max = _read_limit(bn_param, "r_max", R_MAX, 1, "r = 1 always, batch norm's scale")
     d_max = _read_limit(bn_param, "d_max", D_MAX, 0, "d = 0 always, batch norm's shift")
@@ -258,15 +266,24 @@ def batchrenorm_backward(
     else:
         dx = dout * scale  # (N, D): a fixed affine map of each row
     g = gamma.dtype
-    return (dx.astype(xbn.dtype, copy=False), dgamma.astype(g, copy=False),
-            dbeta.astype(g, copy=False))
+    return (
+        dx.astype(xbn.dtype, copy=False),
+        dgamma.astype(g, copy=False),
+        dbeta.astype(g, copy=False),
+    )
 
 
 # ---- specification ---------------------------------------------------------------------
 
 
-def _bind(forward: spec.Forward, mode: str = "train", eps: float = 1e-5, r_max: float = R_MAX,
-          d_max: float = D_MAX, **extra: Any) -> spec.Forward:
+def _bind(
+    forward: spec.Forward,
+    mode: str = "train",
+    eps: float = 1e-5,
+    r_max: float = R_MAX,
+    d_max: float = D_MAX,
+    **extra: Any,
+) -> spec.Forward:
     """``forward(x, gamma, beta, bn_param)`` with a fresh ``bn_param`` on every call.
 
     ``extra`` are further ``bn_param`` keys (``running_mean``, ``running_var``,
@@ -274,23 +291,37 @@ def _bind(forward: spec.Forward, mode: str = "train", eps: float = 1e-5, r_max: 
     """
 
     def call(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, Any]:
-        param = {"mode": mode, "eps": eps, "r_max": r_max, "d_max": d_max,
-                 **{k: np.copy(a) if isinstance(a, np.ndarray) else a for k, a in extra.items()}}
+        param = {
+            "mode": mode,
+            "eps": eps,
+            "r_max": r_max,
+            "d_max": d_max,
+            **{k: np.copy(a) if isinstance(a, np.ndarray) else a for k, a in extra.items()},
+        }
         return forward(x, gamma, beta, param)
 
     return call
 
 
-def _torch(torch: Any, inputs: dict[str, Any], mode: str = "train", eps: float = 1e-5,
-           r_max: float = R_MAX, d_max: float = D_MAX, running_mean: Any = None,
-           running_var: Any = None, **_: Any) -> Any:
+def _torch(
+    torch: Any,
+    inputs: dict[str, Any],
+    mode: str = "train",
+    eps: float = 1e-5,
+    r_max: float = R_MAX,
+    d_max: float = D_MAX,
+    running_mean: Any = None,
+    running_var: Any = None,
+    **_: Any,
+) -> Any:
     """Algorithm 1 in torch ops; r and d are computed from detached tensors, so autograd's
     gradient is the stop-gradient one. PyTorch has no batch renorm layer."""
     x, gamma, beta = inputs["x"], inputs["gamma"], inputs["beta"]
     zeros = torch.zeros(x.shape[1], dtype=x.dtype)
     mean = zeros if running_mean is None else torch.as_tensor(running_mean, dtype=x.dtype)
-    sigma = torch.sqrt((zeros if running_var is None
-                        else torch.as_tensor(running_var, dtype=x.dtype)) + eps)
+    sigma = torch.sqrt(
+        (zeros if running_var is None else torch.as_tensor(running_var, dtype=x.dtype)) + eps
+    )
     if mode == "test":
         return gamma * (x - mean) / sigma + beta
     mu = x.mean(dim=0)
@@ -300,16 +331,16 @@ def _torch(torch: Any, inputs: dict[str, Any], mode: str = "train", eps: float =
     return gamma * ((x - mu) / sigma_b * r + d) + beta
 
 
-# Running statistics that clip every feature's r and d at a bound, with a wide margin, for
-# the (7, 5) check input x = 5 randn + 12 (batch std ~ 5, batch mean ~ 12) and r_max = 1.5, d_max = 0.5. sigma =
-# sqrt(running_var + eps) is 0.71 or 0.5 (r = sigma_B / sigma ~ 7 -> r_max) or 20
-# (r ~ 0.25 -> 1/r_max), and (mu_B - running_mean) / sigma is at least 0.6 from -+0.5
-# for any batch mean in (2, 28), so both bounds of both corrections occur and finite
-# differences measure exactly the stop-gradient derivative.
-_SATURATED = {
+# Running statistics that clip every feature's r and d at a bound, with margin, for the
+# (7, 5) check input x = 5 randn + 12 at r_max = 1.5, d_max = 0.5: sigma =
+# sqrt(running_var + eps) is 0.71 or 0.5 (r = r_max for any batch std above 1.1) or 20
+# (r = 1/r_max below 13), and (mu_B - running_mean) / sigma lies at least 0.6 beyond
+# -+d_max for any batch mean in (2, 22). Both bounds of both corrections occur, and finite
+# differences measure exactly the stop-gradient derivative there.
+_SATURATED: dict[str, Any] = {
     "r_max": 1.5,
     "d_max": 0.5,
-    "running_mean": np.array([0.0, -20.0, 30.0, 40.0, 24.0]),
+    "running_mean": np.array([0.0, -20.0, 30.0, 50.0, 30.0]),
     "running_var": np.array([0.5, 400.0, 0.5, 400.0, 0.25]),
 }
 
@@ -319,7 +350,9 @@ def _stop_gradient_class() -> Any:
     """SymPy's twin of the paper's stop_gradient (a class, made once: imports SymPy)."""
     from normgrad.symbolic.core import sp
 
-    class stop_gradient(sp.Function):  # noqa: N801  (the paper's name)
+    function: Any = sp.Function  # SymPy's base class of undefined functions
+
+    class stop_gradient(function):  # noqa: N801  (the paper's name)
         """stop_gradient(a) = a, and d/dz stop_gradient(a) = 0 for every symbol z, so
         ``sympy.diff`` treats r and d as constants and the prover as opaque atoms; the
         lambdified tie evaluates it as the identity."""
@@ -352,12 +385,12 @@ def _problem_class() -> Any:
         def describe(self) -> str:
             return (
                 f"{super().describe()}\n"
-                "fresh bn_param (running mean and var 0): sigma = sqrt(eps), "
-                "r = stop_gradient(clip(sigma_B/sigma, 1/r_max, r_max)), "
-                "d = stop_gradient(clip(mu/sigma, -d_max, d_max)).\n"
-                "y = γ (r x̂ + d) + β with r, d constant in the backward pass: the steps "
-                "below are batch norm's\nfor γ' = γ r and β' = γ d + β, so dx̂ = dy γ r "
-                "and dγ = r dγ' + d dβ'."
+                "fresh bn_param: running mean and variance 0, so sigma = sqrt(ε), and\n"
+                "r = stop_gradient(clip(sqrt(σ² + ε)/sigma, 1/r_max, r_max)), "
+                "d = stop_gradient(clip(μ/sigma, -d_max, d_max)),\n"
+                "yᵢ = γ (r x̂ᵢ + d) + β. r and d are constants of the backward pass, so the "
+                "steps below are batch\nnorm's for γ' = γ r and β' = γ d + β: read γ as "
+                "γ r (dx̂ᵢ = dyᵢ γ r), and dγ = r dγ' + d dβ."
             )
 
     return BatchRenormProblem
@@ -369,7 +402,8 @@ def _symbolic(N: int = 3, D: int = 2) -> Any:
     The forward repeats ``batchrenorm_forward`` with a fresh ``bn_param`` (running mean
     and variance zeros, r_max = 3, d_max = 5, the tie's binding), r and d wrapped in
     ``stop_gradient`` so the exact gradient holds them constant; the route ``closed``
-    repeats ``batchrenorm_backward``. r and d are not parameters: they are expressions
+    repeats ``batchrenorm_backward`` on the same cache (``BatchRenormCache`` of object
+    arrays, kept as ``Problem.cache``). r and d are not parameters: they are expressions
     in x and eps, so ``Problem.symbols()`` and the code tie need nothing extra.
     """
     from normgrad.symbolic import core as sc
@@ -395,26 +429,39 @@ def _symbolic(N: int = 3, D: int = 2) -> Any:
     d = stop(clip(shift / sigma, -d_max, d_max))  # (D,)
     xhat = xbn * r + d  # (N, D)
     y = gamma * xhat + beta  # (N, D)
+    cache = BatchRenormCache(xbn, r, d, var, eps, gamma, True)  # object arrays
 
     p = _problem_class()(
-        layer="renorm", shape=(N, D), params={"x": x, "gamma": gamma, "beta": beta},
-        dout=dout, eps=eps, y=y, radicals=sc.radicals_of(var + eps),
+        layer="renorm",
+        shape=(N, D),
+        params={"x": x, "gamma": gamma, "beta": beta},
+        dout=dout,
+        eps=eps,
+        y=y,
+        radicals=sc.radicals_of(var + eps),
         group=m.first_group(x, mu[None], var[None], (0,)),
         options={"r_max": R_MAX, "d_max": D_MAX},
         reduction=("per feature d, over the batch axis", "N"),
+        cache=cache,
     )
+    p.routes = {"closed": _symbolic_backward(dout, cache, sc.sqrt)}
+    return p
 
-    # batchrenorm_backward, train mode
+
+def _symbolic_backward(dout: np.ndarray, cache: BatchRenormCache, sqrt: Any) -> dict[str, Any]:
+    """Mirror of ``batchrenorm_backward`` in train mode, on object arrays (``sqrt``: SymPy's,
+    elementwise)."""
+    xbn, r, d, var, eps, gamma, _ = cache
     dbeta = dout.sum(axis=0)  # (D,)
-    proj = np.sum(dout * xbn, axis=0)  # (D,)
+    proj = np.sum(dout * xbn, axis=0)  # (D,) sum_i dout_i * xbn_i
     dgamma = r * proj + d * dbeta  # (D,)
-    scale = gamma * r / sc.sqrt(var + eps)  # (D,)
+    scale = gamma * r / sqrt(var + eps)  # (D,)
+    N = xbn.shape[0]
     dx = xbn * (proj / N)  # (N, D)
     dx = dx + dbeta / N  # (N, D)
     dx = dout - dx  # (N, D)
     dx = dx * scale  # (N, D)
-    p.routes = {"closed": {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}}
-    return p
+    return {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
 
 
 PARAM_KEYS = {
@@ -439,18 +486,32 @@ SPEC = spec.NormSpec(
     cases=(
         spec.CaseInputs("bn", spec.affine_inputs((7, 5), (5,)), {"r_max": 1, "d_max": 0}),
         spec.CaseInputs("clipped", spec.affine_inputs((7, 5), (5,)), _SATURATED),
-        spec.CaseInputs("test", spec.affine_inputs((6, 5), (5,)),
-                        {"mode": "test", "running_mean": _SATURATED["running_mean"] / 4,
-                         "running_var": np.array([4.0, 0.5, 2.0, 9.0, 1.0])}),
+        spec.CaseInputs(
+            "test",
+            spec.affine_inputs((6, 5), (5,)),
+            {
+                "mode": "test",
+                "running_mean": _SATURATED["running_mean"] / 4,
+                "running_var": np.array([4.0, 0.5, 2.0, 9.0, 1.0]),
+            },
+        ),
     ),
     torch=_torch,
-    symbolic=spec.Symbolic("renorm", ("N", "D"), ({"N": 2, "D": 1}, {"N": 3, "D": 2}),
-                           _symbolic),
+    symbolic=spec.Symbolic("renorm", ("N", "D"), ({"N": 2, "D": 1}, {"N": 3, "D": 2}), _symbolic),
     # cancels_bias: the backward's db = sum_i dx_i is exactly 0 (r and d constant, and
     # sum_i xbn_i = 0), and the output itself ignores a per-feature bias b wherever d is
     # clipped (b moves mu_B, hence only d). The model's fresh bn_param has zero running
     # statistics, sigma = sqrt(eps): d is clipped unless |mu_B| < d_max * sqrt(eps).
-    blocks=(spec.Block("fc", "batchrenorm", batchrenorm_forward, batchrenorm_backward,
-                       param_shape=lambda F: (F,), init_param=lambda: {"mode": "train"},
-                       train_mode=True, cancels_bias=True),),
+    blocks=(
+        spec.Block(
+            "fc",
+            "batchrenorm",
+            batchrenorm_forward,
+            batchrenorm_backward,
+            param_shape=lambda F: (F,),
+            init_param=lambda: {"mode": "train"},
+            train_mode=True,
+            cancels_bias=True,
+        ),
+    ),
 )

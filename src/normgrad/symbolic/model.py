@@ -55,8 +55,9 @@ class Problem:
 
     def prove(self, route: str) -> Verdict:
         """Prove that one backward route equals the exact gradient."""
-        return core.compare(f"{self.layer} {route}", self.routes[route], self.exact,
-                            self.eps, self.radicals)
+        return core.compare(
+            f"{self.layer} {route}", self.routes[route], self.exact, self.eps, self.radicals
+        )
 
     def check(self, name: str, candidate: Grads) -> Verdict:
         """Check any candidate gradients (e.g. a planted wrong formula) against the exact ones."""
@@ -99,7 +100,10 @@ def standardize(x: np.ndarray, axes: tuple[int, ...], eps: Any, center: bool = T
 
 
 def standardize_backward(
-    dxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray, axes: tuple[int, ...],
+    dxhat: np.ndarray,
+    xhat: np.ndarray,
+    inv_std: np.ndarray,
+    axes: tuple[int, ...],
     center: bool = True,
 ) -> np.ndarray:
     """Mirror of ``norms.core.standardize_backward`` (the closed form), object arrays."""
@@ -128,8 +132,14 @@ def first_group(x: np.ndarray, mu: np.ndarray, var: np.ndarray, axes: tuple[int,
 
 
 def affine_norm_backward(
-    dout: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray,
-    axes: tuple[int, ...], param_shape: Sequence[int], shift: bool = True, center: bool = True,
+    dout: np.ndarray,
+    xhat: np.ndarray,
+    inv_std: np.ndarray,
+    gamma: np.ndarray,
+    axes: tuple[int, ...],
+    param_shape: Sequence[int],
+    shift: bool = True,
+    center: bool = True,
 ) -> Grads:
     """Mirror of ``norms.core.affine_norm_backward``: dx, dgamma (and dbeta), object arrays."""
     grads = {}
@@ -171,11 +181,22 @@ def standardize_problem(
     xhat, mu, var, inv_std = standardize(xv, axes, eps, center)  # view's shape
     yv = gv * xhat + (beta.reshape(pv_shape) if shift else 0)
     params = {"x": x, "gamma": gamma, **({"beta": beta} if shift else {})}
-    p = Problem(layer, shape, params, dout, eps, yv.reshape(shape),
-                core.radicals_of(var + eps), first_group(xv, mu, var, axes), center=center,
-                options=dict(options or {}), reduction=reduction)
-    grads = affine_norm_backward(dout.reshape(xv_shape), xhat, inv_std, gv, axes, pv_shape,
-                                 shift, center)
+    p = Problem(
+        layer,
+        shape,
+        params,
+        dout,
+        eps,
+        yv.reshape(shape),
+        core.radicals_of(var + eps),
+        first_group(xv, mu, var, axes),
+        center=center,
+        options=dict(options or {}),
+        reduction=reduction,
+    )
+    grads = affine_norm_backward(
+        dout.reshape(xv_shape), xhat, inv_std, gv, axes, pv_shape, shift, center
+    )
     folded = {"dx": shape, "dgamma": param_shape, "dbeta": param_shape}
     p.routes = {"closed": {k: g.reshape(folded[k]) for k, g in grads.items()}}
     return p

@@ -50,8 +50,10 @@ def exact_function(p: Problem) -> Callable[..., Numeric]:
 
     def call(*args: float) -> Numeric:
         out = f(*args)
-        return {k: np.asarray(o, dtype=np.float64).reshape(p.exact[k].shape)
-                for k, o in zip(keys, out, strict=True)}
+        return {
+            k: np.asarray(o, dtype=np.float64).reshape(p.exact[k].shape)
+            for k, o in zip(keys, out, strict=True)
+        }
 
     return call
 
@@ -83,11 +85,16 @@ def tie(p: Problem, points: int = 3, seed: int = 0) -> dict[str, float]:
     worst: dict[str, float] = {}
     for _ in range(points):
         vals, eps = random_point(p, rng)
-        args: list[Any] = [*(v for k in p.params for v in vals[k].ravel()),
-                           *vals["dout"].ravel(), eps]
+        args: list[Any] = [
+            *(v for k in p.params for v in vals[k].ravel()),
+            *vals["dout"].ravel(),
+            eps,
+        ]
         want = exact(*args)
         for route, got in _library_routes(p, vals, eps).items():
-            err = max(rel_error(np.asarray(got[k], dtype=np.float64).reshape(want[k].shape),
-                                want[k]) for k in want)
+            err = max(
+                rel_error(np.asarray(got[k], dtype=np.float64).reshape(want[k].shape), want[k])
+                for k in want
+            )
             worst[route] = max(worst.get(route, 0.0), err)
     return worst

@@ -11,6 +11,8 @@ from normgrad import cli
 from normgrad.tools import checks
 from normgrad.tools.checks import CheckRow
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test-fast` skips them
+
 
 def test_experiment_cli_writes_files_and_prints_a_table(tmp_path, capsys):
     out = tmp_path / "deep"

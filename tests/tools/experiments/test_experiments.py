@@ -14,6 +14,8 @@ from normgrad.tools import experiments as E
 from normgrad.tools.experiments import common as c
 from normgrad.tools.experiments import paper_fig1
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test-fast` skips them
+
 CASES = [
     ("deep", None, ["deep.png"], {"baseline", "batchnorm"}),
     ("weight-scale", None, ["weight_scale.png"], {"baseline", "batchnorm"}),

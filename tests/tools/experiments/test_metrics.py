@@ -13,6 +13,8 @@ from normgrad.tools.experiments import batch_size, deep, paper_fig1, weight_scal
 from normgrad.tools.experiments import common as c
 from normgrad.training import solver as solver_module
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test-fast` skips them
+
 
 def held_out_acc(model, X, y) -> float:
     """Test-mode accuracy of ``model`` on every row, computed here, not by the Solver."""

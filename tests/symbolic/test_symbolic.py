@@ -150,6 +150,7 @@ def test_cli_layer_prints_derivation(capsys: pytest.CaptureFixture[str]) -> None
     assert "checked  ∂x̂ᵢ/∂xⱼ" in out
 
 
+@pytest.mark.slow
 def test_cli_all_check_passes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["derive", "--all", "--check"]) == 0
     n = sum(len(registry.spec_of(layer).routes) for layer, _ in CASES)
@@ -170,6 +171,7 @@ def test_cli_bad_input(argv: list[str], needle: str, capsys: pytest.CaptureFixtu
     assert needle in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_missing_sympy_names_the_fix() -> None:
     code = (
         "import sys; sys.modules['sympy'] = None\n"
