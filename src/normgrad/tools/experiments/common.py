@@ -30,6 +30,7 @@ from normgrad._internal.io import atomic_write
 from normgrad._internal.plotting import pyplot, save_figure
 from normgrad._internal.tables import format_table
 from normgrad.data import prepare
+from normgrad.models.blocks import FC_BLOCKS
 from normgrad.training.solver import Solver
 
 __all__ = ["pyplot", "save_figure", "format_table"]  # re-exported for the experiments
@@ -274,8 +275,13 @@ def write_summary(out: Path, summary: dict[str, Any]) -> Path:
     return path
 
 
-# One colour per arm family, used by every plot.
-COLORS = {"baseline": "tab:red", "batchnorm": "tab:blue", "layernorm": "tab:green"}
+# One colour per arm family, used by every plot: the baseline red, then one per fully
+# connected normalization of the registry, in registry order.
+_PALETTE = ("tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink")
+COLORS = {
+    "baseline": "tab:red",
+    **{name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(FC_BLOCKS)},
+}
 
 
 def color(name: str) -> str:
