@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from normgrad._internal.io import atomic_write
+from normgrad._internal.tables import format_table
 from normgrad.norms import batch
 
 DEFAULT_SHAPES: tuple[tuple[int, int], ...] = ((100, 500), (4096, 1024), (65536, 256))
@@ -223,10 +224,7 @@ def run(
 def format_report(records: Sequence[Record]) -> str:
     """A table of medians, with each implementation's speedup over graph and torch."""
     by_key = {(r.op, r.impl, r.dtype, tuple(r.shape)): r.median_s for r in records}
-    lines = [
-        f"{'op':<9} {'shape':>12} {'dtype':<8} {'impl':<6} {'median ms':>10} "
-        f"{'vs graph':>9} {'vs torch':>9}"
-    ]
+    rows = []
     for r in records:
         key = (r.dtype, tuple(r.shape))
         op = "forward" if r.op == "batchnorm_forward" else "backward"
@@ -234,16 +232,15 @@ def format_report(records: Sequence[Record]) -> str:
             continue  # the same measurement as graph's
         graph = by_key.get((r.op, "graph", *key))
         torch_t = by_key.get((r.op, "torch", *key))
-        vs_graph = f"{graph / r.median_s:8.2f}x" if graph and op == "backward" else ""
-        vs_torch = f"{torch_t / r.median_s:8.2f}x" if torch_t else ""
+        vs_graph = f"{graph / r.median_s:.2f}x" if graph and op == "backward" else ""
+        vs_torch = f"{torch_t / r.median_s:.2f}x" if torch_t else ""
         impl = "ours" if op == "forward" and r.impl == "graph" else r.impl
         shape = "x".join(map(str, r.shape))
-        lines.append(
-            f"{op:<9} {shape:>12} {r.dtype:<8} {impl:<6} {r.median_s * 1e3:10.3f} "
-            f"{vs_graph:>9} {vs_torch:>9}"
-        )
-    lines.append("vs X: X's median time / this row's (above 1 means this row is faster).")
-    return "\n".join(lines)
+        rows.append((op, shape, r.dtype, impl, f"{r.median_s * 1e3:.3f}", vs_graph, vs_torch))
+    table = format_table(
+        rows, ("op", "shape", "dtype", "impl", "median ms", "vs graph", "vs torch"), "<><<>>>"
+    )
+    return table + "\nvs X: X's median time / this row's (above 1 means this row is faster)."
 
 
 def write_json(records: Sequence[Any], path: str | Path) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from normgrad._internal.tables import format_table
 from normgrad._internal.threads import blas_limit
 from normgrad.ops.conv import conv_backward_naive, conv_forward_naive
 from normgrad.ops.fast import conv_backward_fast, conv_forward_fast
@@ -179,17 +180,23 @@ def format_report(records: list[ConvRecord], agree: float) -> str:
         return "no measurements"
     r0 = records[0]
     naive = {r.op: r.median_s for r in records if r.impl == "naive"}
-    lines = [
-        f"conv: x {tuple(r0.shape)}, w {tuple(r0.w_shape)}, stride {r0.stride}, pad {r0.pad}, "
-        f"{r0.dtype}; BLAS threads: {r0.blas_threads}",
-        f"fast vs naive max |difference| over out, dx, dw, db: {agree:.2e}",
-        f"{'op':<22} {'impl':<6} {'median ms':>10} {'repeats':>8} {'vs naive':>9}",
+    rows = [
+        (
+            r.op,
+            r.impl,
+            f"{r.median_s * 1e3:.2f}",
+            r.repeats,
+            f"{naive[r.op] / r.median_s:.1f}x" if r.op in naive else "",
+        )
+        for r in records
     ]
-    for r in records:
-        speed = f"{naive[r.op] / r.median_s:8.1f}x" if r.op in naive else ""
-        lines.append(f"{r.op:<22} {r.impl:<6} {r.median_s * 1e3:10.2f} {r.repeats:>8} {speed:>9}")
-    lines.append(
-        "vs naive: naive's median time / this row's (above 1 means faster). "
-        "torch forward runs under no_grad; its backward is timed with the forward."
+    return "\n".join(
+        [
+            f"conv: x {tuple(r0.shape)}, w {tuple(r0.w_shape)}, stride {r0.stride}, pad {r0.pad}, "
+            f"{r0.dtype}; BLAS threads: {r0.blas_threads}",
+            f"fast vs naive max |difference| over out, dx, dw, db: {agree:.2e}",
+            format_table(rows, ("op", "impl", "median ms", "repeats", "vs naive"), "<<>>>"),
+            "vs naive: naive's median time / this row's (above 1 means faster). "
+            "torch forward runs under no_grad; its backward is timed with the forward.",
+        ]
     )
-    return "\n".join(lines)
