@@ -9,7 +9,7 @@ from normgrad._internal.tables import fmt, format_table
 
 def test_columns_are_as_wide_as_their_widest_cell_and_align_as_asked() -> None:
     text = format_table([("a", 1.23456789), ("bbbb", 20)], ("name", "value"), "<>")
-    assert text.splitlines() == ["name   value", "----  ------", "a      1.235", "bbbb      20"]
+    assert text.splitlines() == ["name  value", "----  -----", "a     1.235", "bbbb     20"]
 
 
 def test_cells_format_floats_bools_and_non_finite() -> None:
