@@ -7,7 +7,8 @@ expected, what arrived, and how to fix it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -83,30 +84,121 @@ def choice(value: Any, name: str, allowed: Sequence[Any]) -> Any:
     return value
 
 
-def nonnegative(value: Any, name: str, example: float = 1.0) -> float:
-    """Return ``value`` as a float, raising ``ValueError`` if it is negative or not finite.
+def is_real(value: Any) -> bool:
+    """True for a real number: a Python or NumPy int or float, never a bool or a string."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
 
-    ``example`` is a valid value the message suggests (eps passes its default, 1e-5).
+
+def real(
+    value: Any,
+    name: str,
+    *,
+    example: float,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """``value`` as a finite float within the given bounds, else a clear error.
+
+    Args:
+        value: a Python or NumPy real number; bools, strings and arrays are refused.
+        name: how the message names the argument, e.g. ``"bn_param['eps']"``.
+        example: a valid value the message suggests.
+        low, high: bounds (None: unbounded); ``low_open`` / ``high_open`` exclude them.
+
+    Raises:
+        TypeError: not a real number (a bool, a string, None, an array...).
+        ValueError: NaN, infinite, or out of bounds.
     """
-    fix = f"Pass a finite float >= 0, e.g. {name} = {example!r}."
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number; got {value!r}. {fix}") from None
-    if not np.isfinite(v) or v < 0:
-        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}. {fix}")
-    return v
+    if low is not None and high is not None:
+        want = (
+            f"a finite number in {'(' if low_open else '['}{low:g}, {high:g}"
+            f"{')' if high_open else ']'}"
+        )
+    elif low is not None:
+        want = f"a finite number {'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        want = f"a finite number {'<' if high_open else '<='} {high:g}"
+    else:
+        want = "a finite number"
+    fix = f"Pass {want}, e.g. {name} = {example!r}."
+    if not is_real(value):
+        raise TypeError(
+            f"{name} must be a real number; got {value!r} ({type(value).__name__}). {fix}"
+        )
+    x = float(value)
+    bad = not np.isfinite(x)
+    if low is not None:
+        bad = bad or x < low or (low_open and x == low)
+    if high is not None:
+        bad = bad or x > high or (high_open and x == high)
+    if bad:
+        raise ValueError(f"{name} must be {want}; got {value!r}. {fix}")
+    return x
+
+
+def integer(value: Any, name: str, *, example: int, low: int | None = None) -> int:
+    """``value`` as an int >= ``low``: a Python or NumPy integer, never a bool or a float.
+
+    Raises:
+        TypeError: not an integer. ValueError: below ``low``.
+    """
+    fix = f"Pass a whole number{'' if low is None else f' >= {low}'}, e.g. {name} = {example}."
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int; got {value!r} ({type(value).__name__}). {fix}")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}; got {value}. {fix}")
+    return int(value)
+
+
+def nonnegative(value: Any, name: str, example: float = 1.0) -> float:
+    """``value`` as a finite float >= 0 (``real`` with ``low=0``)."""
+    return real(value, name, example=example, low=0.0)
 
 
 def unit_interval(value: Any, name: str, example: float = 0.5) -> float:
-    """Return ``value`` as a float in [0, 1], else raise ``ValueError``."""
-    v = nonnegative(value, name, example)
-    if v > 1:
-        raise ValueError(
-            f"{name} must lie in [0, 1]; got {value!r}. Pass a value in [0, 1], e.g. "
-            f"{name} = {example!r}."
+    """``value`` as a finite float in [0, 1] (``real`` with ``low=0, high=1``)."""
+    return real(value, name, example=example, low=0.0, high=1.0)
+
+
+def known_keys(
+    param: dict[str, Any], name: str, known: Iterable[str], ignored: Iterable[str] = ()
+) -> None:
+    """Raise ``ValueError`` if ``param`` has a key outside ``known`` and ``ignored``.
+
+    A misspelt key (``momentun``, ``epsilon``) would otherwise be silently ignored. The
+    message lists the known keys and suggests the closest one. ``ignored`` keys are
+    accepted and not used (the course passes ``mode`` to layers without modes).
+    """
+    allowed = [*known, *ignored]
+    unknown = [k for k in param if k not in allowed]
+    if not unknown:
+        return
+    key = unknown[0]
+    close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+    raise ValueError(
+        f"{name} has unknown key {key!r}{more}; "
+        f"the keys it reads are {', '.join(repr(k) for k in known)}.{hint} Remove or rename it."
+    )
+
+
+def cache_of(cache: Any, expected: type | tuple[type, ...], backward: str, forward: str) -> None:
+    """Raise ``TypeError`` unless ``cache`` is what ``forward`` returns for ``backward``.
+
+    Without this, a wrong or missing cache fails deep inside the backward pass with an
+    ``AttributeError`` or an unpacking error that names nothing the caller wrote.
+    """
+    if not isinstance(cache, expected):
+        raise TypeError(
+            f"{backward} needs the cache that {forward} returns; got "
+            f"{type(cache).__name__}. Call out, cache = {forward}(...) and pass that cache "
+            f"to {backward}(dout, cache)."
         )
-    return v
 
 
 def compute_dtype(dtype: np.dtype) -> np.dtype:
