@@ -96,7 +96,7 @@ def test_progress_and_summary_are_printed(capsys):
         (["--update-rule", "adamw"], "invalid choice: 'adamw'"),
         (["--dropout", "0"], "KEEPING"),
         (["--hidden", "100,x"], "sizes like 100,100"),
-        (["--epochs", "-1"], "positive int"),
+        (["--epochs", "-1"], "expected an integer > 0"),
     ],
 )
 def test_unknown_cli_values_are_rejected(capsys, argv, needle):

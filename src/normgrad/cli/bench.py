@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from normgrad._internal.errors import UsageError
+from normgrad.cli import _args
 
 NAME = "bench"
 HELP = "time batch norm's forward and backward routes (or --op conv), against PyTorch"
-
-
-def _count(minimum: int):  # noqa: ANN202 - argparse type
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}; got {value}")
-        return value
-
-    return parse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,11 +23,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--shapes", help="e.g. 4096x1024,100x500 (default: 100x500,4096x1024,65536x256)")
     p.add_argument("--dtypes", help="e.g. float64 (default: float32,float64)")
-    p.add_argument("--repeats", type=_count(1), default=7, help="timed calls; the median is kept")
-    p.add_argument("--warmup", type=_count(0), default=2, help="untimed calls first")
+    p.add_argument(
+        "--repeats", type=_args.positive_int, default=7, help="timed calls; the median is kept"
+    )
+    p.add_argument("--warmup", type=_args.nonnegative_int, default=2, help="untimed calls first")
     p.add_argument(
         "--threads",
-        type=_count(1),
+        type=_args.positive_int,
         default=1,
         help="torch and numba threads (NumPy's element-wise work is single-threaded)",
     )
@@ -48,18 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", help="write the records to this file")
 
 
-def _check_output(path: str | None) -> None:
-    if path and not Path(path).resolve().parent.is_dir():
-        raise UsageError(
-            f"--json {path}: folder {Path(path).resolve().parent} does not "
-            "exist; create it or choose another path."
-        )
-
-
 def run(args: argparse.Namespace) -> int:
     from normgrad.tools import bench
 
-    _check_output(args.json)
+    _args.output_file("--json", args.json)
     records: Sequence[Any]
     if args.op == "conv":
         from normgrad.tools import bench_conv

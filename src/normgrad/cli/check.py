@@ -5,27 +5,18 @@ from __future__ import annotations
 import argparse
 
 from normgrad._internal.errors import UsageError
+from normgrad.cli import _args
 
 NAME = "check"
 HELP = "finite-difference check of every layer and backward route (exit 1 on a failure)"
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text}")
-    return value
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layer", help="comma-separated layer names (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="of the inputs and upstream gradient")
+    p.add_argument("--seed", type=_args.seed, default=0, help="of the inputs and upstream gradient")
     p.add_argument(
         "--tol",
-        type=_positive_float,
+        type=_args.positive_float,
         default=1e-8,
         help="a gradient passes below this normwise rel error (default 1e-8)",
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from normgrad._internal.errors import UsageError
+from normgrad.cli import _args
 
 NAME = "derive"
 HELP = "exact SymPy proofs of every backward route, and verdicts on the seed's formulas"
@@ -22,8 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true", help="every layer, default shapes, and seed")
     p.add_argument("--check", action="store_true", help="verdicts only, no derivation")
     p.add_argument("--shape", help="e.g. 3x2 (N x D) or 1x4x1x2 (N x C x H x W)")
-    p.add_argument("--groups", type=int, help="G, for group norm with --shape")
-    p.add_argument("--n", type=int, default=3, help="batch size for `derive seed`")
+    p.add_argument("--groups", type=_args.positive_int, help="G, for group norm with --shape")
+    p.add_argument(
+        "--n", type=_args.number(int, low=2), default=3, help="batch size for `derive seed`"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,10 +41,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.layer:
         raise UsageError(f"name a layer ({', '.join(registry.layers())}, seed) or pass --all.")
     if args.layer == "seed":
-        if args.n < 2:
-            raise UsageError(
-                f"--n must be at least 2 (a batch of one has no variance); got {args.n}."
-            )
+        from normgrad.symbolic.core import check_size
+
+        try:  # the seed is checked on batch norm x: (n, 1)
+            check_size("seed", (args.n, 1), args.n)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         return report.derive_seed(args.n)
     if args.layer not in registry.layers():
         raise UsageError(

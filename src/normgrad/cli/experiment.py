@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from normgrad._internal.errors import UsageError
+from normgrad.cli import _args
 from normgrad.data.prepare import DATASETS
 from normgrad.tools.experiments import EXPERIMENTS, Context, batch_size
 
@@ -32,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="a smaller run (under ~2 minutes on 2 cores), same conclusion",
     )
-    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--seed", type=_args.seed, default=0, help="first seed (default 0)")
     p.add_argument(
         "--norm",
         choices=batch_size.NORMS,
@@ -53,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
     scale = "tiny" if args.tiny else "quick" if args.quick else "full"
     default = args.name + (f"-{args.norm}" if args.norm else "")
     out = Path(args.out or Path("results") / default)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; pass a folder.")
+    _args.output_dir("--out", str(out))
     ctx = Context(
         data=args.data,
         data_dir=args.data_dir,

@@ -8,25 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from dataclasses import fields
-from typing import Any
 
 from normgrad._internal.errors import UsageError
+from normgrad.cli import _args
 
 NAME = "train"
 HELP = "train a net on the embedded digits or on CIFAR-10"
-
-
-def _hidden(text: str) -> list[int]:
-    """argparse type for ``--hidden 100,100``: positive ints separated by commas."""
-    try:
-        dims = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected sizes like 100,100; got {text!r}") from None
-    if not dims or any(d <= 0 for d in dims):
-        raise argparse.ArgumentTypeError(f"expected positive sizes like 100,100; got {text!r}")
-    return dims
 
 
 def _keep(text: str) -> float:
@@ -40,27 +28,6 @@ def _keep(text: str) -> float:
             f"--dropout is the probability of KEEPING a unit, in (0, 1] (1: no dropout); got {text}"
         )
     return p
-
-
-def _number(
-    kind: Callable[[str], Any], minimum: float = 0.0, strict: bool = True
-) -> Callable[[str], Any]:
-    """argparse type: a finite number of ``kind`` above ``minimum`` (or at it, not strict)."""
-    word = "positive" if strict and minimum == 0 else f">= {minimum:g}"
-
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a {word} {kind.__name__}; got {text!r}"
-            ) from None
-        if not (value > minimum if strict else value >= minimum) or value != value:
-            raise argparse.ArgumentTypeError(f"expected a {word} {kind.__name__}; got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -79,18 +46,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--data-dir", help="the cifar-10-batches-py folder")
     p.add_argument(
-        "--num-train", type=_number(int), help="use only the first N training images (default: all)"
+        "--num-train",
+        type=_args.positive_int,
+        help="use only the first N training images (default: all)",
     )
     p.add_argument("--model", choices=tuple(MODELS), default=d.model, help="fc (default) or cnn")
     p.add_argument(
         "--hidden",
-        type=_hidden,
+        type=_args.sizes,
         default=d.hidden,
         help="hidden sizes: fc layers (default 100,100); cnn: its one hidden layer (default 100)",
     )
     p.add_argument("--norm", choices=NORMS, default=d.norm, help=f"default {d.norm}; {per_model}")
-    p.add_argument("--groups", type=_number(int), default=d.groups, help="groups for groupnorm")
-    p.add_argument("--filters", type=_number(int), default=d.filters, help="cnn filters")
+    p.add_argument(
+        "--groups", type=_args.positive_int, default=d.groups, help="groups for groupnorm"
+    )
+    p.add_argument("--filters", type=_args.positive_int, default=d.filters, help="cnn filters")
     p.add_argument(
         "--dropout",
         type=_keep,
@@ -100,23 +71,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--reg",
-        type=_number(float, strict=False),
+        type=_args.number(float, low=0),
         default=d.reg,
         help="L2 strength, >= 0 (default 1e-4)",
     )
     p.add_argument(
         "--weight-scale",
-        type=_number(float),
+        type=_args.positive_float,
         default=d.weight_scale,
         help="weight std (default: 5e-2 for fc, 1e-2 for cnn)",
     )
     p.add_argument("--update-rule", choices=RULES, default=d.update_rule)
-    p.add_argument("--lr", type=_number(float), default=d.lr, help="learning rate")
-    p.add_argument("--lr-decay", type=_number(float), default=d.lr_decay, help="per epoch")
-    p.add_argument("--epochs", type=_number(int), default=d.epochs)
-    p.add_argument("--batch-size", type=_number(int), default=d.batch_size)
+    p.add_argument("--lr", type=_args.positive_float, default=d.lr, help="learning rate")
+    p.add_argument("--lr-decay", type=_args.positive_float, default=d.lr_decay, help="per epoch")
+    p.add_argument("--epochs", type=_args.positive_int, default=d.epochs)
+    p.add_argument("--batch-size", type=_args.positive_int, default=d.batch_size)
     p.add_argument(
-        "--seed", type=int, default=d.seed, help="NumPy's global seed (weights, batches)"
+        "--seed", type=_args.seed, default=d.seed, help="NumPy's global seed (weights, batches)"
     )
     p.add_argument("--plot", metavar="FILE.png", help="loss and accuracy curves")
     p.add_argument("--checkpoint", metavar="DIR", help="write a checkpoint every epoch here")
@@ -124,7 +95,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="FILE", help="write train/val/test accuracy and seconds")
     p.add_argument(
         "--threads",
-        type=_number(int),
+        type=_args.positive_int,
         default=None,
         help="BLAS threads (default: 1 for digits, whose tiny matrix products "
         "only lose to thread hand-offs; the BLAS default for cifar10)",
@@ -138,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
 
     names = {f.name for f in fields(train.TrainConfig)}
     config = train.TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    _args.output_file("--plot", config.plot, (".png", ".pdf", ".svg"))
+    _args.output_file("--json", config.json)
+    _args.output_dir("--checkpoint", config.checkpoint)
     problems = config.problems()
     if problems:
         raise UsageError(" ".join(problems))
