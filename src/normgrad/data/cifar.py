@@ -2,21 +2,28 @@
 
 CIFAR-10 (``load_CIFAR10``, ``get_CIFAR10_data``) keeps cs231n's signatures, splits and
 preprocessing. The python batches are pickles, and unpickling runs whatever callables
-a file names, so they are read through ``_CIFARUnpickler``: it resolves only the few
-NumPy names an array needs and refuses every other global *before* anything is called.
+a file names, so they are read through ``_CIFARUnpickler`` (``data.safe_pickle``): it
+resolves only the few NumPy names an array needs and refuses every other global *before*
+anything is called.
+
+Every argument is checked before a file is opened: split sizes are ints >= 0 that fit,
+``subtract_mean`` is a bool, ``dtype`` is floating (or, for raw pixels with
+``subtract_mean=False``, an integer dtype that holds 0..255: see ``data.checks``), and
+folders are str or path objects.
 """
 
 from __future__ import annotations
 
 import inspect
-import io
 import os
 import pickle
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, overload
+from typing import IO, Any, overload
 
 import numpy as np
+
+from normgrad.data import checks
+from normgrad.data.safe_pickle import ARRAY_GLOBALS, RestrictedUnpickler
 
 __all__ = [
     "CIFAR10NotFoundError",
@@ -45,65 +52,19 @@ class CIFAR10NotFoundError(FileNotFoundError):
     """The CIFAR-10 folder, or some of its batches, is missing."""
 
 
-def _numpy_attr(*candidates: str) -> Any:
-    """The first ``module.attr`` of ``candidates`` that imports: NumPy 2 moved ``core`` to
-    ``_core``, and files name whichever their writer had."""
-    import importlib
-
-    for dotted in candidates:
-        module, _, attr = dotted.rpartition(".")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            continue
-    raise ImportError(f"none of {candidates} is available in this NumPy")  # pragma: no cover
-
-
-def _allowed_globals() -> dict[tuple[str, str], Callable[..., Any]]:
-    """Every global a CIFAR-10 batch may name, mapped to the object it resolves to.
-
-    - ``_reconstruct``, ``ndarray``, ``dtype``: how ndarray pickles itself (protocols 0-4);
-    - ``_frombuffer``: the same for protocol 5 (Python 3.8+ with ``protocol=5``);
-    - ``scalar``: a NumPy integer label (``np.int64(3)``) in the labels list;
-    - ``_codecs.encode``: how Python 3 writes ``bytes`` at protocol 2 and below.
-    None of these calls user code: they build arrays from raw bytes.
-    """
-    import codecs
-
-    reconstruct = _numpy_attr(
-        "numpy._core.multiarray._reconstruct", "numpy.core.multiarray._reconstruct"
-    )
-    scalar = _numpy_attr("numpy._core.multiarray.scalar", "numpy.core.multiarray.scalar")
-    frombuffer = _numpy_attr("numpy._core.numeric._frombuffer", "numpy.core.numeric._frombuffer")
-    allowed: dict[tuple[str, str], Callable[..., Any]] = {
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        ("_codecs", "encode"): codecs.encode,
-    }
-    for core in ("numpy.core", "numpy._core"):
-        allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct
-        allowed[(f"{core}.multiarray", "scalar")] = scalar
-        allowed[(f"{core}.numeric", "_frombuffer")] = frombuffer
-    return allowed
-
-
-class _CIFARUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the globals of ``_allowed_globals``.
+class _CIFARUnpickler(RestrictedUnpickler):
+    """``RestrictedUnpickler`` with ``ARRAY_GLOBALS`` only, and CIFAR-10's message.
 
     ``find_class`` runs when the pickle *names* a global, before the REDUCE that would
     call it, so a refused file has executed nothing.
     """
 
-    def __init__(self, file: io.BufferedIOBase, source: str) -> None:
-        # latin1 turns Python 2 ``str`` (keys and raw array bytes) into str; NumPy reads
-        # latin1 str array data back as the original bytes.
-        super().__init__(file, encoding="latin1")
-        self._source = source
-        self._allowed = _allowed_globals()
+    def __init__(self, file: IO[bytes], source: str) -> None:
+        super().__init__(file, source, ARRAY_GLOBALS, NotCIFAR10BatchError)
 
     def find_class(self, module: str, name: str) -> Any:
         try:
-            return self._allowed[(module, name)]
+            return ARRAY_GLOBALS[(module, name)]
         except KeyError:
             raise NotCIFAR10BatchError(
                 f"{self._source} is not a CIFAR-10 batch: it names {module}.{name}, and a "
@@ -129,11 +90,14 @@ def load_CIFAR_batch(filename: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
         Y: (n,) int64 labels in [0, 10).
 
     Raises:
+        TypeError: filename is not a str or path.
+        FileNotFoundError: there is no such file.
         NotCIFAR10BatchError: the file names a global other than NumPy's array
             reconstruction, or its contents are not a CIFAR-10 batch's.
     """
-    source = str(filename)
-    with open(filename, "rb") as f:
+    path = checks.path_arg(filename, "filename", "a CIFAR-10 batch file such as data_batch_1")
+    source = str(path)
+    with open(path, "rb") as f:
         try:
             d = _CIFARUnpickler(f, source).load()
         except NotCIFAR10BatchError:
@@ -177,18 +141,21 @@ def load_CIFAR_batch(filename: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
     return X, Y.astype(np.int64)
 
 
-def _cifar_dir(root: str | os.PathLike | None) -> Path:
-    """The batches folder: ``root``, ``root/cifar-10-batches-py``, or $NORMGRAD_CIFAR10."""
-    if root is None:
-        root = os.environ.get(CIFAR10_ENV)
-    if root is None and Path(COURSE_CIFAR10_DIR).is_dir():
-        root = COURSE_CIFAR10_DIR  # where the course's get_datasets.sh puts it
+def _cifar_dir(root: str | os.PathLike | None, name: str = "root") -> Path:
+    """The batches folder: ``root``, ``root/cifar-10-batches-py``, or $NORMGRAD_CIFAR10.
+
+    ``name`` is how messages call the argument (``root``, or the course's ``ROOT``).
+    """
     if root is not None and not isinstance(root, (str, os.PathLike)):
         raise TypeError(
-            f"root must be the CIFAR-10 folder (a str or path); got {root!r}. The split "
+            f"{name} must be the CIFAR-10 folder (a str or path); got {root!r}. The split "
             "sizes are get_CIFAR10_data's arguments: get_CIFAR10_data(num_training=..., "
             "root=...)."
         )
+    if root is None and os.environ.get(CIFAR10_ENV) is not None:
+        root, name = os.environ[CIFAR10_ENV], f"${CIFAR10_ENV}"
+    if root is None and Path(COURSE_CIFAR10_DIR).is_dir():
+        root = COURSE_CIFAR10_DIR  # where the course's get_datasets.sh puts it
     help_text = (
         f"Download {CIFAR10_URL} (163 MB), extract it (tar xzf cifar-10-python.tar.gz) to get "
         f"the folder {CIFAR10_DIRNAME}/, and pass that folder as --data-dir DIR (or "
@@ -197,7 +164,14 @@ def _cifar_dir(root: str | os.PathLike | None) -> Path:
     )
     if root is None:
         raise CIFAR10NotFoundError(f"CIFAR-10 location not given. {help_text}")
+    if str(root) == "":
+        raise ValueError(f"{name} is the empty string, not a folder. {help_text}")
     path = Path(root).expanduser()
+    if path.exists() and not path.is_dir():
+        raise CIFAR10NotFoundError(
+            f"CIFAR-10 folder {path} is a file, not a folder. Pass the folder that holds "
+            f"data_batch_1 ... test_batch. {help_text}"
+        )
     if not path.is_dir():
         raise CIFAR10NotFoundError(f"CIFAR-10 folder {path} does not exist. {help_text}")
     if not (path / TEST_BATCH).exists() and (path / CIFAR10_DIRNAME).is_dir():
@@ -227,8 +201,10 @@ def load_CIFAR10(
         With the files as distributed N_train = 50000 and N_test = 10000.
 
     Raises:
-        TypeError: both ``root`` and ``ROOT`` are given.
-        CIFAR10NotFoundError: the folder or some of its batches is missing (named).
+        TypeError: both ``root`` and ``ROOT`` are given, or one is not a str or path.
+        ValueError: the folder is the empty string.
+        CIFAR10NotFoundError: the folder is missing or is a file, or some of its batches
+            are missing (named).
         NotCIFAR10BatchError: a file is not a CIFAR-10 batch.
     """
     if ROOT is not None:
@@ -237,8 +213,12 @@ def load_CIFAR10(
                 "load_CIFAR10 got both root and ROOT (the course's name for "
                 "it); pass the CIFAR-10 folder once."
             )
-        root = ROOT
-    path = _cifar_dir(root)
+        return _load_all(_cifar_dir(ROOT, "ROOT"))
+    return _load_all(_cifar_dir(root))
+
+
+def _load_all(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every batch of the CIFAR-10 folder ``path``, in the course's order."""
     parts = [load_CIFAR_batch(path / name) for name in TRAIN_BATCHES]
     Xtr = np.concatenate([p[0] for p in parts])
     Ytr = np.concatenate([p[1] for p in parts])
@@ -274,22 +254,38 @@ def _course_get_CIFAR10_data(
     dtype: type | np.dtype = np.float64,
 ) -> dict[str, np.ndarray]:
     """The signature ``get_CIFAR10_data`` presents and binds its arguments to."""
-    for name, n, default in (
-        ("num_training", num_training, 49000),
-        ("num_validation", num_validation, 1000),
-        ("num_test", num_test, 1000),
-    ):
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(
-                f"{name} must be an int >= 0; got {n!r}. Pass a whole number of images, "
-                f"e.g. {name}={default} (the course's default)."
-            )
+    num_training, num_validation, num_test, subtract_mean, dtype = _check_prepare_args(
+        num_training, num_validation, num_test, subtract_mean, dtype
+    )
     # Checked against CIFAR-10's sizes before anything is read (all 60000 images), and again
     # below against the folder's actual batches, which may hold fewer rows.
     _check_split_sizes(num_training, num_validation, num_test, NUM_TRAIN_IMAGES, NUM_TEST_IMAGES)
     return prepare_CIFAR10(
         load_CIFAR10(_cifar_dir(root)), num_training, num_validation, num_test, subtract_mean, dtype
     )
+
+
+def _check_prepare_args(
+    num_training: Any, num_validation: Any, num_test: Any, subtract_mean: Any, dtype: Any
+) -> tuple[int, int, int, bool, np.dtype]:
+    """The split sizes, ``subtract_mean`` and ``dtype``, checked (see ``data.checks``)."""
+    sizes = [
+        checks.count(n, name, example=default)
+        for name, n, default in (
+            ("num_training", num_training, 49000),
+            ("num_validation", num_validation, 1000),
+            ("num_test", num_test, 1000),
+        )
+    ]
+    subtract_mean = checks.flag(subtract_mean, "subtract_mean")
+    if subtract_mean and sizes[0] == 0:
+        raise ValueError(
+            "subtract_mean=True needs num_training >= 1: the mean image is the training "
+            "split's mean, and the mean of no images is NaN. Pass num_training >= 1, or "
+            "subtract_mean=False."
+        )
+    dt = checks.data_dtype(dtype, raw_pixels=not subtract_mean)
+    return sizes[0], sizes[1], sizes[2], subtract_mean, dt
 
 
 def prepare_CIFAR10(
@@ -310,15 +306,22 @@ def prepare_CIFAR10(
         arrays: (X_train (n, 32, 32, 3), y_train (n,), X_test (m, 32, 32, 3), y_test (m,)).
         num_training, num_validation, num_test: split sizes, within n and m.
         subtract_mean: subtract the training split's mean image.
-        dtype: of the returned X arrays.
+        dtype: of the returned X arrays: floating; with ``subtract_mean=False`` also an
+            integer dtype that holds the pixels 0..255 (np.uint8).
 
     Returns:
         dict with X_train: (num_training, 3, 32, 32), y_train, X_val, y_val, X_test,
         y_test; every X C-contiguous.
 
     Raises:
-        ValueError: more rows asked for than the arrays hold.
+        ValueError: more rows asked for than the arrays hold, a split size that is not
+            an int >= 0, num_training = 0 with subtract_mean, or a dtype that cannot hold
+            the data (``data.checks.data_dtype``).
+        TypeError: subtract_mean not a bool, dtype not a dtype.
     """
+    num_training, num_validation, num_test, subtract_mean, dtype = _check_prepare_args(
+        num_training, num_validation, num_test, subtract_mean, dtype
+    )
     X_train, y_train, X_test, y_test = arrays
     _check_split_sizes(num_training, num_validation, num_test, len(X_train), len(X_test))
     val = slice(num_training, num_training + num_validation)
@@ -394,16 +397,24 @@ def get_CIFAR10_data(*args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
         root: the ``cifar-10-batches-py`` folder (or its parent); None reads
             $NORMGRAD_CIFAR10, else uses the course's ./cs231n/datasets/cifar-10-batches-py
             when it exists.
-        dtype: of the returned X arrays (the course's float64 by default).
+        dtype: of the returned X arrays (the course's float64 by default). Floating,
+            since mean-subtracted pixels are fractions and negative (``int8`` would wrap
+            them); with ``subtract_mean=False`` also an integer dtype that holds 0..255
+            (np.uint8, not np.int8).
 
     Returns:
         dict with X_train: (num_training, 3, 32, 32), y_train: (num_training,), and
         likewise X_val, y_val, X_test, y_test; every X is C-contiguous.
 
     Raises:
-        TypeError: an unknown argument, or the folder given twice (first and ``root=``).
-        ValueError: a split size that is not an int >= 0, or more rows than the files hold.
+        TypeError: an unknown argument, the folder given twice (first and ``root=``),
+            subtract_mean not a bool, dtype not a dtype, root not a str or path.
+        ValueError: a split size that is not an int >= 0 (for a non-int also a
+            TypeError), more rows than the files hold, num_training = 0 with
+            subtract_mean, a dtype that cannot hold the data, an empty root.
         CIFAR10NotFoundError, NotCIFAR10BatchError: as ``load_CIFAR10``.
+
+    Every argument is checked before any file is opened.
     """
     if args and (args[0] is None or isinstance(args[0], (str, os.PathLike))):
         if "root" in kwargs:

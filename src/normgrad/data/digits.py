@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from normgrad.data import checks
+
 
 def _stratified_split(y: np.ndarray, sizes: tuple[int, ...], seed: int) -> list[np.ndarray]:
     """Split row indices of labels y: (N,) into len(sizes) + 1 parts, stratified by class.
@@ -59,12 +61,33 @@ def get_digits_data(
         seed: of the stratified split.
         flatten: True gives X as (N, 64) for ``FullyConnectedNet``; False as
             (N, 1, 8, 8) for ``ThreeLayerConvNet(input_dim=(1, 8, 8))``.
-        dtype: of the returned X arrays.
+        dtype: of the returned X arrays, a floating dtype (the standardized pixels are
+            fractions, positive and negative).
 
     Returns:
         dict with X_train, y_train, X_val, y_val, X_test, y_test (y int64 in [0, 10)),
         the course's keys, ready for ``Solver(model, data)``.
+
+    Raises:
+        ValueError: num_validation or num_test not an int >= 10 (a non-int is also a
+            TypeError), together leaving fewer than 10 training images; seed < 0; a
+            non-floating dtype.
+        TypeError: seed not an int, subtract_mean or flatten not a bool, dtype not a dtype.
+
+    Every argument is checked before scikit-learn is imported.
     """
+    num_validation = checks.count(num_validation, "num_validation", example=180, low=10)
+    num_test = checks.count(num_test, "num_test", example=360, low=10)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(
+            f"seed must be an int >= 0 (it seeds the split); got {seed!r:.60} "
+            f"({type(seed).__name__}). Pass e.g. seed={DIGITS_SEED}, the default."
+        )
+    if seed < 0:
+        raise ValueError(f"seed must be an int >= 0; got {seed}. Pass e.g. seed={DIGITS_SEED}.")
+    subtract_mean = checks.flag(subtract_mean, "subtract_mean")
+    flatten = checks.flag(flatten, "flatten")
+    dt = checks.data_dtype(dtype)  # standardized pixels: floating only
     try:
         from sklearn.datasets import load_digits
     except ImportError:  # pragma: no cover - depends on the environment
@@ -74,7 +97,7 @@ def get_digits_data(
     digits = load_digits()
     X = digits.data.astype(np.float64) / 16.0  # (1797, 64) in [0, 1]
     y = digits.target.astype(np.int64)  # (1797,)
-    if num_validation < 10 or num_test < 10 or num_validation + num_test > len(X) - 10:
+    if num_validation + num_test > len(X) - 10:
         raise ValueError(
             f"num_validation and num_test must each be >= 10 (one image per class) and "
             f"leave >= 10 for training out of {len(X)}; got {num_validation}, {num_test}."
@@ -93,6 +116,6 @@ def get_digits_data(
         ("val", X_val, y_val),
         ("test", X_test, y_test),
     ):
-        out[f"X_{split}"] = (Xs / scale).reshape(shape).astype(dtype)
+        out[f"X_{split}"] = (Xs / scale).reshape(shape).astype(dt)
         out[f"y_{split}"] = ys
     return out

@@ -15,10 +15,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 import numpy as np
 
+from normgrad.data import checks
 from normgrad.data.cifar import load_CIFAR10, prepare_CIFAR10
 from normgrad.data.digits import get_digits_data
 
@@ -28,7 +30,7 @@ Layout = Literal["flat", "images"]
 
 def load(
     name: str,
-    data_dir: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
     *,
     num_train: int | None = None,
     layout: Layout = "flat",
@@ -43,30 +45,38 @@ def load(
         num_train: keep only the first ``num_train`` training rows (None: all), as the
             course's ``small_data`` does.
         layout: ``"flat"``, X as (N, D), or ``"images"``, X as (N, C, H, W).
-        dtype: of the X arrays.
+        dtype: of the X arrays, a floating dtype.
 
     Raises:
-        ValueError: an unknown data set or layout, a non-positive ``num_train``, or
-            ``data_dir`` given for the digits.
+        ValueError: an unknown data set or layout, a ``num_train`` that is not an int
+            >= 1 (a non-int is also a TypeError), ``data_dir`` given for the digits or
+            empty, or a dtype that is not floating (the data is mean-subtracted).
+        TypeError: data_dir not a str or path, dtype not a dtype.
         CIFAR10NotFoundError (a FileNotFoundError): CIFAR-10 not found, saying how to
             get it.
     """
-    if name not in DATASETS:
-        raise ValueError(f"data set must be one of {', '.join(DATASETS)}; got {name!r}.")
-    if layout not in ("flat", "images"):
+    if not isinstance(name, str) or name not in DATASETS:
+        raise ValueError(
+            f"data set must be one of {', '.join(DATASETS)}; got {name!r}. Pass e.g. "
+            f"name={DATASETS[0]!r}."
+        )
+    if not isinstance(layout, str) or layout not in ("flat", "images"):
         raise ValueError(f"layout must be 'flat' or 'images'; got {layout!r}.")
-    if num_train is not None and num_train <= 0:
-        raise ValueError(f"num_train must be a positive number of rows; got {num_train}.")
+    if num_train is not None:
+        num_train = checks.count(num_train, "num_train", example=1000, low=1)
+    if data_dir is not None:
+        checks.path_arg(data_dir, "data_dir", "the cifar-10-batches-py folder")
+    dt = checks.data_dtype(dtype)  # both data sets are mean-subtracted: floating only
     if name == "digits":
         if data_dir is not None:
             raise ValueError("data_dir is for cifar10; the digits are embedded.")
-        data = get_digits_data(flatten=layout == "flat", dtype=dtype)
+        data = get_digits_data(flatten=layout == "flat", dtype=dt)
         prep = "pixels/16, minus the train mean image, over the train std"
     else:
         arrays = load_CIFAR10(data_dir)  # None: $NORMGRAD_CIFAR10
         n, m = len(arrays[0]), len(arrays[2])
         num_val = min(1000, n // 5)
-        data = prepare_CIFAR10(arrays, n - num_val, num_val, min(1000, m), dtype=dtype)
+        data = prepare_CIFAR10(arrays, n - num_val, num_val, min(1000, m), dtype=dt)
         if layout == "flat":
             data = {k: v.reshape(len(v), -1) if k.startswith("X") else v for k, v in data.items()}
         prep = "minus the train mean image (the course's preprocessing)"

@@ -15,7 +15,10 @@ Three layouts, all (rows, cols, C) arrays ready for ``plt.imshow``:
   of value 1, the whole table rescaled to [0, 1].
 
 Where the course divides by zero (a constant image, or a constant grid), giving NaN and a
-RuntimeWarning, these return zeros instead. Nothing here imports matplotlib.
+RuntimeWarning, these return zeros instead. Inputs are checked first: real numeric arrays
+of the documented layout with at least one pixel, no NaN or inf (which would turn a whole
+image into NaN), ``ubound`` a finite number > 0, ``padding`` an int >= 0. Nothing here
+imports matplotlib.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+
+from normgrad._internal import validate as v
 
 
 def _images(Xs: np.ndarray, name: str) -> tuple[int, int, int, int]:
@@ -39,9 +44,36 @@ def _images(Xs: np.ndarray, name: str) -> tuple[int, int, int, int]:
             "For (N, C, H, W) weights or images pass Xs.transpose(0, 2, 3, 1)."
         )
     N, H, W, C = (int(s) for s in Xs.shape)
-    if N == 0:
-        raise ValueError(f"{name} must hold at least one image; got shape {tuple(Xs.shape)}.")
+    if 0 in (N, H, W, C):
+        raise ValueError(
+            f"{name} must hold at least one image of at least one pixel and channel; got "
+            f"shape {tuple(Xs.shape)}."
+        )
+    _finite(Xs, name)
     return N, H, W, C
+
+
+def _finite(a: np.ndarray, name: str) -> None:
+    """Raise ``ValueError`` if ``a`` holds NaN or inf (the rescaling would make it all NaN)."""
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        bad = np.argwhere(~np.isfinite(a))[0]
+        raise ValueError(
+            f"{name} holds NaN or inf (first at index {tuple(int(i) for i in bad)}); the "
+            f"rescaling to [0, ubound] would turn the whole image into NaN. Replace them, "
+            f"e.g. np.nan_to_num({name})."
+        )
+
+
+def _image(img: object, where: str) -> np.ndarray:
+    """One image of ``vis_nn``: a real numeric (H, W, C) array with finite values."""
+    a = np.asarray(img)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{where} must be a real numeric (H, W, C) array; got {type(img).__name__} "
+            f"of dtype {a.dtype}."
+        )
+    _finite(a, where)
+    return a
 
 
 def _rescale(a: np.ndarray, top: float) -> np.ndarray:
@@ -66,6 +98,7 @@ def visualize_grid(Xs: np.ndarray, ubound: float = 255.0, padding: int = 1) -> n
         ceil(sqrt(N)); cell n sits at row n // G, column n % G; unused cells stay 0.
     """
     N, H, W, C = _images(Xs, "Xs")
+    ubound = v.real(ubound, "ubound", example=255.0, low=0.0, low_open=True)
     if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
         raise ValueError(f"padding must be an int >= 0 (pixels between cells); got {padding!r}.")
     G = math.ceil(math.sqrt(N))
@@ -108,17 +141,30 @@ def vis_nn(rows: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
         (R*(H+1), D*(W+1), C) float64: each image followed by one separator row and
         column holding 1 before the whole table is rescaled to [0, 1], as the course.
     """
+    if isinstance(rows, (str, bytes)) or not hasattr(rows, "__len__"):
+        raise TypeError(
+            f"rows must be a sequence (list) of rows, each a sequence of (H, W, C) images; "
+            f"got {type(rows).__name__}."
+        )
+    for i, row in enumerate(rows):
+        if isinstance(row, (str, bytes)) or not hasattr(row, "__len__"):
+            raise TypeError(
+                f"rows[{i}] must be a sequence (list) of (H, W, C) images; got "
+                f"{type(row).__name__}."
+            )
     if len(rows) == 0 or len(rows[0]) == 0:
         raise ValueError(
             "rows must be a non-empty sequence of non-empty sequences of (H, W, C) images."
         )
-    first = np.asarray(rows[0][0])
+    first = _image(rows[0][0], "rows[0][0]")
     if first.ndim != 3:
         raise ValueError(
             f"each image must be 3-D (H, W, C); got rows[0][0] of shape {tuple(first.shape)}."
         )
     R, D = len(rows), len(rows[0])
     H, W, C = first.shape
+    if 0 in (H, W, C):
+        raise ValueError(f"each image needs at least one pixel and channel; got {(H, W, C)}.")
     table = np.ones((R * (H + 1), D * (W + 1), C), dtype=first.dtype)
     for i, row in enumerate(rows):
         if len(row) != D:
@@ -126,7 +172,7 @@ def vis_nn(rows: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
                 f"every row must hold D = {D} images, as rows[0]; row {i} holds {len(row)}."
             )
         for j, img in enumerate(row):
-            img = np.asarray(img)
+            img = _image(img, f"rows[{i}][{j}]")
             if img.shape != (H, W, C):
                 raise ValueError(
                     f"every image must have rows[0][0]'s shape {(H, W, C)}; "

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from normgrad._internal import validate as v
+from normgrad.gradcheck import inputs as arg
 from normgrad.gradcheck.numerical import _STENCILS, _partial, norm_rel_error
 
 _DOUT_STREAM = 0x646F7574  # "dout": the spawn key of the upstream gradient's random stream
@@ -69,7 +71,8 @@ def check_layer(
             Bind non-differentiable arguments (param dicts) with a lambda.
         backward: called as ``backward(dout, cache)``; returns one gradient per input,
             in the order of ``inputs`` (a bare array when there is one input).
-        inputs: name -> array. Copied to float64; the caller's arrays are never touched.
+        inputs: name -> array of real numbers, finite (floating or integer: each is
+            copied to float64, so the caller's arrays are never touched).
         seed: seeds the random upstream gradient dout ~ N(0, 1), out's shape, from a
             stream of its own, so inputs drawn with the same seed stay independent of it.
         h: finite-difference step, relative to each input's spread: the step for an
@@ -82,20 +85,54 @@ def check_layer(
 
     Returns:
         A ``LayerCheck`` with one ``GradientCheck`` per input, named ``d<name>``.
+
+    Raises:
+        TypeError: forward or backward not callable; inputs not a dict of real numpy
+            arrays (bool, complex and object arrays are refused); seed or order not an
+            int; h or tol not a number; forward not returning (out, cache); backward not
+            returning one real array per input.
+        ValueError: seed < 0; order not 2 or 4; h or tol <= 0 or non-finite; no
+            inputs; an input or forward's out with NaN or inf; a gradient of the wrong
+            shape; a step lost to rounding at some input.
     """
-    if order not in _STENCILS:
-        raise ValueError(f"order must be one of {sorted(_STENCILS)}; got {order!r}.")
+    arg.callable_arg(forward, "forward", "lambda x, gamma, beta: batchnorm_forward(...)")
+    arg.callable_arg(backward, "backward", "batchnorm_backward")
+    seed = v.integer(seed, "seed", example=0, low=0)
+    h = arg.step(h, example=1e-3)
+    order = v.integer(order, "order", example=4)
+    v.choice(order, "order", sorted(_STENCILS))
+    tol = v.real(tol, "tol", example=1e-8, low=0.0, low_open=True)
+    if not isinstance(inputs, Mapping):
+        raise TypeError(
+            f"inputs must be a dict mapping each input's name to its array; got "
+            f"{type(inputs).__name__}. Pass e.g. {{'x': x, 'gamma': gamma, 'beta': beta}}."
+        )
     if not inputs:
         raise ValueError("inputs must name at least one array to differentiate.")
     names = list(inputs)
     arrays = []
     for name in names:
+        if not isinstance(name, str):
+            raise TypeError(
+                f"inputs' keys must be the inputs' names (str); got {name!r}. They name "
+                "the gradients in the report (d<name>)."
+            )
         a = inputs[name]
-        if not isinstance(a, np.ndarray) or not np.issubdtype(a.dtype, np.floating):
-            raise TypeError(f"inputs[{name!r}] must be a floating numpy array; got {a!r:.60}.")
+        if not isinstance(a, np.ndarray) or a.dtype.kind not in "iuf":
+            desc = f"dtype {a.dtype}" if isinstance(a, np.ndarray) else type(a).__name__
+            raise TypeError(
+                f"inputs[{name!r}] must be a numpy array of real numbers (floating or "
+                f"integer; both are copied to float64); got {desc}. Convert it with "
+                f"np.asarray(..., dtype=np.float64)."
+            )
+        if not np.all(np.isfinite(a)):
+            raise ValueError(
+                f"inputs[{name!r}] holds NaN or inf: there is no derivative to check there. "
+                "Pass finite inputs."
+            )
         arrays.append(np.array(a, dtype=np.float64, copy=True))
 
-    out, cache = forward(*arrays)
+    out, cache = _forward(forward, arrays)
     # A stream of its own: seeded like the inputs, dout would equal them (for batch norm,
     # dout = (x - 12) / 5 makes the true dx of order eps, and the check would prove nothing).
     dout_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_DOUT_STREAM,)))
@@ -103,6 +140,11 @@ def check_layer(
     analytic = backward(dout, cache)
     if len(names) == 1 and isinstance(analytic, np.ndarray):
         analytic = (analytic,)
+    if not isinstance(analytic, (tuple, list)):
+        raise TypeError(
+            f"backward must return one gradient per input {names}, as a tuple; got "
+            f"{type(analytic).__name__}."
+        )
     if len(analytic) != len(names):
         raise ValueError(
             f"backward returned {len(analytic)} gradients for {len(names)} inputs {names}; "
@@ -115,15 +157,21 @@ def check_layer(
         def loss(a_i: np.ndarray, i: int = i) -> float:
             args = list(arrays)
             args[i] = a_i
-            return float(np.sum(forward(*args)[0] * dout))
+            return float(np.sum(_forward(forward, args)[0] * dout))
 
         target = arrays[i]
         spread = float(np.std(target)) if target.size > 1 else 0.0
         step = h * (spread if spread > 0 else 1.0)
         numerical = np.zeros_like(target)
         for ix in np.ndindex(*target.shape):
-            numerical[ix] = _partial(loss, target, ix, step, order)
-        a = np.asarray(analytic[i], dtype=np.float64)
+            numerical[ix] = _partial(loss, target, ix, step, order, name=name)
+        a = np.asarray(analytic[i])
+        if a.dtype.kind not in "iuf":
+            raise TypeError(
+                f"backward's d{name} must be an array of real numbers; got "
+                f"{analytic[i]!r:.60} (dtype {a.dtype})."
+            )
+        a = a.astype(np.float64)
         if a.shape != target.shape:
             raise ValueError(
                 f"backward's d{name} has shape {a.shape}; expected {target.shape}, "
@@ -139,3 +187,23 @@ def check_layer(
             )
         )
     return LayerCheck(tuple(results), tol)
+
+
+def _forward(forward: Callable[..., Any], arrays: list[np.ndarray]) -> tuple[np.ndarray, Any]:
+    """``forward(*arrays)``, checked to be ``(out, cache)`` with out finite real numbers."""
+    result = forward(*arrays)
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise TypeError(
+            f"forward must return (out, cache), as the course's layers do; got "
+            f"{type(result).__name__}. For a function without a cache bind it as "
+            "lambda *a: (f(*a), None)."
+        )
+    out = np.asarray(result[0])
+    if out.dtype.kind not in "iuf":
+        raise TypeError(f"forward's out must be an array of real numbers; got dtype {out.dtype}.")
+    if not np.all(np.isfinite(out)):
+        raise ValueError(
+            "forward's out holds NaN or inf at the inputs (or a step away from them): "
+            "finite differences need a point where the layer is finite."
+        )
+    return out, result[1]
