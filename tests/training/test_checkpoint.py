@@ -205,8 +205,8 @@ def test_errors_say_what_was_expected_and_how_to_fix_it(tmp_path) -> None:
     ck.save_checkpoint(tmp_path / "v.npz", {}, {})
     with np.load(tmp_path / "v.npz") as npz:
         arrays = {k: npz[k] for k in npz.files}
-    arrays["meta"] = np.array(str(arrays["meta"]).replace('"version": 1', '"version": 99'))
+    arrays["meta"] = np.array(str(arrays["meta"]).replace('"version": 2', '"version": 99'))
     np.savez(tmp_path / "v.npz", **arrays)
-    with pytest.raises(ValueError, match=r"version 99.*reads version 1 only\. Resume with"):
+    with pytest.raises(ValueError, match=r"version 99.*reads version 2 only\. Resume with"):
         ck.load_checkpoint(tmp_path / "v.npz")
     assert sorted(os.listdir(tmp_path)) == ["v.npz"]  # the refused writes left nothing

@@ -173,7 +173,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
             or the data or a checkpoint does not fit the model.
         CIFAR10NotFoundError: CIFAR-10 is not where the config says.
         ResumeError: the checkpoint to resume from does not fit this model or run.
-        FloatingPointError: the loss became non-finite (nothing is written).
+        FloatingPointError: the loss became non-finite (``solver.NonFiniteLossError``,
+            naming the iteration); training stopped there and no output is written.
     """
     problems = config.problems()
     if problems:
@@ -196,6 +197,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         checkpoint_name=checkpoint_name,
         print_every=10**9,
         verbose=not config.quiet,
+        stop_on_nonfinite=True,  # a diverged run is an error here (exit 1), not a result
     )
     if config.resume:
         try:

@@ -22,11 +22,25 @@ checkpoint is ever pickled. The file is written by ``normgrad._internal.io.atomi
 temporary file in the target's folder, fsynced, then renamed over the target with
 ``os.replace``. A reader sees the old checkpoint or the new one, never half of one,
 even if the process is killed mid-write (a killed write may leave a stray
-``.tmp-<stem>-*.npz``).
+``.tmp-<stem>-*.npz``); if the write fails (a full disk, a failed rename), the
+temporary file is removed and the previous checkpoint is left byte for byte.
+
+**Integrity.** The header carries a SHA-256 checksum (``checksum_of``) over the header
+itself and every stored array: its key, dtype, shape and bytes, in sorted key order.
+``load_checkpoint`` recomputes it, so a flipped byte, a truncated file, an array
+swapped or added by another tool, or an edited header is refused with a ``ValueError``
+before anything is restored.
+
+**Versions.** This is format version 2. Version 1 files (normgrad 0.2.0 and earlier)
+hold neither a checksum nor a model fingerprint, so they can be checked neither for
+corruption nor against the model they are resumed into; they are refused with a
+message saying so.
+A Solver's checkpoint also stores the model's fingerprint (``fingerprint.py``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zipfile
@@ -36,29 +50,41 @@ from typing import Any
 import numpy as np
 
 from normgrad._internal.io import atomic_write
+from normgrad.training.fingerprint import STAT_ATTRS, is_counter
 
 __all__ = [
     "STAT_ATTRS",
     "FORMAT",
+    "VERSION",
+    "state_dicts",
     "model_state",
     "check_model_state",
     "load_model_state",
     "sub_state",
     "save_checkpoint",
     "load_checkpoint",
+    "checksum_of",
     "optim_state",
     "optim_configs_from",
     "rng_state_arrays",
     "rng_state_from_arrays",
 ]
 
-STAT_ATTRS = ("bn_params", "ln_params", "gn_params")
 FORMAT = "normgrad-checkpoint"
-VERSION = 1
+VERSION = 2
+_RESERVED = ("format", "version", "checksum")  # header keys save_checkpoint writes itself
 
 
-def _is_counter(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+def state_dicts(model: Any) -> list[dict[str, Any]]:
+    """Every param dict a forward pass may write: the ``STAT_ATTRS`` lists' dicts (modes,
+    running statistics) and ``dropout_param`` (its mode), in that order."""
+    found = []
+    for attr in (*STAT_ATTRS, "dropout_param"):
+        value = getattr(model, attr, None)
+        for d in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(d, dict):
+                found.append(d)
+    return found
 
 
 def _stat_lists(model: Any) -> dict[str, list[dict[str, Any]]]:
@@ -91,7 +117,7 @@ def model_state(model: Any) -> dict[str, np.ndarray]:
             for key, value in layer.items():
                 if isinstance(value, np.ndarray):
                     state[f"{attr}/{i}/{key}"] = value.copy()
-                elif _is_counter(value):
+                elif is_counter(value):
                     state[f"{attr}/{i}/{key}"] = np.array(int(value), dtype=np.int64)
     return state
 
@@ -166,7 +192,7 @@ def check_model_state(model: Any, state: Mapping[str, np.ndarray], source: str =
     for attr, layers in lists.items():
         for i, layer in enumerate(layers):
             for key, current in layer.items():
-                held = isinstance(current, np.ndarray) or _is_counter(current)
+                held = isinstance(current, np.ndarray) or is_counter(current)
                 if held and (attr, i, key) not in stats:
                     problems.append(f"{attr}[{i}]['{key}']: the model has it, {source} does not")
     if problems:
@@ -220,37 +246,99 @@ def rng_state_arrays(state: tuple | None = None) -> dict[str, np.ndarray]:
     }
 
 
+def _scalar_entry(arrays: Mapping[str, np.ndarray], key: str, kinds: str) -> np.ndarray:
+    """``arrays[key]`` checked to be a 0-d array whose dtype kind is in ``kinds``."""
+    value = arrays.get(key)
+    if not isinstance(value, np.ndarray) or value.ndim != 0 or value.dtype.kind not in kinds:
+        got = "nothing" if value is None else f"{np.shape(value)} {np.asarray(value).dtype}"
+        raise ValueError(
+            f"checkpoint entry {key!r} must be a 0-d array of kind {kinds!r} (as the "
+            f"Solver stores it); got {got}. The checkpoint is damaged: use an earlier one."
+        )
+    return value
+
+
 def rng_state_from_arrays(arrays: Mapping[str, np.ndarray]) -> tuple:
-    """The ``np.random.set_state`` tuple stored by ``rng_state_arrays``."""
-    keys = arrays["rng/keys"]
-    if keys.shape != (624,) or keys.dtype != np.uint32:
+    """The ``np.random.set_state`` tuple stored by ``rng_state_arrays``, checked.
+
+    Raises:
+        ValueError: an entry is missing or is not what ``rng_state_arrays`` stores (the
+            state is tried on a scratch ``RandomState``, never on the global one).
+    """
+    keys = arrays.get("rng/keys")
+    if not isinstance(keys, np.ndarray) or keys.shape != (624,) or keys.dtype != np.uint32:
+        got = "nothing" if keys is None else f"{np.shape(keys)} {np.asarray(keys).dtype}"
         raise ValueError(
             f"rng/keys must be (624,) uint32, as rng_state_arrays stores them; got "
-            f"{keys.shape} {keys.dtype}. The checkpoint is damaged: use an earlier one."
+            f"{got}. The checkpoint is damaged: use an earlier one."
         )
-    return (
-        "MT19937",
-        keys.copy(),
-        int(arrays["rng/pos"]),
-        int(arrays["rng/has_gauss"]),
-        float(arrays["rng/cached_gaussian"]),
-    )
+    pos = int(_scalar_entry(arrays, "rng/pos", "iu"))
+    has_gauss = int(_scalar_entry(arrays, "rng/has_gauss", "iu"))
+    cached = float(_scalar_entry(arrays, "rng/cached_gaussian", "f"))
+    if not 0 <= pos <= 624 or has_gauss not in (0, 1) or not np.isfinite(cached):
+        raise ValueError(
+            f"the stored random state is out of range (pos {pos}, expected 0..624; "
+            f"has_gauss {has_gauss}, expected 0 or 1; cached_gaussian {cached}, expected "
+            "finite). The checkpoint is damaged: use an earlier one."
+        )
+    state = ("MT19937", keys.copy(), pos, has_gauss, cached)
+    try:
+        np.random.RandomState().set_state(state)  # noqa: NPY002  (a scratch generator)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"the stored random state is not a valid MT19937 state ({e}). The checkpoint "
+            "is damaged: use an earlier one."
+        ) from e
+    return state
+
+
+def checksum_of(arrays: Mapping[str, np.ndarray], header: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of a header and every array: key, dtype, shape and bytes, keys sorted.
+
+    ``header`` is the JSON header without its ``checksum`` entry; it is hashed as
+    canonical JSON (sorted keys, no spaces). Each array is hashed in C order, so one
+    stored in Fortran order gives the same digest once read back.
+    """
+    h = hashlib.sha256(f"{FORMAT} {VERSION}\n".encode())
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    h.update(len(text).to_bytes(8, "little") + text.encode())
+    for key in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[key])
+        desc = json.dumps([key, arr.dtype.str, list(arr.shape)]).encode()
+        h.update(len(desc).to_bytes(8, "little") + desc)
+        h.update(arr.nbytes.to_bytes(8, "little"))
+        h.update(arr.reshape(-1).view(np.uint8).data)
+    return h.hexdigest()
 
 
 def save_checkpoint(path: str | os.PathLike, arrays: Mapping[str, Any], meta: dict) -> None:
     """Write ``arrays`` and the JSON-able ``meta`` to ``path`` as an ``.npz``, atomically.
 
-    The data go to a temporary file in the same folder, which is flushed, fsynced and
-    then renamed over ``path``; if anything fails (or the process dies) before the
-    rename, ``path`` still holds its previous contents.
+    The header is ``meta`` plus ``format``, ``version`` and ``checksum`` (entries of
+    ``meta`` with those names are replaced). The data go to a temporary file in the same
+    folder, which is flushed, fsynced and then renamed over ``path``; if anything fails
+    (a full disk, a failed rename, the process dying) before the rename, ``path`` still
+    holds its previous contents, byte for byte, and the temporary file is removed.
 
     Raises:
+        TypeError: ``meta`` is not a dict of JSON values (str keys; no NaN or inf).
         ValueError: an array has an object dtype (it would need pickle) or a key is
             ``meta``; nothing is written.
+        OSError: the write or the rename failed (the previous file is untouched).
     """
     path = os.fspath(path)
+    if not isinstance(meta, dict):
+        raise TypeError(
+            f"meta must be a dict of JSON values (the checkpoint header); got "
+            f"{type(meta).__name__}. Pass e.g. {{'epoch': 3}}."
+        )
     checked = {}
     for key, value in arrays.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(
+                f"checkpoint entry names must be non-empty strings; got {key!r}. Name each "
+                "array like 'params/W1'."
+            )
         arr = np.asarray(value)
         if arr.dtype.hasobject:
             raise ValueError(
@@ -263,8 +351,17 @@ def save_checkpoint(path: str | os.PathLike, arrays: Mapping[str, Any], meta: di
                 "any other key. Rename the entry (e.g. 'run/meta')."
             )
         checked[key] = arr
-    header = dict(meta, format=FORMAT, version=VERSION)
-    checked["meta"] = np.array(json.dumps(header))  # 0-d unicode, no pickle
+    header = {k: v for k, v in meta.items() if k not in _RESERVED}
+    header.update(format=FORMAT, version=VERSION)
+    try:
+        header["checksum"] = {"algorithm": "sha256", "digest": checksum_of(checked, header)}
+        text = json.dumps(header, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise TypeError(
+            f"meta must hold JSON values only (str keys; numbers, strings, bools, None, "
+            f"lists and dicts; no NaN or inf); {e}. Store arrays as checkpoint entries."
+        ) from e
+    checked["meta"] = np.array(text)  # 0-d unicode, no pickle
 
     def write(tmp: str) -> None:
         with zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_STORED) as zf:
@@ -278,13 +375,20 @@ def save_checkpoint(path: str | os.PathLike, arrays: Mapping[str, Any], meta: di
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
     """Read a checkpoint written by ``save_checkpoint``: ``(arrays, meta)``.
 
-    Nothing is unpickled (``allow_pickle=False``). Every array is read, so a truncated
-    or corrupt file fails here, not halfway through restoring it.
+    Nothing is unpickled (``allow_pickle=False``). Every array is read and the checksum
+    verified, so a truncated or corrupt file fails here, not halfway through restoring
+    it. ``meta`` is the header, ``format``, ``version`` and ``checksum`` included.
 
     Raises:
         FileNotFoundError: there is no file at ``path``.
-        ValueError: the file is truncated, corrupt, or not a normgrad checkpoint.
+        ValueError: the file is truncated, corrupt (its checksum does not match), of
+            another format version, or not a normgrad checkpoint.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"path must be a str or os.PathLike naming a checkpoint file; got "
+            f"{type(path).__name__}. Pass e.g. 'run_epoch_3.npz'."
+        )
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -299,19 +403,47 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
         raise ValueError(f"cannot read checkpoint {path!r}: {e}. {hint}") from e
     meta_arr = arrays.pop("meta", None)
     try:
+        if not isinstance(meta_arr, np.ndarray) or meta_arr.ndim or meta_arr.dtype.kind != "U":
+            raise ValueError("no 0-d text entry 'meta'")
         meta = json.loads(str(meta_arr[()]))
-        if meta.get("format") != FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError("wrong format tag")
     except Exception as e:
         raise ValueError(
             f"{path!r} is an .npz file but not a {FORMAT} file (its header is missing or "
             f"unreadable: {e}). {hint}"
         ) from e
-    if meta.get("version") != VERSION:
+    version = meta.get("version")
+    if version == 1:
         raise ValueError(
-            f"{path!r} is checkpoint format version {meta.get('version')}; this normgrad "
-            f"reads version {VERSION} only. Resume with the normgrad version that wrote it, "
-            "or start the run afresh."
+            f"{path!r} is checkpoint format version 1 (normgrad 0.2.0 and earlier), which "
+            "stores no checksum and no model fingerprint, so this normgrad cannot tell "
+            "whether it is intact or which model it belongs to; it reads version "
+            f"{VERSION} only. Finish that run with normgrad 0.2.0, or start it afresh (new "
+            f"checkpoints are version {VERSION})."
+        )
+    if version != VERSION:
+        raise ValueError(
+            f"{path!r} is checkpoint format version {version!r}; this normgrad reads "
+            f"version {VERSION} only. Resume with the normgrad version that wrote it, or "
+            "start the run afresh."
+        )
+    stored = meta.get("checksum")
+    header = {k: v for k, v in meta.items() if k != "checksum"}
+    try:
+        digest = checksum_of(arrays, header)
+    except (TypeError, ValueError) as e:  # a header JSON cannot re-encode (NaN...)
+        digest = f"unhashable ({e})"
+    if (
+        not isinstance(stored, dict)
+        or stored.get("algorithm") != "sha256"
+        or stored.get("digest") != digest
+    ):
+        raise ValueError(
+            f"checkpoint {path!r} is corrupt: its contents do not match the SHA-256 "
+            f"checksum in its header (stored {stored!r}, computed {digest}). A byte was "
+            "changed or an entry added, removed or replaced after it was written. Resume "
+            "from an earlier checkpoint."
         )
     return arrays, meta
 
@@ -337,14 +469,42 @@ def _config_kind(value: Any, param: str, key: str) -> str:
     )
 
 
-def _config_from(arrays: Mapping[str, np.ndarray], param: str, kinds: dict[str, str]) -> dict:
-    """Rebuild one optim config from its stored arrays, with the original Python types."""
+# Each stored kind of optim-config entry: the dtype kinds its array may have.
+_KIND_DTYPES = {"int": "iu", "float": "f", "bool": "b", "scalar": "biuf", "array": "biuf"}
+
+
+def _config_from(arrays: Mapping[str, np.ndarray], param: str, kinds: Any) -> dict:
+    """Rebuild one optim config from its stored arrays, with the original Python types.
+
+    Raises:
+        ValueError: ``kinds`` is not a dict of known kinds, or an entry is missing or
+            of another dtype or shape than its kind says.
+    """
+    if not isinstance(kinds, dict):
+        raise ValueError(
+            f"optim_kinds[{param!r}] must be a dict key -> kind; got {type(kinds).__name__}. "
+            "The checkpoint is damaged: use an earlier one."
+        )
     config: dict[str, Any] = {}
     for key, kind in kinds.items():
         if kind == "none":
             config[key] = None
             continue
-        value = arrays[f"optim/{param}/{key}"]
+        name = f"optim/{param}/{key}"
+        value = arrays.get(name)
+        allowed = _KIND_DTYPES.get(kind) if isinstance(kind, str) else None
+        if (
+            allowed is None
+            or not isinstance(value, np.ndarray)
+            or value.dtype.kind not in allowed
+            or (kind != "array" and value.ndim != 0)
+        ):
+            got = "nothing" if value is None else f"{np.shape(value)} {np.asarray(value).dtype}"
+            raise ValueError(
+                f"checkpoint entry {name!r} (stored kind {kind!r}) is {got}; expected one of "
+                f"the kinds {', '.join(map(repr, [*_KIND_DTYPES, 'none']))} with a matching "
+                "array. The checkpoint is damaged: use an earlier one."
+            )
         if kind == "array":
             config[key] = value.copy()
         elif kind == "scalar":
@@ -372,6 +532,15 @@ def optim_state(configs: Mapping[str, dict]) -> tuple[dict[str, np.ndarray], dic
     return arrays, kinds
 
 
-def optim_configs_from(arrays: Mapping[str, np.ndarray], kinds: dict) -> dict[str, dict]:
-    """Invert ``optim_state``: param -> config dict with the original Python types."""
+def optim_configs_from(arrays: Mapping[str, np.ndarray], kinds: Any) -> dict[str, dict]:
+    """Invert ``optim_state``: param -> config dict with the original Python types.
+
+    Raises:
+        ValueError: ``kinds`` or an entry is not what ``optim_state`` stores.
+    """
+    if not isinstance(kinds, dict):
+        raise ValueError(
+            f"optim_kinds must be a dict param -> (key -> kind); got {type(kinds).__name__}. "
+            "The checkpoint is damaged: use an earlier one."
+        )
     return {p: _config_from(arrays, p, kinds[p]) for p in kinds}

@@ -1,32 +1,54 @@
-"""Checks on what a ``Solver`` is given: keyword arguments, data, checkpoints to resume.
+"""Checks on what a ``Solver`` is given: keyword arguments, data, ``check_accuracy``'s arguments.
 
 Every function here reads and raises; none writes to the model, the solver or NumPy's
 global RNG (the data probe restores what it touches). ``Solver`` calls them first and
-assigns afterwards, so an input it rejects leaves everything as it was. Messages say
-what was expected and how to fix it.
+assigns afterwards, so an input it rejects leaves everything as it was. Messages name
+the argument, say what was expected and what came, and how to fix it: a wrong type is a
+``TypeError``, a wrong value (out of range, unknown, inconsistent) a ``ValueError``.
+
+The keyword arguments, and what each must be (default):
+
+- ``update_rule``: a name in ``rules.UPDATE_RULES`` or a callable
+  ``rule(w, dw, config) -> (next_w, config)`` ("sgd");
+- ``optim_config``: a dict or None (None: {}). For a built-in rule, only its
+  hyperparameters, each valid (``rules.check_settings``: a typo is caught), and no
+  per-parameter state array (``velocity``, ``cache``, ``m``, ``v``), since it is copied
+  into every parameter's config. For a callable rule, string keys, and a
+  ``learning_rate``, if given, a finite real > 0 (``lr_decay`` multiplies it);
+- ``lr_decay``: a finite real > 0 (1.0);
+- ``batch_size``, ``print_every``: an int >= 1 (100, 10); ``num_epochs``: an int >= 0 (10);
+- ``num_train_samples``, ``num_val_samples``: an int >= 1 or None (1000, None);
+- ``checkpoint_name``: None or a non-empty str / os.PathLike whose folder exists or can
+  be created, writable (None);
+- ``verbose``, ``stop_on_nonfinite``: a bool (True, False); ``progress_bar``: a bool or
+  None (None: as ``verbose``);
+- ``resume_from``: None or a str / os.PathLike (None).
+
+Reading a checkpoint to resume from is ``normgrad.training.resume``'s job.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from normgrad._internal import validate as v
 from normgrad.training import rules as optim
-from normgrad.training.checkpoint import (
-    STAT_ATTRS,
-    check_model_state,
-    load_checkpoint,
-    optim_configs_from,
-    rng_state_from_arrays,
-    sub_state,
-)
+from normgrad.training.checkpoint import state_dicts
+from normgrad.training.resume import RunState, read_run_state
 
-__all__ = ["DEFAULTS", "RunState", "check_data", "check_options", "read_run_state"]
+__all__ = [
+    "DEFAULTS",
+    "RunState",
+    "check_accuracy_args",
+    "check_data",
+    "check_options",
+    "read_run_state",
+]
 
 DEFAULTS: dict[str, Any] = {
     "update_rule": "sgd",
@@ -41,7 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "verbose": True,
     "progress_bar": None,
     "resume_from": None,
-    "stop_on_nonfinite": True,
+    "stop_on_nonfinite": False,
 }
 
 # Integer options: name -> (minimum, a sensible value for the message, None allowed).
@@ -52,16 +74,20 @@ _COUNTS = {
     "num_val_samples": (1, 1000, True),
     "print_every": (1, 10, False),
 }
-
-# The built-in rules' state arrays, each shaped like its parameter.
-_STATE_KEYS = ("velocity", "cache", "m", "v")
+# Flag options: name -> whether None is allowed.
+_FLAGS = {"verbose": False, "progress_bar": True, "stop_on_nonfinite": False}
 
 
 def positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    """``value`` as an int, raising ``ValueError`` unless it is an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        _, example, optional = _COUNTS.get(name, (minimum, max(minimum, 1), False))
-        alt = ", or None to use every row" if optional else ""
+    """``value`` as an int >= ``minimum``: ``TypeError`` unless an integer, else ``ValueError``."""
+    _, example, optional = _COUNTS.get(name, (minimum, max(minimum, 1), False))
+    alt = ", or None to use every row" if optional else ""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(
+            f"{name} must be an integer >= {minimum}; got {value!r} "
+            f"({type(value).__name__}). Pass a whole number such as {name}={example}{alt}."
+        )
+    if value < minimum:
         raise ValueError(
             f"{name} must be an integer >= {minimum}; got {value!r}. Pass a "
             f"whole number such as {name}={example}{alt}."
@@ -69,34 +95,123 @@ def positive_int(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_options(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The Solver's keyword arguments merged over ``DEFAULTS``, each checked.
-
-    Returns the merged dict with ``update_rule`` replaced by ``(name, callable)``,
-    ``optim_config`` by a dict, ``lr_decay`` by a float and the counts by ints.
-    """
-    unknown = [k for k in kwargs if k not in DEFAULTS]
-    if unknown:
-        extra = ", ".join(f'"{k}"' for k in unknown)
-        raise ValueError(
-            f"Unrecognized arguments {extra}. Solver accepts {', '.join(DEFAULTS)}. Check "
-            "the spelling; update-rule settings such as learning_rate go in optim_config, "
-            "e.g. optim_config={'learning_rate': 1e-3}."
+def _flag(value: Any, name: str, none_ok: bool) -> bool | None:
+    if none_ok and value is None:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        alt = ", or None" if none_ok else ""
+        raise TypeError(
+            f"{name} must be True or False{alt}; got {value!r} ({type(value).__name__}). "
+            f"Pass {name}=True or {name}=False."
         )
-    opts = {**DEFAULTS, **kwargs}
-    opts["update_rule"] = _update_rule(opts["update_rule"])
-    config = opts["optim_config"]
-    if config is not None and not isinstance(config, dict):
+    return bool(value)
+
+
+def _path(value: Any, name: str, example: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(
+            f"{name} must be a str or os.PathLike (or None); got {value!r} "
+            f"({type(value).__name__}). Pass e.g. {name}={example!r}."
+        )
+    text = os.fspath(value)
+    if not isinstance(text, str) or not text.strip():
         raise ValueError(
+            f"{name} must be a non-empty path; got {value!r}. Pass e.g. {name}={example!r}."
+        )
+    return text
+
+
+def _checkpoint_name(value: Any) -> str | None:
+    """The prefix as a str; its folder must exist or be creatable (no file in the way)."""
+    name = _path(value, "checkpoint_name", "checkpoints/run")
+    if name is None:
+        return None
+    folder = os.path.dirname(os.path.abspath(name))
+    probe = folder
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise ValueError(
+            f"checkpoint_name {name!r} needs the folder {folder!r}, but {probe!r} is a file. "
+            "Pass a prefix in a folder, e.g. checkpoint_name='checkpoints/run'."
+        )
+    if not os.access(probe, os.W_OK):
+        raise ValueError(
+            f"checkpoint_name {name!r}: the folder {probe!r} is not writable. Pass a prefix "
+            "in a folder you can write to."
+        )
+    return name
+
+
+def _optim_config(config: Any, rule_name: str, builtin: bool) -> dict[str, Any]:
+    """The optim_config dict, checked for the rule it goes to (it is copied to every param)."""
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise TypeError(
             f"optim_config must be a dict of update-rule settings; got "
             f"{type(config).__name__}. Pass optim_config as a dict like "
             "{'learning_rate': 1e-3}, or leave it out for the rule's defaults."
         )
-    opts["optim_config"] = {} if config is None else config
-    opts["lr_decay"] = v.nonnegative(opts["lr_decay"], "lr_decay")
-    for name, (minimum, _, optional) in _COUNTS.items():
-        if not (optional and opts[name] is None):
-            opts[name] = positive_int(opts[name], name, minimum)
+    bad = [k for k in config if not isinstance(k, str)]
+    if bad:
+        raise TypeError(
+            f"optim_config keys must be strings (setting names); got {bad[0]!r}. Pass e.g. "
+            "optim_config={'learning_rate': 1e-3}."
+        )
+    if builtin:
+        optim.check_settings(rule_name, config, where="optim_config")
+        state = [k for k in optim.STATE_KEYS[rule_name] if k in config]
+        if state:
+            raise ValueError(
+                f"optim_config[{state[0]!r}] is a per-parameter state array of "
+                f"{rule_name}, but the Solver copies optim_config into every parameter's "
+                f"config, and each parameter needs its own. Leave it out (it starts as "
+                f"zeros), or set solver.optim_configs[name][{state[0]!r}] per parameter."
+            )
+    elif "learning_rate" in config:
+        v.real(
+            config["learning_rate"],
+            "optim_config['learning_rate']",
+            example=1e-3,
+            low=0.0,
+            low_open=True,
+        )
+    return config
+
+
+def check_options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The Solver's keyword arguments merged over ``DEFAULTS``, each checked.
+
+    Returns the merged dict with ``update_rule`` replaced by ``(name, callable)``,
+    ``optim_config`` by a dict, ``lr_decay`` by a float, the counts by ints, the flags
+    by bools and the paths by strs.
+    """
+    unknown = [k for k in kwargs if k not in DEFAULTS]
+    if unknown:
+        extra = ", ".join(f'"{k}"' for k in unknown)
+        close = difflib.get_close_matches(str(unknown[0]), list(DEFAULTS), n=1)
+        hint = f' Did you mean "{close[0]}"?' if close else ""
+        raise ValueError(
+            f"Unrecognized arguments {extra}. Solver accepts {', '.join(DEFAULTS)}.{hint} "
+            "Check the spelling; update-rule settings such as learning_rate go in "
+            "optim_config, e.g. optim_config={'learning_rate': 1e-3}."
+        )
+    opts = {**DEFAULTS, **kwargs}
+    opts["update_rule"] = _update_rule(opts["update_rule"])
+    name, rule = opts["update_rule"]
+    builtin = optim.UPDATE_RULES.get(name) is rule
+    opts["optim_config"] = _optim_config(opts["optim_config"], name, builtin)
+    opts["lr_decay"] = v.real(opts["lr_decay"], "lr_decay", example=0.95, low=0.0, low_open=True)
+    for key, (minimum, _, optional) in _COUNTS.items():
+        if not (optional and opts[key] is None):
+            opts[key] = positive_int(opts[key], key, minimum)
+    for key, none_ok in _FLAGS.items():
+        opts[key] = _flag(opts[key], key, none_ok)
+    opts["checkpoint_name"] = _checkpoint_name(opts["checkpoint_name"])
+    opts["resume_from"] = _path(opts["resume_from"], "resume_from", "run_epoch_3.npz")
     return opts
 
 
@@ -106,22 +221,20 @@ def _update_rule(rule: Any) -> tuple[str, Callable]:
     signature = "a callable rule(w, dw, config) -> (next_w, config)"
     if isinstance(rule, str):
         if rule not in optim.UPDATE_RULES:
+            close = difflib.get_close_matches(rule, list(optim.UPDATE_RULES), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ValueError(
                 f'Invalid update_rule "{rule}"; expected one of {names} '
-                f"(normgrad.training.rules.UPDATE_RULES) or {signature}. Pass e.g. "
+                f"(normgrad.training.rules.UPDATE_RULES) or {signature}.{hint} Pass e.g. "
                 "update_rule='adam', or your own rule as a callable."
             )
         return rule, optim.UPDATE_RULES[rule]
     if callable(rule):
         return getattr(rule, "__name__", type(rule).__name__), rule
-    raise ValueError(
+    raise TypeError(
         f"update_rule must be a rule name ({names}) or {signature}; got "
         f"{rule!r}. Pass e.g. update_rule='adam'."
     )
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def check_data(model: Any, data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
@@ -146,6 +259,11 @@ def check_data(model: Any, data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarra
                     f"data['{name}'] must be a numpy.ndarray; got "
                     f"{type(arr).__name__}. Wrap it with np.asarray."
                 )
+        if X.dtype.kind not in "fiu":
+            raise TypeError(
+                f"data['X_{split}'] must hold real numbers (a float or integer dtype); got "
+                f"dtype {X.dtype}. Convert it with data['X_{split}'].astype(np.float32)."
+            )
         if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
             raise ValueError(
                 f"data['y_{split}'] must be 1-D integer class labels (N,); got "
@@ -156,6 +274,13 @@ def check_data(model: Any, data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarra
                 f"data['X_{split}'] {X.shape} and data['y_{split}'] {y.shape} must "
                 "have the same number of rows N >= 1, one label per row."
             )
+    for split, X in (("train", X_train), ("val", X_val)):
+        bad_row = _first_nonfinite_row(X)
+        if bad_row is not None:
+            raise ValueError(
+                f"data['X_{split}'] has NaN or inf in row {bad_row}; expected finite "
+                "inputs. Drop or impute those rows (np.isfinite(X).all(axis=...))."
+            )
     if X_train.shape[1:] != X_val.shape[1:]:
         raise ValueError(
             f"X_train rows {X_train.shape[1:]} and X_val rows {X_val.shape[1:]} "
@@ -164,12 +289,7 @@ def check_data(model: Any, data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarra
     rng = np.random.get_state()  # noqa: NPY002
     # The probe must leave the model as it found it: test mode sets each param dict's
     # mode and writes running stats back, so their contents are restored in place.
-    dicts = [
-        d
-        for attr in (*STAT_ATTRS, "dropout_param")
-        for d in _as_list(getattr(model, attr, None))
-        if isinstance(d, dict)
-    ]
+    dicts = state_dicts(model)
     saved = [dict(d) for d in dicts]
     try:
         scores = model.loss(X_train[:2])
@@ -202,85 +322,45 @@ def check_data(model: Any, data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return X_train, y_train, X_val, y_val, C
 
 
-@dataclass(frozen=True)
-class RunState:
-    """Everything a checkpoint restores, read and checked, not yet assigned anywhere."""
+def _first_nonfinite_row(X: np.ndarray, rows: int = 1024) -> int | None:
+    """The first row of ``X: (N, ...)`` holding NaN or inf (None: all finite).
 
-    model_state: dict[str, np.ndarray]  # params and running stats (checkpoint.model_state)
-    best_state: dict[str, np.ndarray]  # the best-model snapshot; {} if there is none
-    optim_configs: dict[str, dict]  # param name -> its update rule's config
-    loss_history: list[float]
-    train_acc_history: list[float]
-    val_acc_history: list[float]
-    rng_state: tuple  # for np.random.set_state
-    epoch: int
-    iteration: int
-    best_val_acc: float
-
-
-def read_run_state(path: str | os.PathLike, model: Any, settings: dict[str, Any]) -> RunState:
-    """Read the checkpoint at ``path`` and check it against ``model`` and ``settings``.
-
-    ``settings`` holds the resuming run's ``update_rule``, ``batch_size`` and
-    ``num_train``; the checkpoint's must be equal. Its model state and best snapshot
-    must fit ``model`` (``checkpoint.check_model_state``), and its optim configs must
-    cover exactly the model's parameters, with state arrays of their shapes.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is corrupt or truncated, or from another model or run.
+    Read in blocks of ``rows`` rows, so no temporary as large as X is made.
     """
-    arrays, meta = load_checkpoint(path)
-    src = f"checkpoint {os.fspath(path)!r}"
-    try:
-        state = RunState(
-            model_state=sub_state(arrays, "model/"),
-            best_state=sub_state(arrays, "best/"),
-            optim_configs=optim_configs_from(arrays, meta["optim_kinds"]),
-            loss_history=arrays["history/loss"].tolist(),
-            train_acc_history=arrays["history/train_acc"].tolist(),
-            val_acc_history=arrays["history/val_acc"].tolist(),
-            rng_state=rng_state_from_arrays(arrays),
-            epoch=int(meta["epoch"]),
-            iteration=int(meta["iteration"]),
-            best_val_acc=float(meta["best_val_acc"]),
-        )
-        theirs = {k: meta[k] for k in settings}
-    except (KeyError, TypeError, ValueError) as e:
+    if X.dtype.kind != "f":
+        return None
+    for start in range(0, X.shape[0], rows):
+        block = np.isfinite(X[start : start + rows]).reshape(min(rows, X.shape[0] - start), -1)
+        ok = block.all(axis=1)
+        if not ok.all():
+            return start + int(np.argmin(ok))
+    return None
+
+
+def check_accuracy_args(
+    X: Any, y: Any, num_samples: Any, batch_size: Any
+) -> tuple[int | None, int]:
+    """Check ``Solver.check_accuracy``'s arguments; return ``(num_samples, batch_size)``.
+
+    X must be an ndarray (N, ...) with N >= 1, y a 1-D integer ndarray (N,),
+    ``num_samples`` an int >= 1 or None, ``batch_size`` an int >= 1.
+    """
+    for name, arr in (("X", X), ("y", y)):
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(
+                f"check_accuracy: {name} must be a numpy.ndarray; got {type(arr).__name__}. "
+                "Wrap it with np.asarray."
+            )
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(
-            f"{src} is incomplete or malformed ({e!r}); it may be "
-            "corrupt. Resume from an earlier checkpoint."
-        ) from e
-    differ = [
-        f"{k}: {theirs[k]!r} there, {settings[k]!r} here"
-        for k in settings
-        if theirs[k] != settings[k]
-    ]
-    if differ:
-        raise ValueError(
-            f"{src} comes from a run with other settings ({'; '.join(differ)}); "
-            "resume with the same data, batch_size and update_rule."
+            f"check_accuracy: y must be 1-D integer class labels (N,); got shape {y.shape} "
+            f"dtype {y.dtype}. Pass labels like data['y_val']."
         )
-    params = model.params
-    if set(state.optim_configs) != set(params):
+    if X.ndim < 1 or X.shape[0] != y.shape[0] or X.shape[0] == 0:
         raise ValueError(
-            f"{src} has optimizer state for {sorted(state.optim_configs)}, but the "
-            f"model has parameters {sorted(params)}. Resume with the model "
-            "architecture the checkpoint was written for."
+            f"check_accuracy: X {X.shape} and y {y.shape} must have the same number of "
+            "rows N >= 1, one label per row."
         )
-    check_model_state(model, state.model_state, src)
-    if state.best_state:
-        check_model_state(model, state.best_state, f"the best snapshot in {src}")
-    wrong = [
-        f"{p}['{k}'] {np.shape(c[k])} for {p} {np.shape(params[p])}"
-        for p, c in sorted(state.optim_configs.items())
-        for k in _STATE_KEYS
-        if isinstance(c.get(k), np.ndarray) and np.shape(c[k]) != np.shape(params[p])
-    ]
-    if wrong:
-        raise ValueError(
-            f"{src} has optimizer state of other shapes than the parameters "
-            f"({'; '.join(wrong)}); expected each state array to have its "
-            "parameter's shape. It is damaged: resume from an earlier checkpoint."
-        )
-    return state
+    if num_samples is not None:
+        num_samples = positive_int(num_samples, "num_samples")
+    return num_samples, positive_int(batch_size, "batch_size")

@@ -12,6 +12,14 @@ so a caller stores one config per parameter and hands it back on the next step.
 than written into, so a config shared with a snapshot (a checkpoint, ``best_params``)
 is never changed behind its back.
 
+Every call checks its inputs before computing anything (``check_settings``): w and dw
+real numeric arrays of one shape; a config that holds only the rule's keys (the table
+below: a typo such as ``learning_rat`` is refused, naming the closest key);
+``learning_rate`` and ``epsilon`` finite reals > 0; ``momentum``, ``decay_rate``,
+``beta1``, ``beta2`` finite reals in [0, 1); ``t`` an int >= 0; state arrays of w's
+shape. Non-finite values in w and dw are accepted: a diverged run keeps stepping, as
+the course's does.
+
 | rule           | config keys (defaults)                                                    |
 |----------------|---------------------------------------------------------------------------|
 | ``sgd``        | learning_rate 1e-2                                                        |
@@ -26,26 +34,118 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "UPDATE_RULES"]
+from normgrad._internal import validate as v
+
+__all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "UPDATE_RULES", "SETTINGS", "STATE_KEYS"]
 
 Config = dict[str, Any]
 
+# Each rule's hyperparameters with the course's defaults, and its per-parameter state
+# arrays (each shaped like w). A config may hold exactly these keys, nothing else.
+SETTINGS: dict[str, Config] = {
+    "sgd": {"learning_rate": 1e-2},
+    "sgd_momentum": {"learning_rate": 1e-2, "momentum": 0.9},
+    "rmsprop": {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8},
+    "adam": {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "t": 0},
+}
+STATE_KEYS: dict[str, tuple[str, ...]] = {
+    "sgd": (),
+    "sgd_momentum": ("velocity",),
+    "rmsprop": ("cache",),
+    "adam": ("m", "v"),
+}
+
+# What each hyperparameter must be: (low, high, low_open, high_open) for the reals.
+_RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
+    "learning_rate": (0.0, None, True, False),  # > 0
+    "momentum": (0.0, 1.0, False, True),  # [0, 1)
+    "decay_rate": (0.0, 1.0, False, True),
+    "beta1": (0.0, 1.0, False, True),
+    "beta2": (0.0, 1.0, False, True),
+    "epsilon": (0.0, None, True, False),  # > 0
+}
+
+
+def check_settings(rule: str, config: Config, where: str = "config") -> Config:
+    """Check the keys and hyperparameter values of a config for the built-in ``rule``.
+
+    Every key must be one of the rule's hyperparameters (``SETTINGS[rule]``) or state
+    arrays (``STATE_KEYS[rule]``), so a typo (``learning_rat``, ``beta_1``) is caught,
+    with the closest known key suggested. ``learning_rate`` and ``epsilon`` must be
+    finite reals > 0; ``momentum``, ``decay_rate``, ``beta1`` and ``beta2`` finite reals
+    in [0, 1); ``t`` an int >= 0. Strings, bools, NaN and infinities are refused. State
+    arrays are checked by the rule itself, against w (``_state``).
+
+    Args:
+        rule: a key of ``UPDATE_RULES``.
+        config: the dict to check; it is only read.
+        where: how messages name the dict (``"config"``, ``"optim_config"``).
+
+    Returns:
+        The settings: ``SETTINGS[rule]`` overridden by the config's hyperparameters (a
+        new dict).
+
+    Raises:
+        TypeError: a hyperparameter of the wrong type. ValueError: an unknown key, or a
+            value out of its range.
+    """
+    defaults = SETTINGS[rule]
+    v.known_keys(config, f"{rule}: {where}", (*defaults, *STATE_KEYS[rule]))
+    settings = dict(defaults)
+    for key in defaults:
+        if key not in config:
+            continue
+        value = config[key]
+        name = f"{where}[{key!r}]"
+        try:
+            if key == "t":
+                v.integer(value, name, example=0, low=0)
+            else:
+                low, high, low_open, high_open = _RANGES[key]
+                v.real(
+                    value,
+                    name,
+                    example=defaults[key],
+                    low=low,
+                    high=high,
+                    low_open=low_open,
+                    high_open=high_open,
+                )
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{rule}: {e}") from None
+        settings[key] = value
+    return settings
+
+
+def _array(value: Any, name: str, rule: str) -> np.ndarray:
+    """``value`` if it is a real numeric ndarray (float, int), else a ``TypeError``."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(
+            f"{rule} needs numpy arrays w and dw; got {type(value).__name__} for {name}. "
+            f"Wrap it with np.asarray({name}, dtype=np.float64)."
+        )
+    if value.dtype.kind not in "fiu":
+        raise TypeError(
+            f"{rule}: {name} must have a real numeric dtype (float32, float64, or an "
+            f"integer); got {value.dtype}. Convert it with {name}.astype(np.float64)."
+        )
+    return value
+
 
 def _start(
-    w: np.ndarray, dw: np.ndarray, config: Config | None, rule: str, defaults: Config
+    w: np.ndarray, dw: np.ndarray, config: Config | None, rule: str
 ) -> tuple[Config, Config]:
     """Check the inputs; return ``config`` (a new dict when None) and its settings.
 
-    The settings are ``defaults`` overridden by ``config``'s own entries, in a separate
-    dict: nothing is written into ``config`` here. The rules write into it only after
-    every check and every computation has succeeded (``_commit``), so a call that raises
-    leaves ``config`` exactly as it was.
+    The settings are the defaults overridden by ``config``'s own hyperparameters, in a
+    separate dict: nothing is written into ``config`` here. The rules write into it only
+    after every check and every computation has succeeded (``_commit``), so a call that
+    raises leaves ``config`` exactly as it was. Non-finite values in w and dw are
+    accepted (as in the course, a diverged run keeps stepping), but the hyperparameters
+    must be finite and in range (``check_settings``).
     """
-    if not isinstance(w, np.ndarray) or not isinstance(dw, np.ndarray):
-        raise TypeError(
-            f"{rule} needs numpy arrays w and dw; got {type(w).__name__} and "
-            f"{type(dw).__name__}. Wrap them with np.asarray."
-        )
+    _array(w, "w", rule)
+    _array(dw, "dw", rule)
     if w.shape != dw.shape:
         raise ValueError(
             f"{rule}: dw must have the shape of w {tuple(w.shape)}; got {tuple(dw.shape)}. "
@@ -55,12 +155,12 @@ def _start(
     if config is None:
         config = {}
     if not isinstance(config, dict):
+        lr = SETTINGS[rule]["learning_rate"]
         raise TypeError(
             f"{rule}: config must be a dict or None; got {type(config).__name__}. Pass a "
-            f"dict like {{'learning_rate': {defaults['learning_rate']}}}, or None for the "
-            "defaults."
+            f"dict like {{'learning_rate': {lr}}}, or None for the defaults."
         )
-    return config, {**defaults, **config}
+    return config, check_settings(rule, config)
 
 
 def _state(config: Config, key: str, w: np.ndarray, rule: str) -> np.ndarray:
@@ -68,7 +168,13 @@ def _state(config: Config, key: str, w: np.ndarray, rule: str) -> np.ndarray:
     value = config.get(key)
     if value is None:
         return np.zeros_like(w)
-    value = np.asarray(value)
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
+        what = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
+        raise TypeError(
+            f"{rule}: config['{key}'] must be a numpy array of floats with the shape of w "
+            f"{tuple(w.shape)}; got {what}. Leave it to the rule (delete config['{key}'] "
+            "to start it from zeros)."
+        )
     if value.shape != w.shape:
         raise ValueError(
             f"{rule}: config['{key}'] must have the shape of w {tuple(w.shape)}; got "
@@ -96,7 +202,7 @@ def sgd(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[np
     Returns:
         next_w: w's shape, and config.
     """
-    config, hp = _start(w, dw, config, "sgd", {"learning_rate": 1e-2})
+    config, hp = _start(w, dw, config, "sgd")
     next_w = w - hp["learning_rate"] * dw
     return next_w, _commit(config, hp)
 
@@ -116,7 +222,7 @@ def sgd_momentum(
     Returns:
         next_w: w's shape, and config with the new ``velocity``.
     """
-    config, hp = _start(w, dw, config, "sgd_momentum", {"learning_rate": 1e-2, "momentum": 0.9})
+    config, hp = _start(w, dw, config, "sgd_momentum")
     velocity = _state(config, "velocity", w, "sgd_momentum")
     velocity = hp["momentum"] * velocity - hp["learning_rate"] * dw
     next_w = w + velocity
@@ -139,8 +245,7 @@ def rmsprop(
     Returns:
         next_w: w's shape, and config with the new ``cache``.
     """
-    defaults = {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8}
-    config, hp = _start(w, dw, config, "rmsprop", defaults)
+    config, hp = _start(w, dw, config, "rmsprop")
     cache = _state(config, "cache", w, "rmsprop")
     decay = hp["decay_rate"]
     cache = decay * cache + (1 - decay) * (dw * dw)
@@ -169,8 +274,7 @@ def adam(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[n
     Returns:
         next_w: w's shape, and config with the new ``m``, ``v`` and ``t``.
     """
-    defaults = {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "t": 0}
-    config, hp = _start(w, dw, config, "adam", defaults)
+    config, hp = _start(w, dw, config, "adam")
     m = _state(config, "m", w, "adam")
     v = _state(config, "v", w, "adam")
     beta1, beta2 = hp["beta1"], hp["beta2"]

@@ -33,23 +33,48 @@ Beyond the course:
 - ``resume_from=PATH`` restores all of that (including the global RNG state) and
   continues the interrupted ``train()``: the loss history is bit-identical to a run
   that was never stopped, as long as the Solver gets the same data and settings;
-- a non-finite loss stops training with ``FloatingPointError`` naming the iteration,
-  before the update, so the params and the last checkpoint are the last good ones;
-  with ``stop_on_nonfinite=False`` it instead ends ``train()`` quietly at that step
-  (no update, ``diverged`` set to True, the loss recorded in ``loss_history``), so a
-  sweep over settings can record a diverged arm and go on;
-- data whose shapes disagree (with each other or with the model), and labels outside
-  [0, C), are rejected before training.
+- non-finite losses: by default the course's behaviour, kept exactly: the loss (NaN or
+  inf) is recorded in ``loss_history`` and the update is made with whatever gradients
+  came, so a learning-rate sweep that checks ``np.isnan(solver.loss_history[-1])``
+  runs through. Beyond the course, one ``RuntimeWarning`` per ``train()`` names the
+  first such iteration and says how to stop instead. With ``stop_on_nonfinite=True``,
+  ``train()`` stops at the first non-finite loss: it sets ``diverged`` and raises
+  ``NonFiniteLossError`` (a ``FloatingPointError``, carrying ``loss``, ``iteration``
+  and ``epoch``), with everything as before the failing step (below) and the best
+  model *not* swapped in (``best_params`` holds it); the last checkpoint is the last
+  good one;
+- every step is a transaction (``normgrad.training.step``). A step may change NumPy's
+  global RNG (the minibatch, dropout), the params, the normalization param dicts
+  (modes, running statistics) and ``dropout_param``, the optim configs and
+  ``loss_history``; all of that is recorded first and put back, exactly, when the step
+  fails: a non-finite loss with ``stop_on_nonfinite=True``, or an exception of any kind
+  (in ``model.loss`` after a layer wrote its running statistics, in the update rule
+  halfway through the parameters, a bad return value, Ctrl-C);
+- ``model.loss``'s return value and a custom update rule's are checked: ``(loss,
+  grads)`` with a real loss and a gradient of each parameter's shape;
+  ``(next_w, config)`` with next_w an ndarray of w's shape and config a dict;
+- ``lr_decay`` multiplies ``learning_rate`` in the configs that have one (with
+  ``lr_decay`` 1 a custom rule's configs may lack it; the course's loop raises
+  ``KeyError`` there). With another ``lr_decay``, a config without a numeric
+  ``learning_rate`` after the update rule ran is an error, explained, raised in the
+  first step that shows it (and so undone);
+- every keyword argument, the data (shapes, dtypes, finite inputs, labels in [0, C))
+  and ``check_accuracy``'s arguments are checked before anything is set
+  (``normgrad.training.options``); a checkpoint to resume from is checked whole,
+  checksum, header and model fingerprint included, before any of it is assigned
+  (``normgrad.training.resume``).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from normgrad._internal import validate as v
 from normgrad._internal.progress import progress_bar
 from normgrad.training.checkpoint import (
     load_model_state,
@@ -59,9 +84,27 @@ from normgrad.training.checkpoint import (
     save_checkpoint,
     sub_state,
 )
-from normgrad.training.options import check_data, check_options, read_run_state
+from normgrad.training.fingerprint import model_fingerprint
+from normgrad.training.options import check_accuracy_args, check_data, check_options
+from normgrad.training.resume import read_run_state
+from normgrad.training.rules import UPDATE_RULES
+from normgrad.training.step import checked_update, loss_and_grads, savepoint
 
-__all__ = ["Solver", "check_data"]
+__all__ = ["NonFiniteLossError", "Solver", "check_data"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """``train()`` stopped at a non-finite loss (``stop_on_nonfinite=True``).
+
+    Attributes:
+        loss: the non-finite loss (NaN or inf); not in ``loss_history``.
+        iteration: the 1-based iteration whose forward pass gave it.
+        epoch: the epoch it fell in.
+    """
+
+    def __init__(self, message: str, loss: float, iteration: int, epoch: int) -> None:
+        super().__init__(message)
+        self.loss, self.iteration, self.epoch = loss, iteration, epoch
 
 
 class Solver:
@@ -82,13 +125,17 @@ class Solver:
         print_every: print the loss every this many iterations when verbose (10).
         verbose: print progress (True). progress_bar: show a tqdm bar (default: verbose).
         resume_from: a checkpoint path; training continues from it.
-        stop_on_nonfinite: True (default) raises ``FloatingPointError`` at a non-finite
-            loss; False ends training at that step instead, without the update, and sets
-            ``diverged`` (the non-finite loss is the last entry of ``loss_history``).
+        stop_on_nonfinite: False (default, the course's behaviour): a non-finite loss
+            is recorded and training goes on, with one ``RuntimeWarning`` per
+            ``train()``. True: ``train()`` stops at the first one, sets ``diverged`` and
+            raises ``NonFiniteLossError`` (a ``FloatingPointError``), with the model,
+            optim configs, histories and RNG exactly as before that step.
 
     Raises:
-        ValueError: unrecognized keyword arguments, an unknown update rule, bad data, or
-            a checkpoint that is unreadable or from another model (nothing is changed).
+        TypeError: a keyword argument or data of the wrong type.
+        ValueError: unrecognized keyword arguments, an unknown update rule, a value out
+            of range, bad data, or a checkpoint that is unreadable, corrupt or from
+            another model (nothing is changed).
     """
 
     def __init__(self, model: Any, data: dict[str, np.ndarray], **kwargs: Any) -> None:
@@ -110,8 +157,12 @@ class Solver:
         bar = opts["progress_bar"]
         self.progress_bar = self.verbose if bar is None else bool(bar)
         self.stop_on_nonfinite = bool(opts["stop_on_nonfinite"])
-        self.diverged = False  # set when a non-finite loss ended training (opt-out mode)
+        self.diverged = False  # set when a non-finite loss stopped train()
         self.last_checkpoint: str | None = None
+        # The built-in rules never write w or their config's arrays in place.
+        self._builtin_rule = UPDATE_RULES.get(self.update_rule_name) is self.update_rule
+        self._warned_nonfinite = False  # one warning per train()
+        self._stopped_loss: Any = None  # the loss that stopped the last step
 
         self._reset()
         if opts["resume_from"] is not None:
@@ -132,32 +183,59 @@ class Solver:
         self.optim_configs = {p: dict(self.optim_config) for p in self.model.params}
 
     def _step(self) -> bool:
-        """One minibatch gradient step; False (or a raise) before the update if the loss is
-        not finite, True otherwise."""
+        """One minibatch gradient step, as a transaction.
+
+        Returns True when the step was taken (its loss appended to ``loss_history``, a
+        non-finite one included unless ``stop_on_nonfinite``). Returns False, with
+        everything put back as it was before the step, when the loss is not finite and
+        ``stop_on_nonfinite`` is set. Anything the step raises is re-raised after
+        everything was put back the same way.
+        """
+        rollback = savepoint(self)
+        try:
+            taken = self._take_step()
+        except BaseException:
+            rollback()
+            raise
+        if not taken:
+            rollback()
+        return taken
+
+    def _take_step(self) -> bool:
         num_train = self.X_train.shape[0]
         batch_mask = np.random.choice(num_train, self.batch_size)  # noqa: NPY002  (course)
         X_batch = self.X_train[batch_mask]
         y_batch = self.y_train[batch_mask]
-        loss, grads = self.model.loss(X_batch, y_batch)
+        loss, grads = loss_and_grads(self.model.loss(X_batch, y_batch), self.model.params)
         if not np.isfinite(loss):
-            if not self.stop_on_nonfinite:
-                self.loss_history.append(float(loss))
-                self.diverged = True
+            if self.stop_on_nonfinite:
+                self._stopped_loss = loss
                 return False
-            last = self.last_checkpoint
-            where = f" Last good checkpoint: {last}." if last else ""
-            raise FloatingPointError(
-                f"loss is {loss} at iteration {self.iteration + 1} (epoch {self.epoch}); "
-                f"training stopped before the update, so the params are those of the last "
-                f"finite step.{where} Lower the learning rate or weight_scale, or check the "
-                "data for NaN or inf."
-            )
+            self._warn_nonfinite(loss)
         self.loss_history.append(loss)
         for p, w in self.model.params.items():
-            next_w, next_config = self.update_rule(w, grads[p], self.optim_configs[p])
+            result = self.update_rule(w, grads[p], self.optim_configs[p])
+            next_w, next_config = checked_update(self.update_rule_name, p, w, result)
             self.model.params[p] = next_w
             self.optim_configs[p] = next_config
+        if self.lr_decay != 1.0:
+            self._decayable()  # a custom rule that keeps no learning_rate: undone, explained
         return True
+
+    def _warn_nonfinite(self, loss: Any) -> None:
+        """Warn once per ``train()`` that the loss is not finite (the course keeps going)."""
+        if self._warned_nonfinite:
+            return
+        self._warned_nonfinite = True
+        warnings.warn(
+            f"loss is {loss} at iteration {self.iteration + 1} (epoch {self.epoch}); "
+            "training goes on with the update from its gradients, as the course's Solver "
+            "does, so the params may become NaN (this is warned once per train()). Pass "
+            "stop_on_nonfinite=True to stop at the first non-finite loss with the model as "
+            "it was before that step; lower the learning rate or weight_scale to avoid it.",
+            RuntimeWarning,
+            stacklevel=5,
+        )
 
     def check_accuracy(
         self, X: np.ndarray, y: np.ndarray, num_samples: int | None = None, batch_size: int = 100
@@ -168,6 +246,7 @@ class Solver:
         ``np.random.choice`` (as the course does). Scores come from ``model.loss(X)`` in
         test mode, ``batch_size`` rows at a time.
         """
+        num_samples, batch_size = check_accuracy_args(X, y, num_samples, batch_size)
         N = X.shape[0]
         if num_samples is not None and N > num_samples:
             mask = np.random.choice(N, num_samples)  # noqa: NPY002  (course)
@@ -188,18 +267,15 @@ class Solver:
         iterations_per_epoch = max(num_train // self.batch_size, 1)
         num_iterations = self.num_epochs * iterations_per_epoch
         start, self._start_iteration = self._start_iteration, 0
+        self._warned_nonfinite = False
         bar = self._progress(num_iterations, start)
         say = print if bar is None else bar.write
         try:
             for t in range(start, num_iterations):
                 self.iteration = t
                 if not self._step():
-                    if self.verbose:
-                        say(
-                            f"(Iteration {t + 1} / {num_iterations}) loss is "
-                            f"{self.loss_history[-1]}: diverged, training stopped"
-                        )
-                    break
+                    self.diverged = True
+                    raise self._stop_error(t)
                 self.iteration = t + 1
                 if bar is not None:
                     bar.update(1)
@@ -212,9 +288,9 @@ class Solver:
 
                 epoch_end = (t + 1) % iterations_per_epoch == 0
                 if epoch_end:
-                    self.epoch += 1
-                    for config in self.optim_configs.values():
+                    for config in self._decayable():
                         config["learning_rate"] *= self.lr_decay
+                    self.epoch += 1
                 if t == 0 or t == num_iterations - 1 or epoch_end:
                     self._check_and_snapshot(num_iterations, say)
         finally:
@@ -222,6 +298,60 @@ class Solver:
                 bar.close()
         if self._best_state:
             load_model_state(self.model, self._best_state, "the best-model snapshot")
+
+    def _stop_error(self, t: int) -> NonFiniteLossError:
+        loss = self._stopped_loss
+        last = self.last_checkpoint
+        where = f" The last checkpoint, {last}, is the last good one." if last else ""
+        return NonFiniteLossError(
+            f"loss is {loss} at iteration {t + 1} (epoch {self.epoch}); training stopped "
+            "(stop_on_nonfinite=True) before that step changed anything: the params, "
+            "running statistics, optimizer state, histories and random state are those "
+            f"after iteration {t}.{where} Lower the learning rate or weight_scale, or check "
+            "the data for NaN or inf; pass stop_on_nonfinite=False to keep training "
+            "through it, as the course's Solver does.",
+            loss,
+            t + 1,
+            self.epoch,
+        )
+
+    def _decayable(self) -> list[dict[str, Any]]:
+        """The optim configs ``lr_decay`` applies to: those with a numeric ``learning_rate``.
+
+        Raises (before any config is changed) when ``lr_decay`` is not 1 and a config
+        lacks ``learning_rate`` (a custom rule that keeps none), or when one holds a
+        non-number. ``_take_step`` calls it after every update when ``lr_decay`` is not
+        1, so the step that shows the problem is rolled back.
+        """
+        configs = [
+            c
+            for c in self.optim_configs.values()
+            if "learning_rate" in c and v.is_real(c["learning_rate"])
+        ]
+        if self.lr_decay == 1.0:
+            return configs  # a no-op for the rest: nothing to refuse
+        lacking = [p for p, c in self.optim_configs.items() if "learning_rate" not in c]
+        if lacking:
+            raise ValueError(
+                f"lr_decay={self.lr_decay} multiplies each parameter's 'learning_rate' at "
+                f"every epoch end, but after update_rule {self.update_rule_name!r} ran, the "
+                f"optim configs of {lacking[:3]} have no 'learning_rate'. Put it in "
+                "optim_config (e.g. optim_config={'learning_rate': 1e-3}), keep it in the "
+                "rule's config, or pass lr_decay=1.0."
+            )
+        wrong = [
+            (p, c["learning_rate"])
+            for p, c in self.optim_configs.items()
+            if "learning_rate" in c and not v.is_real(c["learning_rate"])
+        ]
+        if wrong:
+            p, value = wrong[0]
+            raise TypeError(
+                f"optim_configs[{p!r}]['learning_rate'] is {value!r} "
+                f"({type(value).__name__}); lr_decay needs a real number to multiply. Make "
+                f"update_rule {self.update_rule_name!r} keep a number there."
+            )
+        return configs
 
     def _check_and_snapshot(self, num_iterations: int, say: Callable[[str], Any]) -> None:
         train_acc = self.check_accuracy(
@@ -269,6 +399,7 @@ class Solver:
             "optim_kinds": kinds,
             **self._run_settings(),
             "num_epochs": self.num_epochs,
+            "model": model_fingerprint(self.model),
         }
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
@@ -282,10 +413,14 @@ class Solver:
         snapshot, epoch and iteration, and NumPy's global RNG state.
 
         Raises:
+            TypeError: ``path`` is not a str or os.PathLike.
             FileNotFoundError: no such file.
-            ValueError: the file is corrupt or truncated, comes from a model of another
-                shape, or from a run with another batch size, data size or update rule.
-                Then neither the model nor the solver has been changed.
+            ValueError: the file is corrupt or truncated (its checksum does not match),
+                of format version 1, malformed, written for another model (its
+                fingerprint: class, sizes, normalization, dtype, parameter names and
+                shapes), or from a run with another batch size, data size or update
+                rule; the message names the difference. Then neither the model, the
+                solver nor the RNG has been changed.
         """
         state = read_run_state(path, self.model, self._run_settings())
         # Every check has passed: from here on nothing can fail halfway.

@@ -31,7 +31,7 @@ from normgrad._internal.plotting import pyplot, save_figure
 from normgrad._internal.tables import format_table
 from normgrad.data import prepare
 from normgrad.models.blocks import FC_BLOCKS
-from normgrad.training.solver import Solver
+from normgrad.training.solver import NonFiniteLossError, Solver
 
 __all__ = ["pyplot", "save_figure", "format_table"]  # re-exported for the experiments
 SCALES = ("full", "quick", "tiny")  # tiny: the test suite's smoke setting
@@ -127,10 +127,11 @@ class Arm:
 class _RecordingSolver(Solver):
     """The course ``Solver``, also measuring the model at divergence.
 
-    On a non-finite loss with ``stop_on_nonfinite=False`` the Solver stops before the
-    update (the params are those of the last finite step) and then, as at every end of
-    ``train()``, swaps in its best-validation snapshot. The accuracies at divergence are
-    taken in between, in ``_step``, on every held-out and training row.
+    With ``stop_on_nonfinite=True`` a step whose loss is not finite puts everything back
+    as it was before it (the params and running statistics of the last finite step)
+    and ``_step`` returns False; ``train()`` then raises ``NonFiniteLossError``. The
+    accuracies at divergence are taken in between, in ``_step``, on every held-out and
+    training row.
     """
 
     at_divergence: tuple[float, float] | None = None  # (held-out, train) accuracy
@@ -162,10 +163,12 @@ def train_fc_arm(
 
     NumPy's global generator is seeded with ``seed`` first (weights and minibatches come
     from it, as in the course notebooks). A non-finite loss ends the arm instead of
-    raising: ``diverged`` is True, and ``final_acc`` / ``final_train_acc`` are the
-    accuracies of the model *at divergence* (the params of the last finite step, the ones
-    whose forward pass gave the non-finite loss; usually near chance), measured then on
-    every row, not the last per-epoch check.
+    raising (the Solver runs with ``stop_on_nonfinite=True``): ``diverged`` is True, the
+    non-finite loss is the last entry of ``curves["loss"]`` (and counts in
+    ``iterations``), and ``final_acc`` / ``final_train_acc`` are the accuracies of the
+    model *at divergence* (the params and running statistics of the last finite step,
+    the ones whose forward pass gave the non-finite loss; usually near chance),
+    measured then on every row, not the last per-epoch check.
 
     Args:
         data: from ``load_data``; X_train: (N, D).
@@ -198,12 +201,16 @@ def train_fc_arm(
         num_train_samples=None,
         verbose=False,
         progress_bar=progress,
-        stop_on_nonfinite=False,
+        stop_on_nonfinite=True,  # a diverged arm ends there; it is measured, not raised
     )
     start = time.perf_counter()
-    solver.train()
+    stopped: list[float] = []  # the non-finite loss that ended the arm, if any
+    try:
+        solver.train()
+    except NonFiniteLossError as stop:
+        stopped.append(float(stop.loss))
     seconds = time.perf_counter() - start
-    losses = [float(v) for v in solver.loss_history]
+    losses = [float(v) for v in solver.loss_history] + stopped
     finite = [v for v in losses if math.isfinite(v)]
     tail = finite[-max(1, len(finite) // 10) :] if finite else []
     if solver.at_divergence is not None:
