@@ -186,5 +186,5 @@ def test_integral_float_stride_and_pad(impl):
         forward(x, w, b, {"stride": 1.5, "pad": 1})
     with pytest.raises(ValueError, match=r"conv_param\['pad'\] must be an integer"):
         forward(x, w, b, {"stride": 1, "pad": float("nan")})
-    with pytest.raises(ValueError, match=r"conv_param\['stride'\] must be an integer"):
+    with pytest.raises(TypeError, match=r"conv_param\['stride'\] must be an integer"):
         forward(x, w, b, {"stride": True, "pad": 1})

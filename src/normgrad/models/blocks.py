@@ -22,22 +22,26 @@ Which normalizations each kind of sandwich takes is read from the registry
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from normgrad._internal import validate as v
+from normgrad._internal.params import float_params
 from normgrad.norms import registry
 from normgrad.norms.spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
 from normgrad.norms.spec import Block
 from normgrad.ops.activations import ACTIVATIONS, relu_backward, relu_forward
-from normgrad.ops.affine import affine_backward, affine_forward
+from normgrad.ops.affine import AffineCache, affine_backward, affine_forward
 from normgrad.ops.fast import (
+    FastConvCache,
+    FastPoolCache,
     conv_backward_fast,
     conv_forward_fast,
     max_pool_backward_fast,
     max_pool_forward_fast,
 )
+from normgrad.ops.windows import conv_geometry, pool_sizes
 
 Grads3 = tuple[np.ndarray, np.ndarray, np.ndarray]
 Grads5 = tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
@@ -46,6 +50,45 @@ FC_BLOCKS: dict[str, Block] = registry.blocks("fc")
 CONV_BLOCKS: dict[str, Block] = registry.blocks("conv")
 NORMALIZATIONS = {name: (b.forward, b.backward) for name, b in FC_BLOCKS.items()}
 CONV_NORMALIZATIONS = {name: (b.forward, b.backward) for name, b in CONV_BLOCKS.items()}
+
+
+# Each sandwich's cache is a NamedTuple of its layers' caches, so its backward can check
+# that it got what its forward returned (``v.cache_of``) instead of failing on unpacking.
+
+
+class AffineNormActCache(NamedTuple):
+    """What ``affine_norm_act_backward`` (and ``affine_relu_backward``) needs."""
+
+    fc: AffineCache  # affine_backward's cache: x, w, b
+    norm: Any  # the normalization's cache (its backward checks it); None without one
+    act: Any  # the activation's cache (x for ReLU, out for sigmoid; it checks it); or None
+    normalization: str | None  # which normalization's backward to run, or None
+    activation: str | None  # which activation's backward to run, or None
+
+
+class ConvReluCache(NamedTuple):
+    """What ``conv_relu_backward`` needs."""
+
+    conv: FastConvCache  # conv_backward_fast's cache
+    relu: np.ndarray  # relu_backward's cache: the conv output
+
+
+class ConvBnReluCache(NamedTuple):
+    """What ``conv_bn_relu_backward`` needs."""
+
+    conv: FastConvCache  # conv_backward_fast's cache
+    bn: Any  # spatial_batchnorm_backward's cache (it checks it)
+    relu: np.ndarray  # relu_backward's cache: the normalized conv output
+
+
+class ConvNormReluPoolCache(NamedTuple):
+    """What ``conv_norm_relu_pool_backward`` (and ``conv_relu_pool_backward``) needs."""
+
+    conv: FastConvCache  # conv_backward_fast's cache
+    norm: Any  # the normalization's cache (its backward checks it); None without one
+    relu: np.ndarray  # relu_backward's cache: the (normalized) conv output
+    pool: FastPoolCache  # max_pool_backward_fast's cache
+    normalization: str | None  # which normalization's backward to run, or None
 
 
 def affine_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, Any]:
@@ -60,9 +103,11 @@ def affine_relu_backward(dout: np.ndarray, cache: Any, need_dx: bool = True) -> 
     """Backward through ``affine_relu_forward``: dout (N, M) -> dx, dw, db.
 
     ``need_dx=False`` returns dx = None and skips its matrix product (as
-    ``affine_backward``).
+    ``affine_backward``). A cache from anything but ``affine_relu_forward`` (or
+    ``affine_norm_act_forward``) raises ``TypeError``.
     """
-    return affine_norm_act_backward(dout, cache, need_dx)[:3]  # type: ignore[return-value]
+    v.cache_of(cache, AffineNormActCache, "affine_relu_backward", "affine_relu_forward")
+    return _affine_norm_act_backward(dout, cache, need_dx)[:3]  # type: ignore[return-value]
 
 
 def affine_norm_act_forward(
@@ -90,8 +135,7 @@ def affine_norm_act_forward(
         activation: ``"relu"`` (default), ``"sigmoid"``, or None for none.
 
     Returns:
-        out: (N, M), and cache = (affine cache, norm cache or None, activation cache,
-        normalization, activation).
+        out: (N, M), and the cache, an ``AffineNormActCache``.
 
     Raises:
         ValueError: an unknown normalization or activation, besides the layers' own errors.
@@ -103,7 +147,7 @@ def affine_norm_act_forward(
     if normalization is not None:
         a, norm_cache = FC_BLOCKS[normalization].forward(a, gamma, beta, norm_param)  # (N, M)
     out, act_cache = (a, None) if activation is None else ACTIVATIONS[activation][0](a)
-    return out, (fc_cache, norm_cache, act_cache, normalization, activation)
+    return out, AffineNormActCache(fc_cache, norm_cache, act_cache, normalization, activation)
 
 
 def affine_norm_act_backward(dout: np.ndarray, cache: Any, need_dx: bool = True) -> Grads5:
@@ -113,7 +157,18 @@ def affine_norm_act_backward(dout: np.ndarray, cache: Any, need_dx: bool = True)
     was None (dbeta also for a layer without a shift). Batch norm uses its closed-form
     route ``batchnorm_backward_alt``. ``need_dx=False`` returns dx = None and skips its
     matrix product (a network's first layer: the data needs none).
+
+    Raises:
+        TypeError: cache is not an ``affine_norm_act_forward`` cache (None, a tuple from
+            another sandwich...), or dout is not a floating ndarray.
+        ValueError: dout is not the forward output's shape (N, M).
     """
+    v.cache_of(cache, AffineNormActCache, "affine_norm_act_backward", "affine_norm_act_forward")
+    return _affine_norm_act_backward(dout, cache, need_dx)
+
+
+def _affine_norm_act_backward(dout: np.ndarray, cache: AffineNormActCache, need_dx: bool) -> Grads5:
+    """``affine_norm_act_backward`` once its cache is known to be the right kind."""
     fc_cache, norm_cache, act_cache, normalization, activation = cache
     da = dout if activation is None else ACTIVATIONS[activation][1](dout, act_cache)  # (N, M)
     dgamma = dbeta = None
@@ -138,7 +193,8 @@ def affine_norm_relu_forward(
 
 def affine_norm_relu_backward(dout: np.ndarray, cache: Any, need_dx: bool = True) -> Grads5:
     """Backward through ``affine_norm_relu_forward``: dout (N, M) -> dx, dw, db, dgamma, dbeta."""
-    return affine_norm_act_backward(dout, cache, need_dx)
+    v.cache_of(cache, AffineNormActCache, "affine_norm_relu_backward", "affine_norm_relu_forward")
+    return _affine_norm_act_backward(dout, cache, need_dx)
 
 
 def conv_relu_forward(
@@ -147,11 +203,12 @@ def conv_relu_forward(
     """Convolution then ReLU. x: (N, C, H, W), w: (F, C, HH, WW) -> out: (N, F, H', W')."""
     a, conv_cache = conv_forward_fast(x, w, b, conv_param)  # (N, F, H', W')
     out, relu_cache = relu_forward(a)
-    return out, (conv_cache, relu_cache)
+    return out, ConvReluCache(conv_cache, relu_cache)
 
 
 def conv_relu_backward(dout: np.ndarray, cache: Any) -> Grads3:
     """Backward through ``conv_relu_forward``: dout (N, F, H', W') -> dx, dw, db."""
+    v.cache_of(cache, ConvReluCache, "conv_relu_backward", "conv_relu_forward")
     conv_cache, relu_cache = cache
     da = relu_backward(dout, relu_cache)
     return conv_backward_fast(da, conv_cache)
@@ -174,13 +231,14 @@ def conv_bn_relu_forward(
     a, conv_cache = conv_forward_fast(x, w, b, conv_param)  # (N, F, H', W')
     an, bn_cache = spatial_batchnorm_forward(a, gamma, beta, bn_param)  # (N, F, H', W')
     out, relu_cache = relu_forward(an)
-    return out, (conv_cache, bn_cache, relu_cache)
+    return out, ConvBnReluCache(conv_cache, bn_cache, relu_cache)
 
 
 def conv_bn_relu_backward(
     dout: np.ndarray, cache: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Backward through ``conv_bn_relu_forward``: dout -> dx, dw, db, dgamma, dbeta."""
+    v.cache_of(cache, ConvBnReluCache, "conv_bn_relu_backward", "conv_bn_relu_forward")
     conv_cache, bn_cache, relu_cache = cache
     dan = relu_backward(dout, relu_cache)
     da, dgamma, dbeta = spatial_batchnorm_backward(dan, bn_cache)
@@ -204,7 +262,8 @@ def conv_relu_pool_forward(
 
 def conv_relu_pool_backward(dout: np.ndarray, cache: Any) -> Grads3:
     """Backward through ``conv_relu_pool_forward``: dout (N, F, H'', W'') -> dx, dw, db."""
-    return conv_norm_relu_pool_backward(dout, cache)[:3]  # type: ignore[return-value]
+    v.cache_of(cache, ConvNormReluPoolCache, "conv_relu_pool_backward", "conv_relu_pool_forward")
+    return _conv_norm_relu_pool_backward(dout, cache)[:3]  # type: ignore[return-value]
 
 
 def conv_norm_relu_pool_forward(
@@ -236,14 +295,18 @@ def conv_norm_relu_pool_forward(
             that take no G ignore it).
 
     Returns:
-        out: (N, F, H'', W''), and cache = (conv cache, norm cache or None, relu cache,
-        pool cache, normalization).
+        out: (N, F, H'', W''), and the cache, a ``ConvNormReluPoolCache``.
 
     Raises:
         ValueError: an unknown normalization, or group norm without G, besides the
-            layers' own errors.
+            layers' own errors. conv_param and pool_param are checked before any layer
+            runs, so a bad pool_param never leaves batch norm's running statistics
+            updated.
     """
     v.choice(normalization, "normalization", (*CONV_BLOCKS, None))
+    wf, bf = float_params(x, w=w, b=b)
+    _, _, H_conv, W_conv = conv_geometry(x, wf, bf, conv_param)
+    pool_sizes((x.shape[0], wf.shape[0], H_conv, W_conv), pool_param)
     a, conv_cache = conv_forward_fast(x, w, b, conv_param)  # (N, F, H', W')
     norm_cache = None
     if normalization is not None:
@@ -252,7 +315,7 @@ def conv_norm_relu_pool_forward(
         a, norm_cache = block.forward(a, gamma, beta, norm_param, **options)  # (N, F, H', W')
     s, relu_cache = relu_forward(a)  # (N, F, H', W')
     out, pool_cache = max_pool_forward_fast(s, pool_param)  # (N, F, H'', W'')
-    return out, (conv_cache, norm_cache, relu_cache, pool_cache, normalization)
+    return out, ConvNormReluPoolCache(conv_cache, norm_cache, relu_cache, pool_cache, normalization)
 
 
 def conv_norm_relu_pool_backward(dout: np.ndarray, cache: Any) -> Grads5:
@@ -260,7 +323,20 @@ def conv_norm_relu_pool_backward(dout: np.ndarray, cache: Any) -> Grads5:
 
     dout: (N, F, H'', W''). dgamma and dbeta take gamma's shape, or are None when
     ``normalization`` was None.
+
+    Raises:
+        TypeError: cache is not a ``conv_norm_relu_pool_forward`` cache, or dout is not
+            a floating ndarray.
+        ValueError: dout is not the forward output's shape.
     """
+    v.cache_of(
+        cache, ConvNormReluPoolCache, "conv_norm_relu_pool_backward", "conv_norm_relu_pool_forward"
+    )
+    return _conv_norm_relu_pool_backward(dout, cache)
+
+
+def _conv_norm_relu_pool_backward(dout: np.ndarray, cache: ConvNormReluPoolCache) -> Grads5:
+    """``conv_norm_relu_pool_backward`` once its cache is known to be the right kind."""
     conv_cache, norm_cache, relu_cache, pool_cache, normalization = cache
     ds = max_pool_backward_fast(dout, pool_cache)  # (N, F, H', W')
     da = relu_backward(ds, relu_cache)  # (N, F, H', W')

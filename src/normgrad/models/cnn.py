@@ -39,9 +39,39 @@ from normgrad.models.blocks import (
     conv_relu_pool_backward,
     conv_relu_pool_forward,
 )
-from normgrad.models.inputs import check_X, check_y
+from normgrad.models.inputs import (
+    check_X,
+    check_y,
+    float_dtype,
+    option,
+    positive_int,
+    reg_strength,
+    restore,
+    snapshot,
+)
+from normgrad.models.inputs import weight_scale as checked_weight_scale
+from normgrad.models.penalty import l2_term, sum_of_squares
 from normgrad.ops.affine import affine_backward, affine_forward
 from normgrad.ops.losses import softmax_loss
+
+
+def _image_shape(input_dim: Any) -> tuple[int, int, int]:
+    """input_dim as (C, H, W): three positive ints, H and W even (the 2x2 pool halves them)."""
+    ok = isinstance(input_dim, (list, tuple)) or (
+        isinstance(input_dim, np.ndarray) and input_dim.ndim == 1
+    )
+    if not ok or len(input_dim) != 3:
+        raise (ValueError if ok else TypeError)(
+            f"input_dim must be (C, H, W), three positive ints such as (3, 32, 32); got "
+            f"{input_dim!r}. For flattened data use FullyConnectedNet(input_dim=D)."
+        )
+    C, H, W = (positive_int(s, f"input_dim[{i}]", example=32) for i, s in enumerate(input_dim))
+    if H % 2 or W % 2:
+        raise ValueError(
+            f"input_dim must have an even height and width: the 2x2 max pool halves them; "
+            f"got (C, H, W) = {(C, H, W)}. Crop or pad the images to an even size."
+        )
+    return C, H, W
 
 
 class ThreeLayerConvNet:
@@ -74,29 +104,56 @@ class ThreeLayerConvNet:
         """Build the net; draws W1, W2, W3 from NumPy's global generator, in order.
 
         Args:
-            input_dim: (C, H, W) of one input; H and W even (the 2x2 pool halves them).
-            num_filters: F; filter_size: K (odd keeps H x W).
-            hidden_dim: M; num_classes: number of classes.
-            weight_scale, reg, dtype: as in the course.
+            input_dim: (C, H, W) of one input, positive ints; H and W even (the 2x2
+                pool halves them).
+            num_filters: F >= 1; filter_size: K, odd (the conv keeps H x W).
+            hidden_dim: M >= 1; num_classes: number of classes, >= 1.
+            weight_scale: the weights' standard deviation, a finite number > 0.
+            reg: L2 strength, a finite number >= 0.
+            dtype: a floating NumPy dtype, of every parameter.
             normalization: None (the course's net), "batchnorm" (spatial batch norm),
                 "groupnorm" (spatial group norm with ``num_groups`` groups, dividing F) or
                 any other key of ``CONV_BLOCKS``.
+            num_groups: an int >= 1; it must divide F when the normalization takes G.
+
+        Raises:
+            TypeError: a size that is not an int (floats such as 32.0 included: the
+                course's np.random.randn refuses them too), a number that is not real
+                (a string, a bool), a dtype that is not floating, or a normalization that
+                is not a string.
+            ValueError: a size < 1, an even filter_size, an odd H or W, a negative or
+                non-finite reg, a weight_scale <= 0 or non-finite, an unknown
+                normalization, or num_groups not dividing num_filters. A refused call
+                draws no random number.
         """
-        if normalization not in self.NORMALIZATIONS:
-            options = ", ".join(repr(n) for n in self.NORMALIZATIONS)
+        # Every argument is checked before the first random draw: a refused call leaves
+        # NumPy's global generator, which the course's notebooks seed, untouched.
+        option(
+            normalization,
+            "normalization",
+            self.NORMALIZATIONS,
+            "For layer norm use FullyConnectedNet(normalization='layernorm').",
+        )
+        C, H, W = _image_shape(input_dim)
+        F = positive_int(num_filters, "num_filters", example=32)
+        K = positive_int(filter_size, "filter_size", example=7)
+        if K % 2 == 0:
             raise ValueError(
-                f"normalization must be one of {options}; got {normalization!r}. For "
-                "layer norm use FullyConnectedNet(normalization='layernorm')."
+                f"filter_size must be odd, so that the conv (stride 1, pad "
+                f"(filter_size - 1) // 2) keeps H x W and the 2x2 pool halves it; got "
+                f"{K}. Pass e.g. filter_size={K - 1 if K > 1 else 1} or {K + 1}."
             )
-        C, H, W = (int(s) for s in input_dim)
+        hidden_dim = positive_int(hidden_dim, "hidden_dim", example=100)
+        num_classes = positive_int(num_classes, "num_classes", example=10)
+        checked_weight_scale(weight_scale)
+        reg_strength(reg)
+        float_dtype(dtype)
+        num_groups = positive_int(num_groups, "num_groups", example=4)
         block = CONV_BLOCKS[normalization] if normalization is not None else None
-        if (
-            block is not None
-            and "G" in block.options
-            and (num_groups <= 0 or num_filters % num_groups)
-        ):
+        if block is not None and "G" in block.options and F % num_groups:
             raise ValueError(
-                f"num_groups must divide num_filters = {num_filters}; got {num_groups}."
+                f"num_groups must divide num_filters = {F}; got {num_groups}. Pass one "
+                f"of {[g for g in range(1, F + 1) if F % g == 0]}."
             )
         self.input_dim = (C, H, W)
         self.num_classes = int(num_classes)
@@ -104,10 +161,9 @@ class ThreeLayerConvNet:
         self.num_groups = int(num_groups)
         self.reg = reg
         self.dtype = dtype
-        self.conv_param = {"stride": 1, "pad": (filter_size - 1) // 2}
+        self.conv_param = {"stride": 1, "pad": (K - 1) // 2}
         self.pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
 
-        F, K = num_filters, filter_size
         pad = self.conv_param["pad"]
         H_conv, W_conv = H + 2 * pad - K + 1, W + 2 * pad - K + 1  # stride 1
         pooled = F * (H_conv // 2) * (W_conv // 2)
@@ -126,8 +182,8 @@ class ThreeLayerConvNet:
             if block.shift:
                 self.params["beta1"] = np.zeros(block.param_shape(F))
             self.bn_params = [block.init_param()]
-        for k, v in self.params.items():
-            self.params[k] = v.astype(dtype)
+        for name, param in self.params.items():
+            self.params[name] = param.astype(dtype)
 
     def _conv_block_forward(self, X: np.ndarray) -> tuple[np.ndarray, Any]:
         """conv - [norm] - relu - pool: X (N, C, H, W) -> (N, F, H/2, W/2)."""
@@ -163,23 +219,32 @@ class ThreeLayerConvNet:
     def loss(self, X: np.ndarray, y: None = None) -> np.ndarray: ...
 
     @overload
-    def loss(self, X: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]: ...
+    def loss(self, X: np.ndarray, y: np.ndarray) -> tuple[np.floating, dict[str, np.ndarray]]: ...
 
     def loss(
         self, X: np.ndarray, y: np.ndarray | None = None
-    ) -> np.ndarray | tuple[float, dict[str, np.ndarray]]:
+    ) -> np.ndarray | tuple[np.floating, dict[str, np.ndarray]]:
         """Scores in test mode (y None), else the loss and its gradients (train mode).
 
         Args:
             X: (N, C, H, W) images. A floating X is used as it is, in its own dtype (the
                 course's ThreeLayerConvNet does not cast X, unlike FullyConnectedNet, so
                 float64 images against float32 weights compute in float64); an integer
-                X (raw pixels) is cast to ``dtype``.
+                X (raw pixels) is cast to ``dtype``. NaN and infinite values are
+                accepted and give a NaN loss, as in the course.
             y: (N,) integer labels in [0, num_classes), or None.
 
         Returns:
-            y None: scores (N, num_classes). Otherwise (loss, grads) with grads[k]
-            shaped like params[k].
+            y None: scores (N, num_classes). Otherwise (loss, grads): the loss a NumPy
+            float64 scalar as the course's (2.508255638232932 for the course's sanity
+            check with reg = 0.5), grads[k] shaped like params[k].
+
+        Raises:
+            TypeError: X is not a real numeric ndarray, or y not an integer ndarray.
+            ValueError: X is not (N, C, H, W) with the model's (C, H, W), X has no rows,
+                y is not (N,), a label lies outside [0, num_classes), or ``model.reg``
+                was set to a negative or non-finite number. A refused call, or one that
+                fails inside a layer, leaves the model as it was.
         """
         check_X(X, self.input_dim, "ThreeLayerConvNet")
         if X.ndim != 4:
@@ -190,8 +255,20 @@ class ThreeLayerConvNet:
             )
         if y is not None:
             check_y(y, X.shape[0], self.num_classes, "ThreeLayerConvNet")
+        reg_strength(self.reg, "model.reg")  # notebooks set it after construction
         if not np.issubdtype(X.dtype, np.floating):
             X = X.astype(self.dtype)  # the layers need floating input; floats stay as given
+        saved = snapshot({}, self.bn_params)
+        try:
+            return self._loss(X, y)
+        except BaseException:
+            restore(saved, {}, self.bn_params)
+            raise
+
+    def _loss(
+        self, X: np.ndarray, y: np.ndarray | None
+    ) -> np.ndarray | tuple[np.floating, dict[str, np.ndarray]]:
+        """``loss`` once its arguments are checked: X already floating."""
         mode = "test" if y is None else "train"
         if self.normalization is not None and CONV_BLOCKS[self.normalization].train_mode:
             self.bn_params[0]["mode"] = mode
@@ -210,8 +287,9 @@ class ThreeLayerConvNet:
         dh1, grads["W2"], grads["b2"] = affine_relu_backward(dh2, cache2)
         grads.update(self._conv_block_backward(dh1, cache1))
         if self.reg:  # reg 0 adds exactly 0.0: skip the passes over every W
+            # The course adds the three sums in the weights' dtype, then scales them.
+            total = sum_of_squares(p["W1"]) + sum_of_squares(p["W2"]) + sum_of_squares(p["W3"])
+            loss = loss + l2_term(self.reg, total)
             for name in ("W1", "W2", "W3"):
-                W = p[name]
-                loss += 0.5 * self.reg * np.sum(W * W)
-                grads[name] = grads[name] + self.reg * W
-        return float(loss), grads
+                grads[name] = grads[name] + self.reg * p[name]
+        return loss, grads

@@ -27,8 +27,22 @@ from typing import Any, overload
 
 import numpy as np
 
+from normgrad._internal import validate as v
 from normgrad.models.blocks import FC_BLOCKS, affine_norm_act_backward, affine_norm_act_forward
-from normgrad.models.inputs import check_X, check_y
+from normgrad.models.inputs import (
+    check_X,
+    check_y,
+    float_dtype,
+    layer_sizes,
+    option,
+    positive_int,
+    reg_strength,
+    restore,
+    snapshot,
+)
+from normgrad.models.inputs import weight_scale as checked_weight_scale
+from normgrad.models.penalty import l2_term, sum_of_squares
+from normgrad.ops._checks import seed as check_seed
 from normgrad.ops.activations import ACTIVATIONS
 from normgrad.ops.affine import affine_backward, affine_forward
 from normgrad.ops.dropout import dropout_backward, dropout_forward
@@ -72,46 +86,62 @@ class FullyConnectedNet:
         """Build the net; draws W1, ..., WL from NumPy's global generator, in order.
 
         Args:
-            hidden_dims: sizes of the L - 1 hidden layers, e.g. [100, 100].
-            input_dim: D, the size of one flattened input.
-            num_classes: C.
-            dropout_keep_ratio: probability of KEEPING a unit, in (0, 1]; 1 means no
-                dropout layers.
+            hidden_dims: sizes of the L - 1 hidden layers, e.g. [100, 100]: a list, tuple,
+                range or 1-D integer array of positive ints ([] is a softmax classifier).
+            input_dim: D, the size of one flattened input, a positive int.
+            num_classes: C, a positive int.
+            dropout_keep_ratio: probability of KEEPING a unit, a real number in (0, 1];
+                1 means no dropout layers.
             normalization: None, or a key of ``FC_BLOCKS`` ("batchnorm", "layernorm",
                 "rmsnorm", ...).
-            reg: L2 strength.
-            weight_scale: standard deviation of the weights.
-            dtype: of every parameter and of the computation (float64 for gradient checks).
-            seed: when given, dropout reseeds with it on every call (deterministic masks,
-                for gradient checking).
+            reg: L2 strength, a finite real number >= 0.
+            weight_scale: standard deviation of the weights, a finite real number > 0.
+            dtype: a floating NumPy dtype (float16 to longdouble), of every parameter and
+                of the computation (float64 for gradient checks).
+            seed: None, or an int in [0, 2**32 - 1]: dropout then reseeds with it on
+                every call (deterministic masks, for gradient checking).
             activation: "relu" (default, the course's) or "sigmoid".
+
+        Raises:
+            TypeError: a size that is not an int (100.0 included: the course's
+                np.random.randn refuses it too), hidden_dims not a sequence, a number
+                that is not real (a string, a bool, None), a dtype that is not floating,
+                a seed that is not an int, or a normalization or activation that is not
+                a string.
+            ValueError: a size < 1, dropout_keep_ratio outside (0, 1], a negative or
+                non-finite reg, a weight_scale <= 0 or non-finite, a seed out of range,
+                or an unknown normalization or activation. A refused call draws no
+                random number.
         """
-        if normalization not in self.NORMALIZATIONS:
-            options = ", ".join(repr(n) for n in self.NORMALIZATIONS)
-            raise ValueError(
-                f"normalization must be one of {options}; got {normalization!r}. For "
-                "group norm over conv features use ThreeLayerConvNet(normalization="
-                "'groupnorm')."
-            )
-        if activation not in self.ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {', '.join(map(repr, self.ACTIVATIONS))}; got "
-                f"{activation!r}."
-            )
-        hidden_dims = [int(h) for h in hidden_dims]
-        if any(h <= 0 for h in hidden_dims) or input_dim <= 0 or num_classes <= 0:
-            raise ValueError(
-                f"layer sizes must be positive; got hidden_dims={hidden_dims}, "
-                f"input_dim={input_dim}, num_classes={num_classes}."
-            )
-        if not 0 < dropout_keep_ratio <= 1:
-            raise ValueError(
-                f"dropout_keep_ratio is the probability of keeping a unit, in (0, 1]; got "
-                f"{dropout_keep_ratio!r}."
-            )
+        # Every argument is checked before the first random draw: a refused call leaves
+        # NumPy's global generator, which the course's notebooks seed, untouched.
+        option(
+            normalization,
+            "normalization",
+            self.NORMALIZATIONS,
+            "For group norm over conv features use ThreeLayerConvNet(normalization='groupnorm').",
+        )
+        option(activation, "activation", self.ACTIVATIONS)
+        hidden_dims = layer_sizes(hidden_dims, "hidden_dims", "[100, 100]")
+        input_dim = positive_int(input_dim, "input_dim", example=3 * 32 * 32)
+        num_classes = positive_int(num_classes, "num_classes", example=10)
+        keep = v.real(
+            dropout_keep_ratio,
+            "dropout_keep_ratio",
+            example=0.5,
+            low=0.0,
+            high=1.0,
+            low_open=True,
+        )
+        reg_strength(reg)
+        checked_weight_scale(weight_scale)
+        float_dtype(dtype)
+        if seed is not None:
+            seed = check_seed(seed, "seed")
+
         self.normalization = normalization
         self.activation = activation
-        self.use_dropout = dropout_keep_ratio != 1
+        self.use_dropout = keep != 1
         self.reg = reg
         self.num_layers = 1 + len(hidden_dims)
         self.dtype = dtype
@@ -140,8 +170,8 @@ class FullyConnectedNet:
         if block is not None:
             self.bn_params = [block.init_param() for _ in range(self.num_layers - 1)]
 
-        for k, v in self.params.items():
-            self.params[k] = v.astype(dtype)
+        for name, param in self.params.items():
+            self.params[name] = param.astype(dtype)
 
     def _set_mode(self, mode: str, bn_params: list[dict[str, Any]]) -> None:
         if self.use_dropout:
@@ -208,29 +238,47 @@ class FullyConnectedNet:
     def loss(self, X: np.ndarray, y: None = None) -> np.ndarray: ...
 
     @overload
-    def loss(self, X: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]: ...
+    def loss(self, X: np.ndarray, y: np.ndarray) -> tuple[np.floating, dict[str, np.ndarray]]: ...
 
     def loss(
         self, X: np.ndarray, y: np.ndarray | None = None
-    ) -> np.ndarray | tuple[float, dict[str, np.ndarray]]:
+    ) -> np.ndarray | tuple[np.floating, dict[str, np.ndarray]]:
         """Scores in test mode (y None), else the loss and its gradients (train mode).
 
         Args:
-            X: (N, D) or (N, d_1, ..., d_k) with d_1 * ... * d_k = D; cast to ``dtype``.
+            X: (N, D) or (N, d_1, ..., d_k) with d_1 * ... * d_k = D, floating or integer;
+                cast to ``dtype``. NaN and infinite values are accepted and give a NaN
+                loss, as in the course (the Solver records it).
             y: (N,) integer labels in [0, C), or None.
 
         Returns:
-            y None: scores (N, C). Otherwise (loss, grads) with grads[k] shaped like
-            params[k].
+            y None: scores (N, C). Otherwise (loss, grads): the loss a NumPy float64
+            scalar, as the course's (longdouble for a longdouble model), and grads[k]
+            shaped like params[k].
 
         Raises:
-            ValueError: X's row size is not input_dim, y is not (N,), or a label lies
-                outside [0, num_classes).
+            TypeError: X is not a real numeric ndarray, or y not an integer ndarray.
+            ValueError: X's row size is not input_dim, X has no rows, y is not (N,), a
+                label lies outside [0, num_classes), or ``model.reg`` was set to a
+                negative or non-finite number. A refused call, or one that fails inside
+                a layer, leaves the model as it was (modes and running statistics).
         """
         check_X(X, (self.input_dim,), "FullyConnectedNet", any_layout=True)
         if y is not None:
             check_y(y, X.shape[0], self.num_classes, "FullyConnectedNet")
+        reg_strength(self.reg, "model.reg")  # notebooks set it after construction
         X = X.astype(self.dtype, copy=False)
+        saved = snapshot(self.dropout_param, self.bn_params)
+        try:
+            return self._loss(X, y)
+        except BaseException:
+            restore(saved, self.dropout_param, self.bn_params)
+            raise
+
+    def _loss(
+        self, X: np.ndarray, y: np.ndarray | None
+    ) -> np.ndarray | tuple[np.floating, dict[str, np.ndarray]]:
+        """``loss`` once its arguments are checked: X already in ``dtype``."""
         mode = "test" if y is None else "train"
         self._set_mode(mode, self.bn_params)
 
@@ -259,6 +307,6 @@ class FullyConnectedNet:
         if self.reg:  # reg 0 adds exactly 0.0: skip the passes over every W
             for i in range(1, L + 1):
                 W = self.params[f"W{i}"]
-                loss += 0.5 * self.reg * np.sum(W * W)
+                loss = loss + l2_term(self.reg, sum_of_squares(W))  # as the course sums
                 grads[f"W{i}"] += self.reg * W  # (in, out); grads are fresh arrays
-        return float(loss), grads
+        return loss, grads

@@ -10,7 +10,10 @@ and a test keeps ``__all__`` complete.
 - ``losses``: softmax (cross-entropy) and multiclass SVM losses;
 - ``conv``, ``pool``: naive references for convolution and max pooling;
 - ``fast``: their vectorized versions (im2col, strided views);
-- ``windows``: the sliding-window geometry and im2col / col2im they share.
+- ``windows``: the sliding-window geometry and im2col / col2im they share, and the keys
+  conv_param and pool_param may hold;
+- ``_checks`` (private): input checks the ops and the models share beyond
+  ``normgrad._internal.validate`` (bare-array caches, bool flags, seeds, param dicts).
 """
 
 from normgrad.ops.activations import (

@@ -20,17 +20,21 @@ from __future__ import annotations
 import numpy as np
 
 from normgrad._internal import validate as v
+from normgrad.ops._checks import array_cache
 
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """ReLU forward: out = max(0, x), elementwise (cs231n signature).
 
     Args:
-        x: input of any shape.
+        x: input of any shape (empty and 0-d arrays included), floating.
 
     Returns:
         out: x's shape and dtype, and the cache: x itself, whose sign picks which
         upstream gradients pass.
+
+    Raises:
+        TypeError: x is not a floating ndarray.
     """
     v.float_array(x, "x")
     out = np.maximum(x, 0)  # (any)
@@ -46,8 +50,13 @@ def relu_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
 
     Returns:
         dx: x's shape.
+
+    Raises:
+        TypeError: cache is not the array ``relu_forward`` returns (None, a tuple from
+            another layer...), or dout is not a floating ndarray.
+        ValueError: dout is not x's shape.
     """
-    x = cache
+    x = array_cache(cache, "relu_backward", "relu_forward")
     v.float_array(dout, "dout")
     v.shape(dout, "dout", x.shape, "the shape of the forward input x")
     return np.where(x > 0, dout, 0).astype(dout.dtype, copy=False)
@@ -60,11 +69,14 @@ def sigmoid_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     out = 1 / (1 + e) for x >= 0 and out = e / (1 + e) for x < 0, with e = exp(-|x|).
 
     Args:
-        x: input of any shape.
+        x: input of any shape (empty and 0-d arrays included), floating.
 
     Returns:
         out: x's shape and dtype, in (0, 1) (exactly 0 or 1 only where float rounding
         saturates), and the cache: out itself, since the derivative is out * (1 - out).
+
+    Raises:
+        TypeError: x is not a floating ndarray.
     """
     v.float_array(x, "x")
     e = np.exp(-np.abs(x))  # (any) in (0, 1]: never overflows
@@ -81,8 +93,13 @@ def sigmoid_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
 
     Returns:
         dx: x's shape.
+
+    Raises:
+        TypeError: cache is not the array ``sigmoid_forward`` returns, or dout is not a
+            floating ndarray.
+        ValueError: dout is not x's shape.
     """
-    out = cache
+    out = array_cache(cache, "sigmoid_backward", "sigmoid_forward")
     v.float_array(dout, "dout")
     v.shape(dout, "dout", out.shape, "the shape of the forward input x")
     return (dout * out * (1.0 - out)).astype(dout.dtype, copy=False)

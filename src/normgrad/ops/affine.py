@@ -22,6 +22,7 @@ import numpy as np
 
 from normgrad._internal import validate as v
 from normgrad._internal.params import float_params
+from normgrad.ops._checks import flag
 
 
 class AffineCache(NamedTuple):
@@ -45,11 +46,15 @@ def affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndar
 
     Raises:
         TypeError: x is not a floating ndarray, or w or b is not a real numeric ndarray.
-        ValueError: w is not 2-D, w's first axis is not D, or b is not (M,).
+        ValueError: x is 0-d, w is not 2-D, w's first axis is not D, or b is not (M,).
+            An empty batch (N = 0) is valid: out is (0, M).
     """
     w, b = float_params(x, w=w, b=b)  # integer w, b -> floating: float gradients
     if x.ndim < 1:
-        raise ValueError("x must have a batch axis: (N, d_1, ..., d_k); got a 0-d array.")
+        raise ValueError(
+            "x must have a batch axis: (N, d_1, ..., d_k); got a 0-d array. "
+            "Use x.reshape(1, -1) for a single sample."
+        )
     v.ndim(w, "w", 2, "(D, M)")
     N = x.shape[0]
     D = int(np.prod(x.shape[1:], dtype=np.int64))
@@ -80,12 +85,20 @@ def affine_backward(
     Returns:
         dx: (N, d_1, ..., d_k) in x's shape (None when ``need_dx`` is False),
         dw: (D, M), db: (M,).
+
+    Raises:
+        TypeError: cache is not an ``affine_forward`` cache, dout is not a floating
+            ndarray, or need_dx is not a bool.
+        ValueError: dout is not the forward output's shape (N, M).
     """
+    v.cache_of(cache, AffineCache, "affine_backward", "affine_forward")
+    flag(need_dx, "need_dx")
     x, w, _ = cache
     N = x.shape[0]
+    D, M = w.shape
     v.float_array(dout, "dout")
-    v.shape(dout, "dout", (N, w.shape[1]), "the shape of the forward output (N, M)")
-    xf = x.reshape(N, -1)  # (N, D)
+    v.shape(dout, "dout", (N, M), "the shape of the forward output (N, M)")
+    xf = x.reshape(N, D)  # (N, D); explicit D: an empty batch cannot infer it
     dx = (dout @ w.T).reshape(x.shape) if need_dx else None  # (N, d_1, ..., d_k)
     dw = xf.T @ dout  # (D, M)
     db = dout.sum(axis=0)  # (M,)

@@ -57,16 +57,19 @@ def conv_forward_naive(
         and the cache.
 
     Raises:
-        TypeError: x is not a floating ndarray, or w or b is not a real numeric ndarray.
-        ValueError: wrong dimensions or channel count, b not (F,), stride or pad not a
-            valid integer, or an output size that is not an integer.
+        TypeError: x is not a floating ndarray, w or b is not a real numeric ndarray,
+            conv_param is not a dict, or stride or pad is not a number.
+        ValueError: wrong dimensions or channel count, filters smaller than 1x1, b not
+            (F,), an unknown key in conv_param, stride or pad not a valid integer, or an
+            output size that is not an integer. An empty batch (N = 0) is valid: out is
+            (0, F, H', W').
     """
     w, b = float_params(x, w=w, b=b)  # integer w, b -> floating: float gradients
     stride, pad, H_out, W_out = conv_geometry(x, w, b, conv_param)
     N = x.shape[0]
-    F, _, HH, WW = w.shape
+    F, C, HH, WW = w.shape
     xp = pad_hw(x, pad)  # (N, C, H + 2p, W + 2p)
-    w_rows = w.reshape(F, -1)  # (F, C*HH*WW)
+    w_rows = w.reshape(F, C * HH * WW)  # (F, C*HH*WW); explicit sizes: F or C may be 0
     out = np.empty((N, F, H_out, W_out), dtype=np.result_type(x, w, b))
     for n in range(N):
         for i in range(H_out):
@@ -87,15 +90,21 @@ def conv_backward_naive(
 
     Returns:
         dx: (N, C, H, W), dw: (F, C, HH, WW), db: (F,).
+
+    Raises:
+        TypeError: cache is not a ``conv_forward_naive`` cache (None, or another layer's,
+            such as ``conv_forward_fast``'s), or dout is not a floating ndarray.
+        ValueError: dout is not the forward output's shape (N, F, H', W').
     """
+    v.cache_of(cache, ConvCache, "conv_backward_naive", "conv_forward_naive")
     x, w, b, conv_param = cache
     stride, pad, H_out, W_out = conv_geometry(x, w, b, conv_param)
     N = x.shape[0]
-    F, _, HH, WW = w.shape
+    F, C, HH, WW = w.shape
     v.float_array(dout, "dout")
     v.shape(dout, "dout", (N, F, H_out, W_out), "the shape of the forward output")
     xp = pad_hw(x, pad)  # (N, C, Hp, Wp)
-    w_rows = w.reshape(F, -1)  # (F, C*HH*WW)
+    w_rows = w.reshape(F, C * HH * WW)  # (F, C*HH*WW)
     dt = np.result_type(dout, x, w)
     dxp = np.zeros(xp.shape, dtype=dt)  # (N, C, Hp, Wp)
     dw_rows = np.zeros(w_rows.shape, dtype=dt)  # (F, C*HH*WW)

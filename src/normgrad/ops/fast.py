@@ -67,17 +67,19 @@ def conv_forward_fast(
 ) -> tuple[np.ndarray, FastConvCache]:
     """Convolution forward by im2col and one matrix product (cs231n signature).
 
-    Same arguments, result and errors as ``conv_forward_naive``: x (N, C, H, W),
-    w (F, C, HH, WW), b (F,), conv_param with ``stride`` and ``pad``; out (N, F, H', W').
+    Same arguments, result and errors as ``conv_forward_naive`` (empty batches included):
+    x (N, C, H, W), w (F, C, HH, WW), b (F,), conv_param with ``stride`` and ``pad``;
+    out (N, F, H', W').
     The cache differs (it holds the im2col matrix), so pair it with ``conv_backward_fast``.
     Integer or bool w and b are cast to np.result_type(x, w, b), as in the naive layer.
     """
     w, b = float_params(x, w=w, b=b)  # integer w, b -> floating: float gradients
     stride, pad, H_out, W_out = conv_geometry(x, w, b, conv_param)
     N = x.shape[0]
-    F, _, HH, WW = w.shape
+    F, C, HH, WW = w.shape
     cols = im2col(pad_hw(x, pad), HH, WW, stride)  # (N, C*HH*WW, H'*W')
-    out = np.matmul(w.reshape(F, -1), cols)  # (N, F, H'*W'), one product per sample
+    w_rows = w.reshape(F, C * HH * WW)  # (F, C*HH*WW); explicit sizes: F or C may be 0
+    out = np.matmul(w_rows, cols)  # (N, F, H'*W'), one product per sample
     out += b[:, None]  # (N, F, H'*W')
     return out.reshape(N, F, H_out, W_out), FastConvCache(x, w, b, conv_param, cols)
 
@@ -93,7 +95,13 @@ def conv_backward_fast(
 
     Returns:
         dx: (N, C, H, W), dw: (F, C, HH, WW), db: (F,).
+
+    Raises:
+        TypeError: cache is not a ``conv_forward_fast`` cache (None, or another layer's,
+            such as ``conv_forward_naive``'s), or dout is not a floating ndarray.
+        ValueError: dout is not the forward output's shape (N, F, H', W').
     """
+    v.cache_of(cache, FastConvCache, "conv_backward_fast", "conv_forward_fast")
     x, w, b, conv_param, cols = cache
     stride, pad, H_out, W_out = conv_geometry(x, w, b, conv_param)
     N, C, H, W = x.shape
@@ -104,7 +112,7 @@ def conv_backward_fast(
     db = dout_cols.sum(axis=(0, 2))  # (F,)
     dw = np.matmul(dout_cols, cols.transpose(0, 2, 1)).sum(axis=0)  # (F, C*HH*WW)
     dw = dw.reshape(w.shape)  # (F, C, HH, WW)
-    dcols = np.matmul(w.reshape(F, -1).T, dout_cols)  # (N, C*HH*WW, H'*W')
+    dcols = np.matmul(w.reshape(F, C * HH * WW).T, dout_cols)  # (N, C*HH*WW, H'*W')
     dxp = col2im(dcols, (N, C, H + 2 * pad, W + 2 * pad), HH, WW, stride)  # (N, C, Hp, Wp)
     dx = np.ascontiguousarray(unpad_hw(dxp, pad))  # (N, C, H, W)
     return dx, dw, db
@@ -136,7 +144,20 @@ def max_pool_backward_fast(dout: np.ndarray, cache: FastPoolCache) -> np.ndarray
 
     Returns:
         dx: (N, C, H, W).
+
+    Raises:
+        TypeError: cache is not a ``max_pool_forward_fast`` (or ``_reshape``) cache, or
+            dout is not a floating ndarray.
+        ValueError: dout is not the forward output's shape (N, C, H', W').
     """
+    return _scatter_to_winners(dout, cache, "max_pool_backward_fast", "max_pool_forward_fast")
+
+
+def _scatter_to_winners(
+    dout: np.ndarray, cache: FastPoolCache, backward: str, forward: str
+) -> np.ndarray:
+    """``max_pool_backward_fast``, with the names its cache check reports."""
+    v.cache_of(cache, FastPoolCache, backward, forward)
     x, pool_param, argmax = cache
     ph, pw, stride, H_out, W_out = pool_geometry(x, pool_param)
     N, C, H, W = x.shape
@@ -186,5 +207,8 @@ def max_pool_forward_reshape(
 
 
 def max_pool_backward_reshape(dout: np.ndarray, cache: FastPoolCache) -> np.ndarray:
-    """Backward of ``max_pool_forward_reshape``: dout (N, C, H', W') -> dx (N, C, H, W)."""
-    return max_pool_backward_fast(dout, cache)
+    """Backward of ``max_pool_forward_reshape``: dout (N, C, H', W') -> dx (N, C, H, W).
+
+    Its cache is ``max_pool_forward_fast``'s kind, and the same checks apply.
+    """
+    return _scatter_to_winners(dout, cache, "max_pool_backward_reshape", "max_pool_forward_reshape")

@@ -41,7 +41,15 @@ def _check_scores_labels(
     v.float_array(x, "x")
     v.ndim(x, "x", 2, "(N, C): one row of C class scores per sample")
     N, C = x.shape
-    y = np.asarray(y)
+    if not isinstance(y, np.ndarray):
+        try:
+            y = np.asarray(y)
+        except (TypeError, ValueError):  # ragged lists and the like
+            raise TypeError(
+                f"y must be (N,) integer class labels, an integer array or a list of ints; "
+                f"got a {type(y).__name__} NumPy cannot read as one array. Pass "
+                "np.asarray(labels, dtype=np.int64)."
+            ) from None
     if y.size == 0 and y.dtype == np.float64:
         y = y.astype(np.int64)  # np.asarray([]) is float64: an empty list of labels
     if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
@@ -55,7 +63,15 @@ def _check_scores_labels(
             f"got y of shape {tuple(y.shape)}."
         )
     if N == 0:
-        raise ValueError("x must have at least one row: the loss is a mean over N.")
+        raise ValueError(
+            f"x must have at least one row: the loss is a mean over N; got x of shape "
+            f"{tuple(x.shape)}. Pass a non-empty batch."
+        )
+    if C == 0:
+        raise ValueError(
+            f"x must have at least one class column: (N, C) with C >= 1; got x of shape "
+            f"{tuple(x.shape)}."
+        )
     if y.min() < 0 or y.max() >= C:
         bad = y[(y < 0) | (y >= C)]
         raise ValueError(
@@ -65,7 +81,19 @@ def _check_scores_labels(
     return N, C, y
 
 
-def softmax_loss(x: np.ndarray, y: np.ndarray | Sequence[int]) -> tuple[float, np.ndarray]:
+def _scalar(loss: np.floating) -> np.floating:
+    """The loss as a NumPy scalar of at least float64, as the course's loss is.
+
+    The course computes ``np.sum(...) / N`` on float64 scores, so its loss is a
+    ``np.float64``; a model adding its float32 regularization to it stays float64. A
+    Python float would not (under NumPy 2 a Python float plus a ``np.float32`` is a
+    float32). float16 and float32 losses are widened exactly; a longdouble loss keeps
+    its precision.
+    """
+    return np.promote_types(loss.dtype, np.float64).type(loss)
+
+
+def softmax_loss(x: np.ndarray, y: np.ndarray | Sequence[int]) -> tuple[np.floating, np.ndarray]:
     """Softmax cross-entropy loss, mean over the batch (cs231n signature).
 
     Args:
@@ -73,11 +101,14 @@ def softmax_loss(x: np.ndarray, y: np.ndarray | Sequence[int]) -> tuple[float, n
         y: (N,) integer labels, 0 <= y[i] < C: any integer dtype, or a list of ints.
 
     Returns:
-        loss: a float, and dx: (N, C) its gradient with respect to x.
+        loss: a NumPy float64 scalar (longdouble for longdouble x), and dx: (N, C), x's
+        dtype, its gradient with respect to x. NaN or infinite scores give a NaN loss,
+        as in the course (a diverging run is recorded, not stopped, by the Solver).
 
     Raises:
         TypeError: x is not a floating ndarray, or y does not hold integers.
-        ValueError: x not 2-D, y not (N,), or a label outside [0, C).
+        ValueError: x not 2-D or empty (N = 0 or C = 0), y not (N,), or a label outside
+            [0, C).
     """
     N, _, y = _check_scores_labels(x, y)
     rows = np.arange(N)
@@ -88,10 +119,10 @@ def softmax_loss(x: np.ndarray, y: np.ndarray | Sequence[int]) -> tuple[float, n
     dx = np.exp(log_probs)  # (N, C) probabilities
     dx[rows, y] -= 1.0
     dx /= N
-    return float(loss), dx
+    return _scalar(loss), dx
 
 
-def svm_loss(x: np.ndarray, y: np.ndarray | Sequence[int]) -> tuple[float, np.ndarray]:
+def svm_loss(x: np.ndarray, y: np.ndarray | Sequence[int]) -> tuple[np.floating, np.ndarray]:
     """Multiclass SVM hinge loss with margin 1, mean over the batch (cs231n signature).
 
     Args:
@@ -99,11 +130,13 @@ def svm_loss(x: np.ndarray, y: np.ndarray | Sequence[int]) -> tuple[float, np.nd
         y: (N,) integer labels, 0 <= y[i] < C: any integer dtype, or a list of ints.
 
     Returns:
-        loss: a float, and dx: (N, C) its (sub)gradient with respect to x.
+        loss: a NumPy float64 scalar (longdouble for longdouble x), and dx: (N, C), x's
+        dtype, its (sub)gradient with respect to x. NaN scores give a NaN loss.
 
     Raises:
         TypeError: x is not a floating ndarray, or y does not hold integers.
-        ValueError: x not 2-D, y not (N,), or a label outside [0, C).
+        ValueError: x not 2-D or empty (N = 0 or C = 0), y not (N,), or a label outside
+            [0, C).
     """
     N, _, y = _check_scores_labels(x, y)
     rows = np.arange(N)
@@ -115,4 +148,4 @@ def svm_loss(x: np.ndarray, y: np.ndarray | Sequence[int]) -> tuple[float, np.nd
     dx = active  # (N, C) d/dx_ij for j != y_i
     dx[rows, y] = -active.sum(axis=1)  # the correct score appears in every open hinge
     dx /= N
-    return float(loss), dx
+    return _scalar(loss), dx

@@ -47,9 +47,11 @@ def max_pool_forward_naive(
         out: (N, C, H', W'), and the cache.
 
     Raises:
-        TypeError: x is not a floating ndarray.
-        ValueError: x not 4-D, a missing or non-integer parameter, or windows that do not
-            tile the input ((H - pool_height) / stride not an integer, likewise W).
+        TypeError: x is not a floating ndarray, pool_param is not a dict, or a size is
+            not a number.
+        ValueError: x not 4-D, a missing, unknown or non-integer parameter, or windows
+            that do not tile the input ((H - pool_height) / stride not an integer,
+            likewise W). An empty batch (N = 0) is valid: out is (0, C, H', W').
     """
     ph, pw, stride, H_out, W_out = pool_geometry(x, pool_param)
     N, C = x.shape[:2]
@@ -70,7 +72,13 @@ def max_pool_backward_naive(dout: np.ndarray, cache: PoolCache) -> np.ndarray:
 
     Returns:
         dx: (N, C, H, W).
+
+    Raises:
+        TypeError: cache is not a ``max_pool_forward_naive`` cache (None, or another
+            layer's, such as ``max_pool_forward_fast``'s), or dout is not a floating ndarray.
+        ValueError: dout is not the forward output's shape (N, C, H', W').
     """
+    v.cache_of(cache, PoolCache, "max_pool_backward_naive", "max_pool_forward_naive")
     x, pool_param = cache
     ph, pw, stride, H_out, W_out = pool_geometry(x, pool_param)
     N, C = x.shape[:2]

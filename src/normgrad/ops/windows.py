@@ -23,19 +23,21 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from normgrad._internal import validate as v
+from normgrad.ops._checks import param_dict
+
+#: The keys each layer reads from its parameter dict; any other key is refused.
+CONV_KEYS = ("stride", "pad")
+POOL_KEYS = ("pool_height", "pool_width", "stride")
 
 
 def int_param(param: dict[str, Any], key: str, name: str, minimum: int) -> int:
-    """``param[key]`` as an int >= ``minimum``, else a ``ValueError`` naming ``name``.
+    """``param[key]`` as an int >= ``minimum``, else a clear error naming ``name[key]``.
 
     Integral floats (``1.0``, ``np.float64(2)``) are accepted as the ints they equal, as
-    the course's arithmetic accepts them; ``1.5``, NaN, bools and non-numbers are not.
+    the course's arithmetic accepts them; ``1.5``, NaN and infinities are not
+    (``ValueError``), nor are bools, strings, None or arrays (``TypeError``).
     """
-    if not isinstance(param, dict):
-        raise TypeError(
-            f"{name} must be a dict; got {type(param).__name__}. Pass e.g. "
-            f"{{'{key}': {minimum}, ...}} with the layer's other keys."
-        )
+    param_dict(param, name, f"{{'{key}': {minimum}, ...}} with the layer's other keys")
     if key not in param:
         raise ValueError(
             f"{name} must contain {key!r} (an integer >= {minimum}); "
@@ -43,18 +45,22 @@ def int_param(param: dict[str, Any], key: str, name: str, minimum: int) -> int:
             f"{minimum}."
         )
     value = param[key]
+    label = f"{name}[{key!r}]"
+    fix = f"Pass a whole number >= {minimum}, e.g. {label} = {minimum}."
+    if not v.is_real(value):
+        raise TypeError(
+            f"{label} must be an integer >= {minimum}; got {value!r}. {fix} "
+            f"(A {type(value).__name__} is not a number.)"
+        )
     if isinstance(value, (float, np.floating)):
-        if not float(value).is_integer():
+        if not float(value).is_integer():  # NaN and infinities are not integers either
             raise ValueError(
-                f"{name}[{key!r}] must be an integer >= {minimum}; got the non-integral "
+                f"{label} must be an integer >= {minimum}; got the non-integral "
                 f"{value!r}. Sizes and strides count pixels: pass a whole number."
             )
         value = int(value)
-    fix = f"Pass a whole number >= {minimum}, e.g. {name}[{key!r}] = {minimum}."
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}[{key!r}] must be an integer >= {minimum}; got {value!r}. {fix}")
     if value < minimum:
-        raise ValueError(f"{name}[{key!r}] must be an integer >= {minimum}; got {value!r}. {fix}")
+        raise ValueError(f"{label} must be an integer >= {minimum}; got {value!r}. {fix}")
     return int(value)
 
 
@@ -92,9 +98,11 @@ def conv_geometry(
 ) -> tuple[int, int, int, int]:
     """Validate a convolution's arguments; return (stride, pad, H', W').
 
-    x: (N, C, H, W), w: (F, C, HH, WW), b: (F,) floating (cast integer parameters with
-    ``ops._params.float_params`` first), conv_param with integer (or integral float)
-    ``stride`` >= 1 and ``pad`` >= 0.
+    x: (N, C, H, W), w: (F, C, HH, WW) with HH, WW >= 1, b: (F,), all floating (cast
+    integer parameters with ``_internal.params.float_params`` first); conv_param a dict
+    with exactly the keys ``stride`` (integer or integral float >= 1) and ``pad`` (>= 0).
+    Empty batches (N = 0), no channels (C = 0) and no filters (F = 0) are valid: the
+    result is empty or the bias alone, as the formula says.
     """
     v.float_array(x, "x")
     v.float_array(w, "w")
@@ -107,7 +115,14 @@ def conv_geometry(
             f"x has {x.shape[1]} channels but w expects C = {C}: x must be (N, {C}, H, W) "
             f"for w of shape {tuple(w.shape)}; got x of shape {tuple(x.shape)}."
         )
+    if HH < 1 or WW < 1:
+        raise ValueError(
+            f"w's filters must be at least 1x1: w must be (F, C, HH, WW) with HH, WW >= 1; "
+            f"got w of shape {tuple(w.shape)}. Pass filters with a height and a width."
+        )
     v.shape(b, "b", (F,), "one bias per filter of w: (F, C, HH, WW)")
+    param_dict(conv_param, "conv_param", "{'stride': 1, 'pad': 1}")
+    v.known_keys(conv_param, "conv_param", CONV_KEYS)
     stride = int_param(conv_param, "stride", "conv_param", 1)
     pad = int_param(conv_param, "pad", "conv_param", 0)
     H_out = output_size(x.shape[2], HH, stride, pad, "conv", "height")
@@ -116,14 +131,32 @@ def conv_geometry(
 
 
 def pool_geometry(x: np.ndarray, pool_param: dict[str, Any]) -> tuple[int, int, int, int, int]:
-    """Validate a max pool's arguments; return (pool_height, pool_width, stride, H', W')."""
+    """Validate a max pool's arguments; return (pool_height, pool_width, stride, H', W').
+
+    x: (N, C, H, W) floating; pool_param a dict with exactly the keys ``pool_height``,
+    ``pool_width`` and ``stride`` (integers or integral floats >= 1). N = 0 or C = 0 give
+    an empty result.
+    """
     v.float_array(x, "x")
     v.ndim(x, "x", 4, "(N, C, H, W)")
+    return pool_sizes(x.shape, pool_param)
+
+
+def pool_sizes(
+    shape: tuple[int, ...], pool_param: dict[str, Any]
+) -> tuple[int, int, int, int, int]:
+    """``pool_geometry`` for an input of ``shape`` (N, C, H, W), before that input exists.
+
+    A sandwich checks its pooling this way before any of its layers writes state (a batch
+    norm's running statistics), so a bad pool_param is refused with nothing changed.
+    """
+    param_dict(pool_param, "pool_param", "{'pool_height': 2, 'pool_width': 2, 'stride': 2}")
+    v.known_keys(pool_param, "pool_param", POOL_KEYS)
     ph = int_param(pool_param, "pool_height", "pool_param", 1)
     pw = int_param(pool_param, "pool_width", "pool_param", 1)
     stride = int_param(pool_param, "stride", "pool_param", 1)
-    H_out = output_size(x.shape[2], ph, stride, 0, "max pool", "height")
-    W_out = output_size(x.shape[3], pw, stride, 0, "max pool", "width")
+    H_out = output_size(shape[2], ph, stride, 0, "max pool", "height")
+    W_out = output_size(shape[3], pw, stride, 0, "max pool", "width")
     return ph, pw, stride, H_out, W_out
 
 
