@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import strategies as st
 
 
 def inputs(x_shape: Sequence[int], p_shape: Sequence[int], seed: int = 0):
@@ -57,3 +59,49 @@ def nh() -> SimpleNamespace:
         rms_inputs=rms_inputs,
         max_abs=max_abs,
     )
+
+
+# --- random shapes for every registered normalization (property tests) ---------------
+# name -> strategy of (x_shape, gamma_shape, options for NormSpec.call). Each group holds at
+# least 3 values, so xhat is never the degenerate +-sqrt(var / (var + eps)) of 2 values.
+# tests/norms/test_extremes.py fails if a registered normalization is missing here.
+
+
+def _rows(lo: int, hi: int) -> Any:
+    return st.tuples(st.integers(lo, hi), st.integers(1, 4))
+
+
+def _maps() -> Any:  # (N, C, H, W) with N * H * W >= 3 and H * W >= 2
+    return st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 2), st.integers(2, 3))
+
+
+LAYOUTS: dict[str, Any] = {
+    "batchnorm": _rows(3, 8).map(lambda t: ((t[0], t[1]), (t[1],), {})),
+    "layernorm": st.tuples(st.integers(1, 4), st.integers(3, 6)).map(
+        lambda t: ((t[0], t[1]), (t[1],), {})
+    ),
+    "layernorm_nd": st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(3, 4)).map(
+        lambda t: (t, t[1:], {"ndim": 2})
+    ),
+    "spatial_batchnorm": _maps()
+    .filter(lambda t: t[0] * t[2] * t[3] >= 3)
+    .map(lambda t: (t, (t[1],), {})),
+    "groupnorm": st.tuples(  # N, G, C/G, H, W
+        *(st.integers(1, hi) for hi in (2, 3, 2, 2)), st.integers(2, 3)
+    )
+    .filter(lambda t: t[2] * t[3] * t[4] >= 3)
+    .map(lambda t: ((t[0], t[1] * t[2], t[3], t[4]), (1, t[1] * t[2], 1, 1), {"G": t[1]})),
+    "instancenorm": _maps().filter(lambda t: t[2] * t[3] >= 3).map(lambda t: (t, (t[1],), {})),
+    "rmsnorm": st.tuples(st.integers(1, 4), st.integers(2, 5)).map(
+        lambda t: ((t[0], t[1]), (t[1],), {})
+    ),
+    "batchrenorm": st.tuples(
+        _rows(3, 8), st.sampled_from([{}, {"r_max": 1, "d_max": 0}, {"r_max": 2.0, "d_max": 1.0}])
+    ).map(lambda t: ((t[0][0], t[0][1]), (t[0][1],), t[1])),
+}
+
+
+@pytest.fixture(scope="session")
+def layouts() -> dict[str, Any]:
+    """``LAYOUTS``: a session fixture, so hypothesis tests may use it."""
+    return LAYOUTS

@@ -21,6 +21,22 @@ which is ``batchnorm_backward_alt``'s closed form with xhat_i = (x_i - mu) * inv
 recomputed on the fly, so the forward pass stores no (N, D) xhat. Work is split into
 contiguous row ranges across numba's threads (``numba.set_num_threads``), each with
 partial statistics of its own, merged at the end.
+
+Never a different answer from the reference. Checks and errors are the reference's
+(``batch.parse_inputs``: same accepted inputs, same messages, nothing written on
+error). The kernels are compiled for float32 and float64 (in native byte order); any
+other dtype (float16, longdouble, big-endian) and empty inputs (N = 0 or D = 0) run the
+reference route inside the same call. So does every call whose result the plain
+formulas cannot give, found by a cheap check:
+
+- train mode: a float64 var + eps outside ``core.plain_range`` (about 1e-173 to 1e173:
+  spreads beyond ~1e+-86, |x| up to 1.8e308, NaN or inf in x), checked on the (D,)
+  statistics; the reference then rescales, or keeps those features' running statistics;
+- test mode: an output that came out non-finite (x - mu overflowing near +-1.8e308, NaN
+  in x). Test mode's kernels add out * 0 into one accumulator, NaN iff some output is
+  inf or NaN, so this costs no extra pass over memory.
+
+The backward accepts both caches and refuses anything else (``TypeError``).
 """
 
 from __future__ import annotations
@@ -36,6 +52,7 @@ from normgrad.norms.batch import (
     batchnorm_forward,
     parse_inputs,
 )
+from normgrad.norms.core import plain_range
 
 try:
     import numba
@@ -49,6 +66,9 @@ _BLOCK_BYTES = 1 << 18
 # The dtypes the kernels are compiled for; any other (float16, longdouble) and empty
 # arrays take the reference route, with the same checks and results.
 _COMPILED = (np.dtype(np.float32), np.dtype(np.float64))
+# var + eps in [_LO, _HI] (float64) is where the plain formulas, the backward's ~1/var
+# coefficient included, are exact to rounding (``core.plain_range``).
+_LO, _HI = plain_range(np.dtype(np.float64))
 
 
 class FusedBatchNormCache(NamedTuple):
@@ -127,6 +147,24 @@ def _normalize(x, mu, scale, beta, out):  # pragma: no cover - compiled
             out_row[j] = (row[j] - mu[j]) * scale[j] + beta[j]
 
 
+def _normalize_checked(x, mu, scale, beta, out):  # pragma: no cover - compiled
+    """``_normalize`` for test mode, whose x - mu may overflow: also returns the sum of
+    out * 0 over every element, 0.0, or NaN iff some output is inf or NaN (branch-free,
+    so the loop still vectorizes)."""
+    N, D = x.shape
+    flag = 0.0
+    for i in prange(N):
+        row = x[i]
+        out_row = out[i]
+        acc = 0.0
+        for j in range(D):
+            value = (row[j] - mu[j]) * scale[j] + beta[j]
+            out_row[j] = value
+            acc += value * 0.0
+        flag += acc
+    return flag
+
+
 def _grad_sums(dout, x, mu, n_chunks):  # pragma: no cover - compiled
     """sum_i dout_i and sum_i dout_i * (x_i - mu) per column, float64.
 
@@ -175,19 +213,46 @@ def _scale_shift(x, scale, shift, out):  # pragma: no cover - compiled
             out_row[j] = row[j] * scale[j] + shift[j]
 
 
+def _scale_shift_checked(x, scale, shift, out):  # pragma: no cover - compiled
+    """``_scale_shift`` for test mode, returning ``_normalize_checked``'s flag."""
+    N, D = x.shape
+    flag = 0.0
+    for i in prange(N):
+        row = x[i]
+        out_row = out[i]
+        acc = 0.0
+        for j in range(D):
+            value = row[j] * scale[j] + shift[j]
+            out_row[j] = value
+            acc += value * 0.0
+        flag += acc
+    return flag
+
+
 class _Compiled(NamedTuple):
     column_stats: Any
     normalize: Any
     scale_shift: Any
+    normalize_checked: Any
+    scale_shift_checked: Any
     grad_sums: Any
     input_grad: Any
 
 
+_KERNELS = (
+    _column_stats,
+    _normalize,
+    _scale_shift,
+    _normalize_checked,
+    _scale_shift_checked,
+    _grad_sums,
+    _input_grad,
+)
+
+
 def _compile(parallel: bool) -> _Compiled:
     jit = njit(parallel=parallel, cache=True)
-    return _Compiled(
-        *(jit(f) for f in (_column_stats, _normalize, _scale_shift, _grad_sums, _input_grad))
-    )
+    return _Compiled(*(jit(f) for f in _KERNELS))
 
 
 # Small arrays skip the thread pool: launching it costs more than the work.
@@ -221,6 +286,10 @@ def batchnorm_forward_fused(
 
     Returns:
         out: (N, D) in x's dtype, and the cache for ``batchnorm_backward_fused``.
+
+    Raises:
+        TypeError, ValueError: exactly as ``batchnorm_forward`` (the same
+            ``parse_inputs``); bn_param is then left exactly as it was.
     """
     gamma, beta, train, eps, stats = parse_inputs(x, gamma, beta, bn_param)
     if x.dtype not in _COMPILED or x.size == 0:
@@ -235,13 +304,28 @@ def batchnorm_forward_fused(
     else:
         mu = stats.mean.astype(np.float64)  # (D,)
         var = stats.var.astype(np.float64)  # (D,)
-    inv_std = 1.0 / np.sqrt(var + eps)  # (D,)
+    with np.errstate(all="ignore"):  # extreme statistics are handed to the reference
+        denom = var + eps  # (D,)
+    if train and not np.all((denom >= _LO) & (denom <= _HI)):
+        # Over- or underflow, or NaN/inf in x: the reference rescales (or keeps the
+        # running statistics of non-finite features); nothing has been written yet.
+        return batchnorm_forward(x, gamma, beta, bn_param)
+    inv_std = 1.0 / np.sqrt(denom)  # (D,)
     scale = gamma * inv_std  # (D,) float64
     out = np.empty_like(xc)  # (N, D)
-    if xc.dtype == np.float32:
-        k.scale_shift(xc, scale, beta - mu * scale, out)
-    else:
-        k.normalize(xc, mu, scale, beta.astype(np.float64), out)
+    shift = beta - mu * scale  # (D,) float32 input: one multiply-add per element
+    if train:  # statistics within plain_range: every output is finite (or NaN from gamma)
+        if xc.dtype == np.float32:
+            k.scale_shift(xc, scale, shift, out)
+        else:
+            k.normalize(xc, mu, scale, beta.astype(np.float64), out)
+    else:  # x - mu may overflow: the checked kernels say whether any output is not finite
+        if xc.dtype == np.float32:
+            flag = k.scale_shift_checked(xc, scale, shift, out)
+        else:
+            flag = k.normalize_checked(xc, mu, scale, beta.astype(np.float64), out)
+        if flag != 0.0:  # an output is inf or NaN: the reference decides what it should be
+            return batchnorm_forward(x, gamma, beta, bn_param)
     (stats.update(mu, var, N) if train else stats).write(bn_param)
     return out, FusedBatchNormCache(xc, mu, inv_std, gamma, train)
 
@@ -259,7 +343,17 @@ def batchnorm_backward_fused(
 
     Returns:
         dx: (N, D) in x's dtype, dgamma: (D,), dbeta: (D,) in gamma's dtype.
+
+    Raises:
+        TypeError: cache is neither ``batchnorm_forward_fused``'s nor ``batchnorm_forward``'s,
+            or dout is not a floating array. ValueError: dout's shape is not x's.
     """
+    v.cache_of(
+        cache,
+        (FusedBatchNormCache, BatchNormCache),
+        "batchnorm_backward_fused",
+        "batchnorm_forward_fused",
+    )
     if isinstance(cache, BatchNormCache):  # the forward took the reference route
         return batchnorm_backward_alt(dout, cache)
     x, mu, inv_std, gamma, train = cache

@@ -21,9 +21,31 @@ are written to read like their derivations (``docs/derivation.md``):
 - ``batchnorm_backward_alt``: the simplified closed form
   ``dx = gamma / sqrt(var + eps) * (dout - (dbeta + xhat * dgamma) / N)``.
 
-Numerics: statistics are accumulated and x is centred in float64 (or wider), never as
-E[x^2] - E[x]^2, and results are cast back to x's dtype. float32 data whose mean is 1e6
-times its spread still normalizes to within 1e-3.
+Numerics (``core``'s, see there):
+
+- statistics are accumulated and x is centred in float64 (or wider), never as
+  E[x^2] - E[x]^2, and results are cast back to x's dtype. float32 data whose mean is
+  1e6 times its spread still normalizes to within 1e-3;
+- any finite x: a feature whose var + eps would over- or underflow (|x| up to 1.8e308,
+  spreads such as 1e-170) is normalized on an exact power-of-two rescaling, and the cache
+  holds that rescaled problem (``BatchNormCache.exp``): each route runs its usual
+  statements on it and divides dx by 2**exp as a separate, exact last step. The normal
+  range is untouched, bit for bit;
+- NaN or inf in a feature of x gives NaN in that feature's output and gradients. A
+  train step never writes a non-finite running statistic: a feature whose batch mean or
+  variance is not finite (NaN or inf in x), or whose updated running value would
+  overflow its dtype (a variance beyond 1.8e308), keeps its previous running statistics,
+  and a ``RuntimeWarning`` names it (``RunningStats.update``).
+
+Errors (all raised before ``bn_param`` is touched): ``TypeError`` for a non-array or
+non-floating x, non-numeric gamma or beta, a non-dict ``bn_param``, or a number given
+as a string or bool; ``ValueError`` for wrong shapes, an unknown ``bn_param`` key (a
+typo such as ``momentun``; the message lists the known keys), a bad mode, eps < 0,
+momentum outside [0, 1], non-finite or negative running statistics, fewer than 2 rows in
+train mode, and eps = 0 where a feature is constant (train) or its running variance is 0
+(test), where xhat = 0/0. Each backward checks that its cache came from
+``batchnorm_forward`` (``TypeError`` naming the forward to call otherwise). D = 0
+features give an empty result; N = 0 rows an empty result in test mode.
 """
 
 from __future__ import annotations
@@ -38,16 +60,24 @@ from normgrad.norms.running import RunningStats
 
 
 class BatchNormCache(NamedTuple):
-    """What the backward routes need from the forward pass (all three share it)."""
+    """What the backward routes need from the forward pass (all three share it).
+
+    x, mu, var and eps describe the problem the routes solve: the input as given, or,
+    when ``exp`` is set, its exact rescaling (the normalization is scale-invariant, and
+    dL/dx = dL/d(x / 2**exp) / 2**exp).
+    """
 
     x: np.ndarray  # (N, D) the input: the graph and paper routes rebuild x - mu from it
     xhat: np.ndarray  # (N, D) normalized input, in x's dtype (float32 rounding for float32 x,
     # below float32 output resolution): dgamma = sum(dout * xhat), and the alt route
     mu: np.ndarray  # (D,) the mean x was centred by (batch mean in train, running in test)
     var: np.ndarray  # (D,) the variance x was scaled by; the paper's dL/dvar node needs it
-    eps: float  # added to var under the square root
+    eps: float | np.ndarray  # added to var under the square root ((D,) when rescaled)
     gamma: np.ndarray  # (D,) the scale: dL/dxhat = dout * gamma
     train: bool  # in test mode mu and var are constants, so they pass no gradient
+    exp: np.ndarray | None = None  # (D,) int, or None: x, mu, var and eps above are those
+    # of x / 2**exp, eps / 4**exp (``core.Rescaled``), for features whose var + eps would
+    # over- or underflow (exp = 0 elsewhere); the routes divide dx by 2**exp at the end
 
 
 class BatchNormInputs(NamedTuple):
@@ -79,6 +109,7 @@ def parse_inputs(
         raise TypeError(
             f"bn_param must be a dict such as {{'mode': 'train'}}; got {type(bn_param).__name__}."
         )
+    v.known_keys(bn_param, "bn_param", PARAM_KEYS)
     mode = v.choice(bn_param.get("mode"), "bn_param['mode']", ("train", "test"))
     eps = core.read_eps(bn_param, "bn_param")
     stats = RunningStats.from_param(bn_param, D, x.dtype)
@@ -88,6 +119,15 @@ def parse_inputs(
             f"batch norm in train mode needs at least 2 rows to estimate a variance; got "
             f"x of shape {tuple(x.shape)}. Use a larger batch, or mode 'test'."
         )
+    if not train and eps == 0:
+        zero = np.flatnonzero(stats.var == 0)
+        if zero.size:
+            raise ValueError(
+                f"bn_param['eps'] = 0 and bn_param['running_var'] is 0 at feature "
+                f"{int(zero[0])} (of {D}), so test mode would compute (x - running_mean) / 0. "
+                "Pass eps > 0 (the default is 1e-5), or train first so that the running "
+                "variance is positive."
+            )
     return BatchNormInputs(gamma, beta, train, eps, stats)
 
 
@@ -121,17 +161,29 @@ def batchnorm_forward(
     Returns:
         out: (N, D) in x's dtype, and the cache for the backward routes.
 
+    Numerics: correct for any finite x, including |x| up to 1.8e308 and spreads far
+    below 1e-154 (module docstring); NaN or inf in a feature gives NaN there, and a train
+    step then keeps that feature's previous running statistics (``RuntimeWarning``).
+
     Raises:
-        TypeError: x is not a floating ndarray, or gamma or beta is not a numeric one
-            (integer gamma and beta, as the course's notebooks pass, are cast to x's dtype).
-        ValueError: a wrong shape, mode, eps, momentum, or fewer than 2 rows in train
-            mode. bn_param is left exactly as it was.
+        TypeError: x is not a floating ndarray, gamma or beta is not a numeric one
+            (integer gamma and beta, as the course's notebooks pass, are cast to x's
+            dtype), bn_param is not a dict, or a number in it is a string or a bool.
+        ValueError: a wrong shape, an unknown bn_param key (the message lists the known
+            ones), a bad mode, eps < 0, momentum outside [0, 1], a running statistic that
+            is not finite (or a negative running_var), fewer than 2 rows in train mode, or
+            eps = 0 with a constant feature (train) or a zero running_var (test).
+            bn_param is left exactly as it was.
     """
     gamma, beta, train, eps, stats = parse_inputs(x, gamma, beta, bn_param)
+    solved: tuple[Any, ...] = ()  # the rescaled problem, when a feature needed one
     if train:
         # Two-pass mean and biased variance over N, in float64 for float32 input.
-        s = core.standardize(x, (0,), eps)
+        s, rescaled = core.standardize_rescaled(x, (0,), eps)
         mu, var, xhat = s.mu[0], s.var[0], s.xhat  # (D,), (D,), (N, D)
+        if rescaled is not None:  # (N, D), (D,) x4: x / 2**exp, its stats, eps / 4**exp
+            solved = (rescaled.x, rescaled.mu[0], rescaled.var[0], rescaled.eps[0])
+            solved += (rescaled.exp[0],)
     else:
         # (N, D), (D,), (D,): normalized by the running statistics
         xhat, mu, var, _ = core.standardize_given(x, stats.mean, stats.var, eps)
@@ -140,8 +192,11 @@ def batchnorm_forward(
     # Nothing above wrote to bn_param; the update is the last step. Test mode writes the
     # stats back unchanged, as the course does (so absent ones appear, as zeros).
     (stats.update(mu, var, x.shape[0]) if train else stats).write(bn_param)
-    cache = BatchNormCache(x, xhat.astype(x.dtype, copy=False), mu, var, eps, gamma, train)
-    return out, cache
+    xhat = xhat.astype(x.dtype, copy=False)  # (N, D)
+    if solved:
+        xs, mus, vars_, epss, exp = solved
+        return out, BatchNormCache(xs, xhat, mus, vars_, epss, gamma, train, exp)
+    return out, BatchNormCache(x, xhat, mu, var, eps, gamma, train)
 
 
 def _reduce_dgamma_dbeta(dout: np.ndarray, xhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -165,15 +220,31 @@ def _frozen_backward(
     return _cast(dx, dgamma, dbeta, cache)
 
 
+def _unscale(dx: np.ndarray, cache: BatchNormCache) -> np.ndarray:
+    """dL/dx from the rescaled problem's gradient: x was divided by 2**exp per feature, so
+    dL/dx = dL/d(x / 2**exp) / 2**exp, an exact power-of-two step (None: nothing to do)."""
+    if cache.exp is None:
+        return dx
+    with np.errstate(over="ignore", under="ignore"):  # a gradient beyond range is +-inf
+        return np.ldexp(dx, -cache.exp)  # (N, D)
+
+
 def _cast(
     dx: np.ndarray, dgamma: np.ndarray, dbeta: np.ndarray, cache: BatchNormCache
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The gradients in the input's dtypes: dx as x (xhat keeps x's dtype), the rest as gamma."""
     g = cache.gamma.dtype
     return (
-        dx.astype(cache.x.dtype, copy=False),
+        _unscale(dx, cache).astype(cache.xhat.dtype, copy=False),
         dgamma.astype(g, copy=False),
         dbeta.astype(g, copy=False),
     )
+
+
+def _check(dout: np.ndarray, cache: Any, backward: str) -> None:
+    """The cache came from ``batchnorm_forward`` and dout has its output's shape."""
+    v.cache_of(cache, BatchNormCache, backward, "batchnorm_forward")
+    core.check_dout(dout, cache.xhat.shape)
 
 
 def batchnorm_backward(
@@ -194,11 +265,15 @@ def batchnorm_backward(
 
     Returns:
         dx: (N, D), dgamma: (D,), dbeta: (D,).
+
+    Raises:
+        TypeError: cache is not ``batchnorm_forward``'s, or dout is not a floating array.
+        ValueError: dout's shape is not x's.
     """
-    core.check_dout(dout, cache.x.shape)
+    _check(dout, cache, "batchnorm_backward")
     if not cache.train:
         return _frozen_backward(dout, cache)
-    x, xhat, mu, var, eps, gamma, _ = cache
+    x, xhat, mu, var, eps, gamma, *_ = cache  # x / 2**exp ... when rescaled (_cast undoes it)
     N = x.shape[0]
     xmu = x - mu  # (N, D) node xmu
     sqrtvar = np.sqrt(var + eps)  # (D,) node sqrtvar
@@ -254,11 +329,15 @@ def batchnorm_backward_paper(
 
     Returns:
         dx: (N, D), dgamma: (D,), dbeta: (D,).
+
+    Raises:
+        TypeError: cache is not ``batchnorm_forward``'s, or dout is not a floating array.
+        ValueError: dout's shape is not x's.
     """
-    core.check_dout(dout, cache.x.shape)
+    _check(dout, cache, "batchnorm_backward_paper")
     if not cache.train:
         return _frozen_backward(dout, cache)
-    x, xhat, mu, var, eps, gamma, _ = cache
+    x, xhat, mu, var, eps, gamma, *_ = cache  # x / 2**exp ... when rescaled (_cast undoes it)
     N = x.shape[0]
     xmu = x - mu  # (N, D)
     dxhat = dout * gamma  # (N, D)
@@ -288,11 +367,15 @@ def batchnorm_backward_alt(
 
     Returns:
         dx: (N, D), dgamma: (D,), dbeta: (D,).
+
+    Raises:
+        TypeError: cache is not ``batchnorm_forward``'s, or dout is not a floating array.
+        ValueError: dout's shape is not x's.
     """
-    core.check_dout(dout, cache.x.shape)
+    _check(dout, cache, "batchnorm_backward_alt")
     if not cache.train:
         return _frozen_backward(dout, cache)
-    x, xhat, _, var, eps, gamma, _ = cache
+    x, xhat, _, var, eps, gamma, *_ = cache  # var, eps / 4**exp when rescaled (_cast undoes it)
     N = x.shape[0]
     dgamma, dbeta = _reduce_dgamma_dbeta(dout, xhat)  # (D,), (D,)
     scale = gamma / np.sqrt(var + eps)  # (D,)

@@ -19,6 +19,14 @@ instance norm. Backward in closed form (``core.standardize_backward`` over the g
 axes), with dxhat = dout * gamma::
 
     dx = 1/sqrt(var + eps) * (dxhat - mean_g(dxhat) - xhat * mean_g(dxhat * xhat))
+
+Numerics are ``core.standardize``'s: correct for any finite x (groups whose var + eps
+would over- or underflow are normalized on an exact power-of-two rescaling), NaN in a
+group gives NaN in that group only. ``gn_param`` may hold ``eps`` and the course's
+``mode`` (ignored); any other key raises ``ValueError``. eps = 0 with a constant group,
+or an empty group (C = 0, H = 0 or W = 0), raises ``ValueError``; N = 0 gives an empty
+result. The backward refuses any cache but ``spatial_groupnorm_forward``'s
+(``TypeError``).
 """
 
 from __future__ import annotations
@@ -54,16 +62,18 @@ def spatial_groupnorm_forward(
         beta: (1, C, 1, 1) shift per channel. Read, never modified. Likewise.
         G: number of groups, a positive int dividing C; channels
             [g*C/G, (g+1)*C/G) form group g.
-        gn_param: dict with ``eps`` (>= 0, default 1e-5). Never modified.
+        gn_param: dict with ``eps`` (>= 0, default 1e-5); ``mode`` is ignored, any
+            other key raises. Never modified.
 
     Returns:
         out: (N, C, H, W) in x's dtype, and the cache for the backward pass.
 
     Raises:
         TypeError: x is not a floating ndarray, gamma or beta not a real numeric
-            ndarray, G is not an int, or gn_param is not a dict.
-        ValueError: x is not 4-D, G does not divide C, gamma or beta is not
-            (1, C, 1, 1), or eps < 0.
+            ndarray, G is not an int, gn_param is not a dict, or eps not a real number.
+        ValueError: x is not 4-D or has an empty group, G does not divide C, gamma or
+            beta is not (1, C, 1, 1), eps < 0 or not finite, an unknown gn_param key, or
+            eps = 0 with a constant group.
     """
     v.float_array(x, "x")
     v.ndim(
@@ -75,7 +85,12 @@ def spatial_groupnorm_forward(
         "spatial axes with x.reshape(N, D, 1, 1).",
     )
     N, C, H, W = x.shape
-    if isinstance(G, bool) or not isinstance(G, (int, np.integer)):
+    if C * H * W == 0:
+        raise ValueError(
+            f"x must have at least one channel and one spatial position per sample to "
+            f"normalize over; got shape {tuple(x.shape)} (N, C, H, W)."
+        )
+    if isinstance(G, (bool, np.bool_)) or not isinstance(G, (int, np.integer)):
         raise TypeError(
             f"G must be an int, the number of channel groups; got {G!r}. Pass a divisor "
             f"of the C = {C} channels as a plain int, e.g. G=int({G!r}) or G=1."
@@ -92,7 +107,7 @@ def spatial_groupnorm_forward(
     why = "one value per channel, as the course; reshape a (C,) array with .reshape(1, C, 1, 1)"
     v.shape(gamma, "gamma", (1, C, 1, 1), why)
     v.shape(beta, "beta", (1, C, 1, 1), why)
-    eps = core.read_eps(core.param_dict(gn_param, "gn_param"), "gn_param")
+    eps = core.read_eps(core.read_param(gn_param, "gn_param"), "gn_param")
 
     st = core.standardize(x.reshape(N, G, C // G, H, W), _GROUP_AXES, eps)
     xhat = st.xhat.reshape(N, C, H, W)  # (N, C, H, W)
@@ -112,7 +127,12 @@ def spatial_groupnorm_backward(
 
     Returns:
         dx: (N, C, H, W), dgamma: (1, C, 1, 1), dbeta: (1, C, 1, 1).
+
+    Raises:
+        TypeError: cache is not ``spatial_groupnorm_forward``'s, or dout is not a
+            floating array. ValueError: dout's shape is not x's.
     """
+    v.cache_of(cache, GroupNormCache, "spatial_groupnorm_backward", "spatial_groupnorm_forward")
     xhat_g, inv_std, gamma, _ = cache
     N, G, Cg, H, W = xhat_g.shape
     core.check_dout(dout, (N, G * Cg, H, W))

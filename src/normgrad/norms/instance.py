@@ -17,6 +17,14 @@ sample, so train and test are the same computation: there are no running statist
 (``core.standardize_backward`` over the spatial axes), with dxhat = dout * gamma::
 
     dx = 1/sqrt(var + eps) * (dxhat - mean_hw(dxhat) - xhat * mean_hw(dxhat * xhat))
+
+Numerics are ``core.standardize``'s: correct for any finite x (slices whose var + eps
+would over- or underflow are normalized on an exact power-of-two rescaling), NaN in an
+(n, c) slice gives NaN in that slice only. ``in_param`` may hold ``eps`` and ``mode``
+(ignored); any other key raises ``ValueError``. eps = 0 with a constant slice, or empty
+spatial axes, raises ``ValueError`` (PyTorch returns 0 for the first); N = 0 or C = 0
+give an empty result. The backward refuses any cache but ``instancenorm_forward``'s
+(``TypeError``).
 """
 
 from __future__ import annotations
@@ -50,15 +58,17 @@ def instancenorm_forward(
             is cast to x's dtype, so dgamma is floating.
         beta: (C,) shift per channel. Read, never modified. Likewise.
         in_param: dict with ``eps`` (>= 0, default 1e-5); ``mode`` is ignored, train and
-            test being identical. Never modified.
+            test being identical; any other key raises. Never modified.
 
     Returns:
         out: x's shape and dtype, and the cache for ``instancenorm_backward``.
 
     Raises:
         TypeError: x is not a floating ndarray, gamma or beta not a real numeric
-            ndarray, or in_param not a dict.
-        ValueError: x has fewer than 3 axes, gamma or beta is not (C,), or eps < 0.
+            ndarray, in_param not a dict, or eps not a real number.
+        ValueError: x has fewer than 3 axes or an empty spatial axis, gamma or beta is
+            not (C,), eps < 0 or not finite, an unknown in_param key, or eps = 0 with a
+            constant slice.
     """
     v.float_array(x, "x")
     if x.ndim < 3:
@@ -67,12 +77,18 @@ def instancenorm_forward(
             f"got shape {tuple(x.shape)}. For (N, D) input use layernorm_forward, or add "
             f"a spatial axis with x.reshape(N, C, -1)."
         )
+    if core.group_size(x.shape, tuple(range(2, x.ndim))) == 0:
+        raise ValueError(
+            f"x must have at least one spatial position per (n, c) slice to normalize "
+            f"over; got shape {tuple(x.shape)}, whose spatial axes {tuple(x.shape[2:])} "
+            "hold no values."
+        )
     C = x.shape[1]
     gamma = v.float_param(gamma, "gamma", x.dtype)  # integer -> x's dtype: float grads
     beta = v.float_param(beta, "beta", x.dtype)
     v.shape(gamma, "gamma", (C,), "one scale per channel of x: (N, C, H, W)")
     v.shape(beta, "beta", (C,), "one shift per channel of x: (N, C, H, W)")
-    eps = core.read_eps(core.param_dict(in_param, "in_param"), "in_param")
+    eps = core.read_eps(core.read_param(in_param, "in_param"), "in_param")
 
     axes = tuple(range(2, x.ndim))  # the spatial axes
     bshape = (1, C) + (1,) * len(axes)  # gamma, beta broadcast against x
@@ -94,7 +110,12 @@ def instancenorm_backward(
 
     Returns:
         dx: (N, C, H, W), dgamma: (C,), dbeta: (C,).
+
+    Raises:
+        TypeError: cache is not ``instancenorm_forward``'s, or dout is not a floating
+            array. ValueError: dout's shape is not x's.
     """
+    v.cache_of(cache, InstanceNormCache, "instancenorm_backward", "instancenorm_forward")
     xhat, inv_std, gamma_b, axes = cache
     core.check_dout(dout, xhat.shape)
     dx, dgamma, dbeta = core.affine_norm_backward(

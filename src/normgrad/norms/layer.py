@@ -22,6 +22,14 @@ Two entry points:
   trailing ``normalized_shape`` of x: (*, *normalized_shape), gamma and beta each of
   shape ``normalized_shape`` or ``None`` (no scale, or no shift; the gradient of an
   absent parameter is returned as ``None``).
+
+Numerics are ``core.standardize``'s: correct for any finite x (rows whose var + eps would
+over- or underflow are normalized on an exact power-of-two rescaling), NaN in a row
+gives NaN in that row only. ``ln_param`` may hold ``eps`` and the course's ``mode``
+(ignored: train and test are the same); any other key is a typo and raises
+``ValueError``. eps = 0 with a constant row raises ``ValueError`` (xhat = 0/0). D = 0
+raises ``ValueError`` (nothing to normalize); N = 0 gives an empty result. Each backward
+refuses a cache its forward did not make (``TypeError``).
 """
 
 from __future__ import annotations
@@ -59,16 +67,17 @@ def layernorm_forward(
         gamma: (D,) scale. Read, never modified. An integer or bool array is cast to
             x's dtype, so dgamma is floating.
         beta: (D,) shift. Read, never modified. Likewise.
-        ln_param: dict with ``eps`` (>= 0, default 1e-5); other keys (such as the
-            course's ``mode``) are ignored. Never modified.
+        ln_param: dict with ``eps`` (>= 0, default 1e-5); the course's ``mode`` is
+            accepted and ignored, any other key raises. Never modified.
 
     Returns:
         out: (N, D) in x's dtype, and the cache for ``layernorm_backward``.
 
     Raises:
         TypeError: x is not a floating ndarray, gamma or beta not a real numeric ndarray,
-            or ln_param not a dict.
-        ValueError: x is not 2-D, gamma or beta is not (D,), or eps < 0.
+            ln_param not a dict, or eps not a real number.
+        ValueError: x is not 2-D or has D = 0, gamma or beta is not (D,), eps < 0 or not
+            finite, an unknown ln_param key, or eps = 0 with a constant row.
     """
     v.float_array(x, "x")
     v.ndim(
@@ -81,11 +90,16 @@ def layernorm_forward(
         "normalized_shape=(C, H, W).",
     )
     D = x.shape[1]
+    if D == 0:
+        raise ValueError(
+            f"x must have at least one feature to normalize over (D >= 1); got shape "
+            f"{tuple(x.shape)}."
+        )
     gamma = v.float_param(gamma, "gamma", x.dtype)  # integer -> x's dtype: float grads
     beta = v.float_param(beta, "beta", x.dtype)
     v.shape(gamma, "gamma", (D,), "one scale per feature of x: (N, D)")
     v.shape(beta, "beta", (D,), "one shift per feature of x: (N, D)")
-    eps = core.read_eps(core.param_dict(ln_param, "ln_param"), "ln_param")
+    eps = core.read_eps(core.read_param(ln_param, "ln_param"), "ln_param")
     return _forward(x, gamma, beta, (1,), eps)
 
 
@@ -100,7 +114,18 @@ def layernorm_backward(
 
     Returns:
         dx: (N, D), dgamma: (D,), dbeta: (D,).
+
+    Raises:
+        TypeError: cache is not ``layernorm_forward``'s (a ``layernorm_nd_forward`` cache
+            goes to ``layernorm_nd_backward``), or dout is not a floating array.
+        ValueError: dout's shape is not x's.
     """
+    v.cache_of(cache, LayerNormCache, "layernorm_backward", "layernorm_forward")
+    if cache.gamma is None or not cache.has_beta or cache.axes != (1,) or cache.xhat.ndim != 2:
+        raise TypeError(
+            "layernorm_backward needs the cache that layernorm_forward returns; this one "
+            "comes from layernorm_nd_forward. Pass it to layernorm_nd_backward(dout, cache)."
+        )
     return _backward(dout, cache)  # type: ignore[return-value]
 
 
@@ -125,7 +150,8 @@ def layernorm_nd_forward(
         beta: normalized_shape shift, or None for no shift. Read, never modified.
             Likewise.
         normalized_shape: an int (one trailing axis) or a sequence of ints.
-        ln_param: dict with ``eps`` (>= 0, default 1e-5), or None. Never modified.
+        ln_param: dict with ``eps`` (>= 0, default 1e-5; ``mode`` is ignored, any other
+            key raises), or None. Never modified.
 
     Returns:
         out: x's shape and dtype, and the cache for ``layernorm_nd_backward``.
@@ -134,7 +160,8 @@ def layernorm_nd_forward(
         TypeError: x is not a floating ndarray, or gamma or beta is neither a real
             numeric ndarray nor None.
         ValueError: x's trailing shape is not normalized_shape, gamma or beta has another
-            shape, normalized_shape is empty or not positive ints, or eps < 0.
+            shape, normalized_shape is empty or not positive, eps < 0, an unknown ln_param
+            key, or eps = 0 with a constant group.
     """
     v.float_array(x, "x")
     S = _normalized_shape(normalized_shape)
@@ -151,7 +178,7 @@ def layernorm_nd_forward(
     for name, p in (("gamma", gamma), ("beta", beta)):
         if p is not None:
             v.shape(p, name, S, "normalized_shape, or None for no affine parameter")
-    eps = core.read_eps(core.param_dict(ln_param, "ln_param"), "ln_param")
+    eps = core.read_eps(core.read_param(ln_param, "ln_param"), "ln_param")
     return _forward(x, gamma, beta, tuple(range(x.ndim - k, x.ndim)), eps)
 
 
@@ -167,7 +194,12 @@ def layernorm_nd_backward(
     Returns:
         dx: x's shape; dgamma and dbeta: normalized_shape, or None where the forward
         pass had no gamma or no beta.
+
+    Raises:
+        TypeError: cache is not a layer-norm cache, or dout is not a floating array.
+        ValueError: dout's shape is not x's.
     """
+    v.cache_of(cache, LayerNormCache, "layernorm_nd_backward", "layernorm_nd_forward")
     return _backward(dout, cache)
 
 
@@ -181,9 +213,12 @@ def _normalized_shape(normalized_shape: int | Sequence[int]) -> tuple[int, ...]:
             raise TypeError(
                 f"normalized_shape must be an int or a tuple of ints; got {normalized_shape!r}."
             ) from None
-    if not S or not all(
-        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in S
-    ):
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in S):
+        raise TypeError(
+            f"normalized_shape must be an int or a tuple of ints, such as x.shape[-1:]; got "
+            f"{normalized_shape!r}."
+        )
+    if not S or not all(s > 0 for s in S):
         raise ValueError(
             f"normalized_shape must be a non-empty tuple of positive ints, such as "
             f"x.shape[-1:]; got {normalized_shape!r}."

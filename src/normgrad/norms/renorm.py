@@ -49,6 +49,16 @@ that is, with g = dout * gamma * r, dx = (g - mean_i(g) - xbn * mean_i(g * xbn))
 
 Numerics as batch norm: statistics in float64 (or wider) by two passes
 (``core.standardize``), r and d in the same dtype, results cast back to x's dtype.
+Correct for any finite x: a feature whose var + eps would over- or underflow is solved
+on an exact power-of-two rescaling (sigma_B is formed as 2**exp * sqrt(var_s + eps_s),
+and the cache holds the rescaled variance, ``BatchRenormCache.exp``, so the backward
+divides dx by 2**exp at the end). NaN in x gives NaN in that feature, whose running
+statistics a train step then leaves unchanged (``RunningStats.update``).
+
+Errors as batch norm's (``bn_param`` keys are checked against ``PARAM_KEYS``, batch
+norm's plus ``r_max`` and ``d_max``; running statistics must be finite, which matters
+here in train mode too, as r and d read them), raised before ``bn_param`` is touched;
+the backward refuses any cache but ``batchrenorm_forward``'s (``TypeError``).
 """
 
 from __future__ import annotations
@@ -76,9 +86,12 @@ class BatchRenormCache(NamedTuple):
     r: np.ndarray  # (D,) the scale correction, a constant: it scales gamma (ones in test)
     d: np.ndarray  # (D,) the shift correction, a constant: dgamma = r*sum(dout*xbn) + d*dbeta
     var: np.ndarray  # (D,) the variance x was scaled by: dx divides by sqrt(var + eps)
-    eps: float  # added to var under the square root
+    eps: float | np.ndarray  # added to var under the square root ((D,) when rescaled)
     gamma: np.ndarray  # (D,) the scale: dL/dxbn = dout * gamma * r; the gradients' dtype
     train: bool  # in test mode the statistics are constants: dx = dout * gamma / sigma
+    exp: np.ndarray | None = None  # (D,) int, or None: var and eps above are those of
+    # x / 2**exp (``core.Rescaled``) where var + eps would over- or underflow; the
+    # backward divides dx by 2**exp at the end (exact)
 
 
 class BatchRenormInputs(NamedTuple):
@@ -128,7 +141,14 @@ def parse_inputs(
         "Batch renorm takes (N, D) activations; for (N, C, H, W) feature maps normalize "
         "the (N*H*W, C) pixel rows, x.transpose(0, 2, 3, 1).reshape(-1, C).",
     )
-    gamma, beta, train, eps, stats = batch.parse_inputs(x, gamma, beta, bn_param)
+    if not isinstance(bn_param, dict):
+        raise TypeError(
+            f"bn_param must be a dict such as {{'mode': 'train'}}; got {type(bn_param).__name__}."
+        )
+    v.known_keys(bn_param, "bn_param", PARAM_KEYS)
+    limits = ("r_max", "d_max")  # batch norm's parse_inputs reads every other key
+    bn_only = {k: value for k, value in bn_param.items() if k not in limits}
+    gamma, beta, train, eps, stats = batch.parse_inputs(x, gamma, beta, bn_only)
     r_max = _read_limit(bn_param, "r_max", R_MAX, 1, "r = 1 always, batch norm's scale")
     d_max = _read_limit(bn_param, "d_max", D_MAX, 0, "d = 0 always, batch norm's shift")
     return BatchRenormInputs(gamma, beta, train, eps, stats, r_max, d_max)
@@ -161,11 +181,34 @@ def renorm_corrections(
     """
     cdt = np.promote_types(v.compute_dtype(mu.dtype), var.dtype)
     sigma_b = np.sqrt(var.astype(cdt, copy=False) + eps)  # (D,)
+    return _corrections(mu, sigma_b, running_mean, running_var, eps, r_max, d_max)
+
+
+def _corrections(
+    mu: np.ndarray,
+    sigma_b: np.ndarray,
+    running_mean: np.ndarray,
+    running_var: np.ndarray,
+    eps: float,
+    r_max: float,
+    d_max: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``renorm_corrections`` given sigma_B = sqrt(var_B + eps) itself, (D,) each.
+
+    The forward pass forms sigma_B from the rescaled statistics, so it is right even
+    where var_B itself over- or underflows (sigma_B <= max|x| always fits).
+    """
+    cdt = np.promote_types(v.compute_dtype(mu.dtype), sigma_b.dtype)
     sigma = np.sqrt(running_var.astype(cdt) + eps)  # (D,)
-    shift = mu.astype(cdt, copy=False) - running_mean.astype(cdt)  # (D,)
+    with np.errstate(over="ignore"):  # mu_B and the running mean near +-1.8e308
+        shift = mu.astype(cdt, copy=False) - running_mean.astype(cdt)  # (D,)
     with np.errstate(divide="ignore", invalid="ignore"):  # sigma = 0 needs eps = 0
         r = np.clip(sigma_b / sigma, 1.0 / r_max, r_max)  # (D,)
-        d = np.clip(np.where(shift == 0, 0.0, shift / sigma), -d_max, d_max)  # (D,)
+        ratio = np.where(shift == 0, 0.0, shift / sigma)  # (D,)
+        if not np.isfinite(shift).all():  # the difference overflowed: halve both (exact)
+            half = (mu.astype(cdt) * 0.5 - running_mean.astype(cdt) * 0.5) / (sigma * 0.5)
+            ratio = np.where(np.isfinite(shift), ratio, half)  # (D,)
+        d = np.clip(ratio, -d_max, d_max)  # (D,)
     return r, d
 
 
@@ -200,28 +243,39 @@ def batchrenorm_forward(
     Raises:
         TypeError: x is not a floating ndarray, gamma or beta not a numeric one, bn_param
             not a dict, or r_max or d_max not a real number.
-        ValueError: a wrong shape, mode, eps, momentum, r_max < 1, d_max < 0, or fewer
-            than 2 rows in train mode. bn_param is left exactly as it was.
+        ValueError: a wrong shape, an unknown bn_param key, mode, eps, momentum,
+            non-finite or negative running statistics, r_max < 1, d_max < 0, fewer than
+            2 rows in train mode, or eps = 0 with a constant feature. bn_param is left
+            exactly as it was.
     """
     gamma, beta, train, eps, stats, r_max, d_max = parse_inputs(x, gamma, beta, bn_param)
+    var_c: np.ndarray
+    eps_c: float | np.ndarray
+    exp = None
     if train:
         # Two-pass mean and biased variance over N, in float64 for float32 input.
-        s = core.standardize(x, (0,), eps)
+        s, rescaled = core.standardize_rescaled(x, (0,), eps)
         mu, var, xbn = s.mu[0], s.var[0], s.xhat  # (D,), (D,), (N, D)
+        var_c, eps_c = var, eps  # (D,), what the backward divides by
+        if rescaled is not None:  # var and eps of x / 2**exp where var + eps is extreme
+            var_c, eps_c, exp = rescaled.var[0], rescaled.eps[0], rescaled.exp[0]
+        with np.errstate(over="ignore", under="ignore"):
+            sigma_b = np.ldexp(np.sqrt(var_c + eps_c), 0 if exp is None else exp)  # (D,)
         # From the running statistics as they were before this step.
-        r, d = renorm_corrections(mu, var, stats.mean, stats.var, eps, r_max, d_max)
+        r, d = _corrections(mu, sigma_b, stats.mean, stats.var, eps, r_max, d_max)
         xhat = xbn * r + d  # (N, D); exactly xbn when r = 1 and d = 0
     else:
         # (N, D), (D,), (D,): normalized by the running statistics, as batch norm
         xbn, mu, var, _ = core.standardize_given(x, stats.mean, stats.var, eps)
+        var_c, eps_c = var, eps
         r, d = np.ones_like(var), np.zeros_like(var)  # (D,): no correction in test mode
         xhat = xbn  # (N, D)
     out = (gamma * xhat + beta).astype(x.dtype, copy=False)  # (N, D)
 
     # Nothing above wrote to bn_param; the update is the last step, as in batch norm.
     (stats.update(mu, var, x.shape[0]) if train else stats).write(bn_param)
-    cache = BatchRenormCache(xbn.astype(x.dtype, copy=False), r, d, var, eps, gamma, train)
-    return out, cache
+    xbn = xbn.astype(x.dtype, copy=False)  # (N, D)
+    return out, BatchRenormCache(xbn, r, d, var_c, eps_c, gamma, train, exp)
 
 
 def batchrenorm_backward(
@@ -248,8 +302,13 @@ def batchrenorm_backward(
 
     Returns:
         dx: (N, D) in x's dtype; dgamma: (D,), dbeta: (D,) in gamma's dtype.
+
+    Raises:
+        TypeError: cache is not ``batchrenorm_forward``'s, or dout is not a floating
+            array. ValueError: dout's shape is not x's.
     """
-    xbn, r, d, var, eps, gamma, train = cache
+    v.cache_of(cache, BatchRenormCache, "batchrenorm_backward", "batchrenorm_forward")
+    xbn, r, d, var, eps, gamma, train, exp = cache  # var, eps / 4**exp when rescaled
     core.check_dout(dout, xbn.shape)
     cdt = v.compute_dtype(dout.dtype)
     # y = gamma * (xbn * r + d) + beta: gamma and beta are broadcast over N.
@@ -265,6 +324,9 @@ def batchrenorm_backward(
         dx *= scale  # (N, D)
     else:
         dx = dout * scale  # (N, D): a fixed affine map of each row
+    if exp is not None:  # x was divided by 2**exp: dL/dx = dL/d(x / 2**exp) / 2**exp
+        with np.errstate(over="ignore", under="ignore"):
+            dx = np.ldexp(dx, -exp)  # (N, D), exact
     g = gamma.dtype
     return (
         dx.astype(xbn.dtype, copy=False),
@@ -451,7 +513,7 @@ def _symbolic(N: int = 3, D: int = 2) -> Any:
 def _symbolic_backward(dout: np.ndarray, cache: BatchRenormCache, sqrt: Any) -> dict[str, Any]:
     """Mirror of ``batchrenorm_backward`` in train mode, on object arrays (``sqrt``: SymPy's,
     elementwise)."""
-    xbn, r, d, var, eps, gamma, _ = cache
+    xbn, r, d, var, eps, gamma, *_ = cache
     dbeta = dout.sum(axis=0)  # (D,)
     proj = np.sum(dout * xbn, axis=0)  # (D,) sum_i dout_i * xbn_i
     dgamma = r * proj + d * dbeta  # (D,)

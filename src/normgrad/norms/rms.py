@@ -21,6 +21,14 @@ Without the mean there is no ``- mean_S(dxhat)`` term, so the components of dx o
 normalization group no longer sum to zero; what holds instead is
 sum_S dx * x = (eps / (ms + eps)) * sum_S dxhat * xhat, which is 0 at eps = 0
 (docs/derivation.md, section 9.6).
+
+Numerics are ``core.standardize``'s (uncentred): correct for any finite x (groups whose
+mean square + eps would over- or underflow are normalized on an exact power-of-two
+rescaling), NaN in a group gives NaN in that group only. ``rms_param`` may hold ``eps``
+and ``mode`` (ignored); any other key raises ``ValueError``. eps = 0 with an all-zero
+group raises ``ValueError`` (xhat = 0/0; PyTorch returns NaN), and so does a gamma with
+an empty axis; an empty leading axis gives an empty result. The backward refuses any
+cache but ``rmsnorm_forward``'s (``TypeError``).
 """
 
 from __future__ import annotations
@@ -53,16 +61,18 @@ def rmsnorm_forward(
         gamma: S scale, at least 1-D. Read, never modified. An integer or bool array
             is cast to x's dtype, so dgamma is floating.
         rms_param: dict with ``eps`` (>= 0, default 1e-5; ``None`` means
-            ``np.finfo(x.dtype).eps``, PyTorch's default for ``F.rms_norm``), or None.
-            Never modified.
+            ``np.finfo(x.dtype).eps``, PyTorch's default for ``F.rms_norm``), or None;
+            ``mode`` is ignored, any other key raises. Never modified.
 
     Returns:
         out: x's shape and dtype, and the cache for ``rmsnorm_backward``.
 
     Raises:
-        TypeError: x is not a floating ndarray, gamma not a real numeric ndarray, or
-            rms_param not a dict.
-        ValueError: gamma is 0-D, x does not end in gamma's shape, or eps < 0.
+        TypeError: x is not a floating ndarray, gamma not a real numeric ndarray,
+            rms_param not a dict, or eps neither a real number nor None.
+        ValueError: gamma is 0-D or has an empty axis, x does not end in gamma's shape,
+            eps < 0 or not finite, an unknown rms_param key, or eps = 0 with an all-zero
+            group.
     """
     v.float_array(x, "x")
     gamma = v.float_param(gamma, "gamma", x.dtype)  # integer -> x's dtype: float grads
@@ -75,7 +85,12 @@ def rmsnorm_forward(
             f"over ({want}); got gamma {S} and x {tuple(x.shape)}. For x: (N, D) pass "
             f"gamma of shape (D,), i.e. x.shape[-k:] for the last k axes."
         )
-    param = core.param_dict(rms_param, "rms_param")
+    if gamma.size == 0:
+        raise ValueError(
+            f"gamma must span at least one value to normalize over; got gamma of shape {S} "
+            f"(an empty axis) for x of shape {tuple(x.shape)}."
+        )
+    param = core.read_param(rms_param, "rms_param")
     raw_eps = param.get("eps", 1e-5)
     eps = float(np.finfo(x.dtype).eps) if raw_eps is None else core.read_eps(param, "rms_param")
 
@@ -95,7 +110,12 @@ def rmsnorm_backward(dout: np.ndarray, cache: RMSNormCache) -> tuple[np.ndarray,
 
     Returns:
         dx: x's shape, dgamma: S (gamma's shape).
+
+    Raises:
+        TypeError: cache is not ``rmsnorm_forward``'s, or dout is not a floating array.
+        ValueError: dout's shape is not x's.
     """
+    v.cache_of(cache, RMSNormCache, "rmsnorm_backward", "rmsnorm_forward")
     xhat, inv_rms, gamma, axes = cache
     core.check_dout(dout, xhat.shape)
     dx, dgamma, _ = core.affine_norm_backward(

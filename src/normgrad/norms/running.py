@@ -12,10 +12,21 @@ conventions a user may expect:
 
 ``RunningStats.from_param`` reads and checks every key before anything is written;
 ``update`` returns a new object, and ``write`` puts it back into the param dict.
+
+The running statistics are always finite, and the variance >= 0: ``from_param`` refuses
+anything else with a ``ValueError`` (test mode would turn it into NaN), and ``update``
+never produces it. A feature whose batch statistics are not finite (x had NaN or inf
+there) or whose blended value would overflow the running dtype (a variance beyond
+float64's 1.8e308, or float32's 3.4e38 for float32 statistics) keeps its previous
+running mean and variance, and a ``RuntimeWarning`` names the features. This keeps a
+diverging training run going as the course's does (its test-mode accuracy checks still
+run), without writing a value that test mode would have to refuse. ``num_batches_tracked``
+still counts such a step, as PyTorch's does.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -47,6 +58,7 @@ class RunningStats:
         for name, arr in (("running_mean", mean), ("running_var", var)):
             v.float_array(arr, f"bn_param['{name}']")
             v.shape(arr, f"bn_param['{name}']", (D,), "one value per feature")
+            _check_values(arr, name, D)
         momentum = param.get("momentum", 0.9)
         if momentum is not None:
             momentum = v.unit_interval(momentum, "bn_param['momentum']", example=0.9)
@@ -65,14 +77,16 @@ class RunningStats:
         tracked = param.get("num_batches_tracked")
         if tracked is None and momentum is None:
             tracked = 0
-        if tracked is not None and (
-            isinstance(tracked, bool) or not isinstance(tracked, (int, np.integer)) or tracked < 0
-        ):
-            raise ValueError(
-                f"bn_param['num_batches_tracked'] must be an int >= 0; got {tracked!r}. "
-                "Pass 0 to start counting batches (or leave the key out), as "
-                "torch.nn.BatchNorm1d's num_batches_tracked counts them."
+        if tracked is not None:
+            msg = (
+                f"bn_param['num_batches_tracked'] must be an int >= 0; got {tracked!r} "
+                f"({type(tracked).__name__}). Pass 0 to start counting batches (or leave "
+                "the key out), as torch.nn.BatchNorm1d's num_batches_tracked counts them."
             )
+            if isinstance(tracked, (bool, np.bool_)) or not isinstance(tracked, (int, np.integer)):
+                raise TypeError(msg)
+            if tracked < 0:
+                raise ValueError(msg)
         return cls(
             mean,
             var,
@@ -98,9 +112,26 @@ class RunningStats:
         """
         tracked = None if self.num_batches_tracked is None else self.num_batches_tracked + 1
         keep, w = self.weights(tracked)
-        var_in = batch_var * (n / (n - 1)) if self.unbiased else batch_var  # (D,)
-        mean = (keep * self.mean + w * batch_mean).astype(self.mean.dtype, copy=False)
-        var = (keep * self.var + w * var_in).astype(self.var.dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # caught below, by feature
+            var_in = batch_var * (n / (n - 1)) if self.unbiased else batch_var  # (D,)
+            mean = (keep * self.mean + w * batch_mean).astype(self.mean.dtype, copy=False)
+            var = (keep * self.var + w * var_in).astype(self.var.dtype, copy=False)
+        finite = np.isfinite(mean) & np.isfinite(var)  # (D,)
+        if not finite.all():
+            stale = np.flatnonzero(~finite)
+            shown = ", ".join(str(int(i)) for i in stale[:10])
+            shown += ", ..." if stale.size > 10 else ""
+            warnings.warn(
+                f"batch norm: the running statistics of feature(s) {shown} ({stale.size} of "
+                f"{finite.size}) were left unchanged: this batch's mean or variance there is "
+                "not finite (x has NaN or inf), or the running value would overflow "
+                f"{self.var.dtype}. The output uses the batch statistics as always; test "
+                "mode will use the previous running statistics.",
+                RuntimeWarning,
+                stacklevel=3,  # the caller of the forward pass
+            )
+            mean = np.where(finite, mean, self.mean)  # (D,)
+            var = np.where(finite, var, self.var)  # (D,)
         return replace(self, mean=mean, var=var, num_batches_tracked=tracked)
 
     def write(self, param: dict[str, Any]) -> None:
@@ -109,6 +140,31 @@ class RunningStats:
         param["running_var"] = self.var
         if self.num_batches_tracked is not None:
             param["num_batches_tracked"] = self.num_batches_tracked
+
+
+def _check_values(arr: np.ndarray, name: str, D: int) -> None:
+    """A running statistic must be finite, and a running variance >= 0."""
+    key = f"bn_param['{name}']"
+    fix = (
+        f"Reset it, e.g. {key} = np.{'ones' if name == 'running_var' else 'zeros'}({D}), or "
+        "delete the key to start again from zeros (a train step never writes such a value)."
+    )
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"{key} must be finite; got {float(arr[i])!r} at feature {i} ({bad.size} of {D} "
+            f"features are not finite), which test mode would turn into NaN. {fix}"
+        )
+    if name == "running_var":
+        neg = np.flatnonzero(arr < 0)
+        if neg.size:
+            i = int(neg[0])
+            raise ValueError(
+                f"{key} must be >= 0 (a variance); got {float(arr[i])!r} at feature {i} "
+                f"({neg.size} of {D} features are negative), which test mode would turn "
+                f"into NaN. {fix}"
+            )
 
 
 def torch_bn_param(

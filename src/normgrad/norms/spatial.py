@@ -17,6 +17,12 @@ running statistics and both momentum conventions (``bn_param``) are batch norm's
 Train mode normalizes by the batch statistics and updates the running ones (with the
 unbiased option dividing by N*H*W - 1, as torch.nn.BatchNorm2d); test mode uses the
 running statistics.
+
+Numerics, errors and edge cases are batch norm's (``norms.batch``): correct for any
+finite x (power-of-two rescaling where a channel's statistics would over- or underflow),
+NaN in a channel gives NaN there and keeps its running statistics, ``bn_param`` keys are
+checked against ``batch.PARAM_KEYS``, and ``spatial_batchnorm_backward`` refuses any cache
+but ``spatial_batchnorm_forward``'s (``TypeError``). C = 0 channels give an empty result.
 """
 
 from __future__ import annotations
@@ -68,7 +74,8 @@ def spatial_batchnorm_forward(
     Raises:
         TypeError: x is not a floating ndarray, or gamma or beta not a real numeric
             ndarray.
-        ValueError: x is not 4-D, gamma or beta is not (C,), or a bad bn_param entry;
+        ValueError: x is not 4-D, gamma or beta is not (C,), or a bad bn_param entry
+            (as ``batchnorm_forward``: unknown keys, eps, momentum, running statistics);
             bn_param is then left exactly as it was.
     """
     v.float_array(x, "x")
@@ -101,7 +108,14 @@ def spatial_batchnorm_backward(
 
     Returns:
         dx: (N, C, H, W), dgamma: (C,), dbeta: (C,).
+
+    Raises:
+        TypeError: cache is not ``spatial_batchnorm_forward``'s, or dout is not a
+            floating array. ValueError: dout's shape is not x's.
     """
+    v.cache_of(
+        cache, SpatialBatchNormCache, "spatial_batchnorm_backward", "spatial_batchnorm_forward"
+    )
     v.float_array(dout, "dout")
     v.shape(dout, "dout", cache.shape, "the shape of the forward output")
     drows, dgamma, dbeta = batch.batchnorm_backward_alt(_to_rows(dout), cache.bn)  # (NHW, C)
