@@ -91,3 +91,22 @@ def test_bad_running_options_raise_before_writing(bad, match):
     with pytest.raises((ValueError, TypeError), match=match):
         batchnorm_forward(np.ones((3, 2)), np.ones(2), np.zeros(2), param)
     assert param == before
+
+
+def test_the_stale_statistics_warning_is_shown_once_per_place():
+    # A diverging run hits it at every step with other features: one line, not thousands.
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from normgrad.norms.batch import batchnorm_forward\n"
+        "p = {'mode': 'train'}\n"
+        "for k in range(20):\n"
+        "    x = np.random.default_rng(k).standard_normal((4, 6))\n"
+        "    x[0, k % 6] = np.nan\n"
+        "    batchnorm_forward(x, np.ones(6), np.zeros(6), p)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("StaleRunningStatsWarning") == 1, r.stderr

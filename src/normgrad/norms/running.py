@@ -37,6 +37,26 @@ from normgrad._internal import validate as v
 CONVENTIONS = ("course", "torch")
 
 
+class StaleRunningStatsWarning(RuntimeWarning):
+    """Some features' running statistics were left as they were by a train step.
+
+    Their batch mean or variance was not finite (x had NaN or inf), or the running value
+    would overflow its dtype. The message is the same every time, so Python shows it
+    once per place; ``features`` lists the features of this occurrence.
+    """
+
+    MESSAGE = (
+        "batch norm left some features' running statistics unchanged: their batch mean or "
+        "variance is not finite (x had NaN or inf) or the running value would overflow its "
+        "dtype; test mode uses the previous values. Shown once; the warning's .features "
+        "lists them."
+    )
+
+    def __init__(self, features: tuple[int, ...]) -> None:
+        super().__init__(self.MESSAGE)
+        self.features = features  # (k,) the indices of the features left unchanged
+
+
 @dataclass(frozen=True)
 class RunningStats:
     """Running mean and variance, (D,) each, and how to update them."""
@@ -118,18 +138,8 @@ class RunningStats:
             var = (keep * self.var + w * var_in).astype(self.var.dtype, copy=False)
         finite = np.isfinite(mean) & np.isfinite(var)  # (D,)
         if not finite.all():
-            stale = np.flatnonzero(~finite)
-            shown = ", ".join(str(int(i)) for i in stale[:10])
-            shown += ", ..." if stale.size > 10 else ""
-            warnings.warn(
-                f"batch norm: the running statistics of feature(s) {shown} ({stale.size} of "
-                f"{finite.size}) were left unchanged: this batch's mean or variance there is "
-                "not finite (x has NaN or inf), or the running value would overflow "
-                f"{self.var.dtype}. The output uses the batch statistics as always; test "
-                "mode will use the previous running statistics.",
-                RuntimeWarning,
-                stacklevel=3,  # the caller of the forward pass
-            )
+            stale = tuple(int(i) for i in np.flatnonzero(~finite))
+            warnings.warn(StaleRunningStatsWarning(stale), stacklevel=3)  # the forward's caller
             mean = np.where(finite, mean, self.mean)  # (D,)
             var = np.where(finite, var, self.var)  # (D,)
         return replace(self, mean=mean, var=var, num_batches_tracked=tracked)
