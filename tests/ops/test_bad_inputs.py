@@ -855,7 +855,7 @@ for impl, fwd, bwd in (
             fwd,
             lambda: _conv(_conv_param(pad=0), w=np.ones((4, 3, 7, 7))),
             ValueError,
-            r"^conv: the height window \(7\) is larger than the padded input",
+            r"^conv: the height window \(w's HH = 7\) is larger than the padded input",
         ),
     )
     add(
@@ -1033,7 +1033,7 @@ for impl, fwd, bwd in (
             fwd,
             lambda: _pool(_pool_param(pool_height=7, pool_width=7, stride=7)),
             ValueError,
-            r"^max pool: the height window \(7\) is larger",
+            r"^max pool: the height window \(pool_param\['pool_height'\] = 7\) is larger",
         ),
     )
     add(

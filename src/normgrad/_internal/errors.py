@@ -10,3 +10,12 @@ from __future__ import annotations
 
 class UsageError(ValueError):
     """A user mistake on the command line: a bad flag value, a missing file or extra."""
+
+
+class MissingFileError(FileNotFoundError, ValueError):
+    """A file or folder the caller named does not exist.
+
+    A ``FileNotFoundError``, as Python code expects of a missing file, and a
+    ``ValueError``, as every other bad argument to normgrad is: ``except ValueError``
+    catches every refusal. The message names the path and says how to fix it.
+    """

@@ -26,6 +26,8 @@ import os
 import tempfile
 from collections.abc import Callable
 
+from normgrad._internal.errors import MissingFileError
+
 __all__ = ["atomic_write"]
 
 TEMP_PREFIX = ".tmp-"
@@ -47,7 +49,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Non
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"cannot write {path!r}: its folder {folder!r} does not exist. Create it first "
             "(os.makedirs(folder, exist_ok=True)) or choose another path."
         )

@@ -74,8 +74,18 @@ def shape(x: np.ndarray, name: str, expected: Sequence[int], why: str = "") -> N
 
 
 def choice(value: Any, name: str, allowed: Sequence[Any]) -> Any:
-    """Raise ``ValueError`` unless ``value`` is one of ``allowed``."""
-    if value not in allowed:
+    """Raise ``ValueError`` unless ``value`` is one of ``allowed``.
+
+    Compared by identity or equality with each allowed value, so an array, whose ``==`` is
+    elementwise, is refused like any other wrong value instead of raising NumPy's
+    ambiguous-truth error.
+    """
+    if isinstance(value, np.ndarray) or not any(
+        value is a
+        or (type(value) is type(a) and value == a)
+        or (isinstance(value, str) and isinstance(a, str) and value == a)
+        for a in allowed
+    ):
         options = " or ".join(repr(a) for a in allowed)
         raise ValueError(
             f"{name} must be {options}; got {value!r}. Set it to one of these, e.g. "

@@ -22,6 +22,7 @@ from typing import IO, Any, overload
 
 import numpy as np
 
+from normgrad._internal.errors import MissingFileError
 from normgrad.data import checks
 from normgrad.data.safe_pickle import ARRAY_GLOBALS, RestrictedUnpickler
 
@@ -48,7 +49,7 @@ class NotCIFAR10BatchError(pickle.UnpicklingError, ValueError):
     """A file is not a CIFAR-10 python batch (wrong layout, or it names forbidden code)."""
 
 
-class CIFAR10NotFoundError(FileNotFoundError):
+class CIFAR10NotFoundError(MissingFileError):
     """The CIFAR-10 folder, or some of its batches, is missing."""
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from normgrad._internal.errors import MissingFileError
 from normgrad.data import checks
 from normgrad.data.checks import DataFileError
 from normgrad.data.npz import load_npz
@@ -264,7 +265,7 @@ def load_imagenet_val(
         IMAGENET_VAL_PATH if path is None else path, "path", "the imagenet_val_25.npz file"
     )
     if not file.is_file():
-        raise FileNotFoundError(f"file {file} not found. {_IMAGENET_VAL_HELP}")
+        raise MissingFileError(f"file {file} not found. {_IMAGENET_VAL_HELP}")
     members = load_npz(file)
     missing = [k for k in ("X", "y", "label_map") if k not in members]
     if missing:

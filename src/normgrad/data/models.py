@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from normgrad._internal.errors import MissingFileError
 from normgrad.data import checks
 from normgrad.data.checks import DataFileError
 from normgrad.data.safe_pickle import DATA_GLOBALS, RestrictedUnpickler, UnsafePickleError
@@ -56,7 +57,7 @@ def load_models(models_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """
     folder = checks.path_arg(models_dir, "models_dir", "the folder of model files")
     if not folder.exists():
-        raise FileNotFoundError(f"models_dir {folder} does not exist; pass the folder of models.")
+        raise MissingFileError(f"models_dir {folder} does not exist; pass the folder of models.")
     if not folder.is_dir():
         raise NotADirectoryError(f"models_dir {folder} is a file; pass the folder that holds it.")
     models: dict[str, Any] = {}

@@ -262,7 +262,12 @@ def _bind(forward: spec.Forward, eps: float = 1e-5, **_: Any) -> spec.Forward:
 
 def _bind_nd(forward: spec.Forward, eps: float = 1e-5, ndim: int = 2, **_: Any) -> spec.Forward:
     """``layernorm_nd_forward`` over x's trailing ``ndim`` axes."""
-    return lambda x, gamma, beta: forward(x, gamma, beta, x.shape[x.ndim - ndim :], {"eps": eps})
+
+    def call(x: np.ndarray, gamma: Any, beta: Any) -> tuple[np.ndarray, Any]:
+        shape = x.shape[x.ndim - ndim :] if isinstance(x, np.ndarray) else (1,) * ndim
+        return forward(x, gamma, beta, shape, {"eps": eps})
+
+    return call
 
 
 def _torch(torch: Any, inputs: dict[str, Any], eps: float = 1e-5, **_: Any) -> Any:

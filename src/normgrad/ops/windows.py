@@ -76,8 +76,11 @@ def output_size(size: int, window: int, stride: int, pad: int, what: str, axis: 
     """
     span = size + 2 * pad - window
     if span < 0:
+        name = {("conv", "height"): "w's HH", ("conv", "width"): "w's WW"}.get(
+            (what, axis), f"pool_param['pool_{axis}']"
+        )
         raise ValueError(
-            f"{what}: the {axis} window ({window}) is larger than the padded input "
+            f"{what}: the {axis} window ({name} = {window}) is larger than the padded input "
             f"({size} + 2*{pad} = {size + 2 * pad}). Use a smaller window or more padding."
         )
     if span % stride:

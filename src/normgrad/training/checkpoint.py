@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from normgrad._internal.errors import MissingFileError
 from normgrad._internal.io import atomic_write
 from normgrad.training.fingerprint import STAT_ATTRS, is_counter
 
@@ -391,7 +392,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
         )
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"no checkpoint at {path!r}; expected a file written by save_checkpoint. Check "
             "the path: a Solver names them <checkpoint_name>_epoch_<e>.npz."
         )
