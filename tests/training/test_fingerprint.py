@@ -189,7 +189,7 @@ def test_a_format_version_1_checkpoint_is_refused_with_a_reason(
     meta = {k: v for k, v in meta.items() if k not in ("checksum", "model")}
     meta["version"] = 1
     arrays["meta"] = np.array(json.dumps(meta))
-    np.savez(tmp_path / "v1.npz", **arrays)  # what normgrad 0.2.0 wrote
+    np.savez(tmp_path / "v1.npz", **arrays)  # what normgrad 0.1.0 wrote
     solver = _mid_life(fc_solver, "batchnorm")
     _refuses(
         tmp_path / "v1.npz",

@@ -31,7 +31,7 @@ itself and every stored array: its key, dtype, shape and bytes, in sorted key or
 swapped or added by another tool, or an edited header is refused with a ``ValueError``
 before anything is restored.
 
-**Versions.** This is format version 2. Version 1 files (normgrad 0.2.0 and earlier)
+**Versions.** This is format version 2. Version 1 files (normgrad 0.1.0)
 hold neither a checksum nor a model fingerprint, so they can be checked neither for
 corruption nor against the model they are resumed into; they are refused with a
 message saying so.
@@ -417,10 +417,10 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
     version = meta.get("version")
     if version == 1:
         raise ValueError(
-            f"{path!r} is checkpoint format version 1 (normgrad 0.2.0 and earlier), which "
+            f"{path!r} is checkpoint format version 1 (normgrad 0.1.0), which "
             "stores no checksum and no model fingerprint, so this normgrad cannot tell "
             "whether it is intact or which model it belongs to; it reads version "
-            f"{VERSION} only. Finish that run with normgrad 0.2.0, or start it afresh (new "
+            f"{VERSION} only. Finish that run with normgrad 0.1.0, or start it afresh (new "
             f"checkpoints are version {VERSION})."
         )
     if version != VERSION:
