@@ -196,7 +196,7 @@ def test_a_format_version_1_checkpoint_is_refused_with_a_reason(
         solver,
         state_of,
         assert_same,
-        r"format version 1 \(normgrad 0\.2\.0 and earlier\), which stores no checksum and "
+        r"format version 1 \(normgrad 0\.1\.0\), which stores no checksum and "
         r"no model fingerprint.*start it afresh",
     )
 
