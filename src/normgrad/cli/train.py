@@ -109,9 +109,6 @@ def run(args: argparse.Namespace) -> int:
 
     names = {f.name for f in fields(train.TrainConfig)}
     config = train.TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
-    _args.output_file("--plot", config.plot, (".png", ".pdf", ".svg"))
-    _args.output_file("--json", config.json)
-    _args.output_dir("--checkpoint", config.checkpoint)
     problems = config.problems()
     if problems:
         raise UsageError(" ".join(problems))

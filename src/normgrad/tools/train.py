@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from normgrad._internal import paths
 from normgrad._internal.io import atomic_write
 from normgrad._internal.plotting import pyplot, save_figure
 from normgrad._internal.threads import blas_limit
@@ -94,17 +95,12 @@ class TrainConfig:
             out.append("--dropout applies to --model fc only (ThreeLayerConvNet has none).")
         if self.data_dir and self.data != "cifar10":
             out.append("--data-dir is for --data cifar10; the digits are embedded.")
-        if self.plot and Path(self.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
-            out.append(f"--plot needs a .png, .pdf or .svg file name; got {self.plot!r}.")
-        for flag, path in (("--plot", self.plot), ("--json", self.json)):
-            if path and not Path(path).resolve().parent.is_dir():
-                out.append(f"{flag} {path}: folder {Path(path).resolve().parent} does not exist.")
-        if (
-            self.checkpoint
-            and Path(self.checkpoint).exists()
-            and not Path(self.checkpoint).is_dir()
-        ):
-            out.append(f"--checkpoint {self.checkpoint} is a file; pass a folder.")
+        problems = (
+            paths.file_problem("--plot", self.plot, (".png", ".pdf", ".svg")),
+            paths.file_problem("--json", self.json),
+            paths.dir_problem("--checkpoint", self.checkpoint),
+        )
+        out.extend(p for p in problems if p)
         if self.resume and not Path(self.resume).is_file():
             out.append(f"--resume {self.resume}: no such checkpoint file.")
         return out
