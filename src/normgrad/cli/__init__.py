@@ -22,9 +22,9 @@ from collections.abc import Sequence
 
 from normgrad import __version__
 from normgrad._internal.errors import UsageError
-from normgrad.cli import bench, check, demo, derive, experiment, train
+from normgrad.cli import bench, check, demo, derive, experiment, grade, train
 
-COMMANDS = (check, bench, demo, experiment, derive, train)
+COMMANDS = (check, bench, demo, experiment, derive, grade, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,9 @@ Exit status: 0 when everything asked for holds, 1 on any failure: a route not pr
 route with no library counterpart to tie to (or a library route with no symbolic twin),
 a code tie at or above ``tie.TIE_TOL``, a printed local derivative that fails its exact
 check, a seed formula neither proved nor refuted, or a corrected seed formula not
-proved. A refuted seed formula is a verdict, not a failure.
+proved, or an every-size twin (``all_n``) that does not prove or does not tie. A route
+without an every-size twin is reported "at shapes ...", not failed; a refuted seed
+formula is a verdict, not a failure.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from normgrad.symbolic import registry, seed, steps, tie
+from normgrad.symbolic import all_n, registry, seed, steps, tie
 from normgrad.symbolic.core import format_verdict
 from normgrad.symbolic.model import Problem
 
@@ -98,11 +100,74 @@ def derive_problem(p: Problem, quiet: bool) -> int:
     bad_checks = _failed_checks(p, checks)
     for line in bad_checks:
         print(line)
-    return 0 if all(r.ok for r in results) and not bad_checks else 1
+    print("\nFor all sizes:")
+    _, sizes_status = derive_sizes([p.layer])
+    return 0 if all(r.ok for r in results) and not bad_checks and not sizes_status else 1
+
+
+@dataclass
+class SizeResult:
+    """One route's proof for every group size (``all_n``), or the shapes it is proved at."""
+
+    layer: str
+    route: str
+    status: str  # "proved", "unproved", or "shapes" (no every-size twin)
+    detail: str
+    seconds: float = 0.0
+    tie_error: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        if self.status == "shapes":
+            return True
+        return (
+            self.status == "proved" and self.tie_error is not None and self.tie_error < tie.TIE_TOL
+        )
+
+
+def prove_every_size(layer: str) -> list[SizeResult]:
+    """Each library route of ``layer`` proved for every size, or its fixed shapes."""
+    routes = list(registry.spec_of(layer).routes)
+    shapes = ", ".join(str(tuple(s.values())) for s in registry.default_shapes(layer))
+    p = all_n.build(layer)
+    out = []
+    errors = all_n.tie(p) if p is not None else {}
+    for route in routes:
+        if p is None or route not in p.routes:
+            out.append(
+                SizeResult(layer, route, "shapes", f"at shapes {shapes} (no every-size twin)")
+            )
+            continue
+        status, seconds, detail = p.prove(route)
+        size = p.A.size
+        if status == "proved":
+            detail = f"for all {size} ({size} symbolic, one group through its power sums)"
+        else:
+            detail = f"not for all {size} ({detail}); proved at shapes {shapes}"
+        out.append(SizeResult(layer, route, status, detail, seconds, errors.get(route)))
+    return out
+
+
+def _size_line(r: SizeResult) -> str:
+    if r.status == "shapes":
+        return f"{'shapes':<8} {r.layer:<8} {r.route:<6} {r.detail}"
+    tie_text = "not tied" if r.tie_error is None else f"code tie at sizes 5, 9: {r.tie_error:.1e}"
+    mark = "" if r.ok else "  <-- FAILED"
+    return (
+        f"{r.status:<8} {r.layer:<8} {r.route:<6} {r.detail} ({r.seconds:.2f} s); {tie_text}{mark}"
+    )
+
+
+def derive_sizes(layers: list[str]) -> tuple[list[SizeResult], int]:
+    """Print every route's every-size verdict; (results, exit status)."""
+    results = [r for layer in layers for r in prove_every_size(layer)]
+    for r in results:
+        print(_size_line(r))
+    return results, 0 if all(r.ok for r in results) else 1
 
 
 def derive_seed(N: int) -> int:
-    verdicts = seed.check_seed(N)
+    verdicts = seed.check_seed(N, every=True)
     print(seed.format_seed(verdicts, N))
     bad = [
         sv
@@ -131,13 +196,19 @@ def derive_all(quiet: bool) -> int:
             for line in _failed_checks(p, checks):
                 bad_checks.append(line)
                 print(line)
+    print("\nEvery route for all sizes (one group through its power sums, the size a symbol):")
+    sizes, sizes_status = derive_sizes(list(registry.layers()))
     print()
     status = 1 if bad_checks or not all(r.ok for r in results) else 0
+    status |= sizes_status
     status |= derive_seed(3)
     n_ok = sum(r.ok for r in results)
+    n_all = sum(r.status == "proved" and r.ok for r in sizes)
+    n_routes = len(sizes)
     print(
         f"\n{n_ok}/{len(results)} routes proved and tied to the code (rel error < "
-        f"{tie.TIE_TOL:g}); {n_checks - len(bad_checks)}/{n_checks} printed local "
+        f"{tie.TIE_TOL:g}); {n_all}/{n_routes} routes proved for all sizes; "
+        f"{n_checks - len(bad_checks)}/{n_checks} printed local "
         f"derivatives checked exactly; total {time.perf_counter() - t0:.1f} s"
     )
     return status
