@@ -38,8 +38,8 @@ import numpy as np
 
 from normgrad._internal import validate as v
 from normgrad.training import rules as optim
-from normgrad.training.checkpoint import state_dicts
 from normgrad.training.resume import RunState, read_run_state
+from normgrad.training.state import state_dicts
 
 __all__ = [
     "DEFAULTS",

@@ -33,14 +33,14 @@ import numpy as np
 
 from normgrad._internal import validate as v
 from normgrad.training import rules
-from normgrad.training.checkpoint import (
+from normgrad.training.checkpoint import load_checkpoint
+from normgrad.training.fingerprint import check_fingerprint
+from normgrad.training.state import (
     check_model_state,
-    load_checkpoint,
     optim_configs_from,
     rng_state_from_arrays,
     sub_state,
 )
-from normgrad.training.fingerprint import check_fingerprint
 
 __all__ = ["RunState", "read_run_state"]
 
