@@ -98,6 +98,9 @@ LAYOUTS: dict[str, Any] = {
     "batchrenorm": st.tuples(
         _rows(3, 8), st.sampled_from([{}, {"r_max": 1, "d_max": 0}, {"r_max": 2.0, "d_max": 1.0}])
     ).map(lambda t: ((t[0][0], t[0][1]), (t[0][1],), t[1])),
+    "sync_batchnorm": st.tuples(_rows(3, 8), st.sampled_from([{}, {"P": 2}, {"P": 3}])).map(
+        lambda t: ((t[0][0], t[0][1]), (t[0][1],), t[1])
+    ),
 }
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from normgrad.kernels import batchnorm as fused
-from normgrad.norms import batch, group, instance, layer, registry, renorm, rms, spatial
+from normgrad.norms import batch, group, instance, layer, registry, renorm, rms, spatial, sync
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,18 @@ LAYERS: dict[str, Layer] = {
         (3,),
         "bn_param",
         lambda: {**_bn_param(3)(), "r_max": 2.0, "d_max": 1.0},
+        modes=True,
+        wrong_x=((4,), (4, 3, 1)),
+        empty={"x": np.zeros((0, 3))},
+    ),
+    "sync_batchnorm": Layer(
+        _bn_call(sync.sync_batchnorm_forward),
+        {"closed": sync.simulated_backward},
+        "sync_batchnorm_forward",
+        (4, 3),
+        (3,),
+        "bn_param",
+        _bn_param(3),
         modes=True,
         wrong_x=((4,), (4, 3, 1)),
         empty={"x": np.zeros((0, 3))},

@@ -308,7 +308,7 @@ def group_of(spec: NormSpec, shape: tuple[int, ...], index: tuple[int, ...], opt
     """A boolean mask of the elements that share a statistic with x[index]."""
     mask = np.zeros(shape, dtype=bool)
     name = spec.name
-    if name in ("batchnorm", "batchrenorm"):
+    if name in ("batchnorm", "batchrenorm", "sync_batchnorm"):
         mask[:, index[1]] = True
     elif name == "spatial_batchnorm":
         mask[:, index[1]] = True

@@ -2,6 +2,11 @@
 
 Every flag is checked before any data is read or any file is written (a usage error
 exits 2 in one line); a diverged run exits 1, naming the iteration.
+
+``--distributed``: data parallel, on every rank of ``mpiexec -n P normgrad train
+--distributed ...``; a failure on any rank ends every rank (``distributed.faults``),
+showing that rank's error. ``--ranks N`` starts that job itself, with the mpiexec of
+this environment, and returns its exit status.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import fields
+from typing import Any
 
 from normgrad._internal.errors import UsageError
 from normgrad.cli import _args
@@ -101,14 +107,53 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "only lose to thread hand-offs; the BLAS default for cifar10)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data parallel, on every rank of an mpiexec job: mpiexec -n 4 normgrad train "
+        "--distributed --norm sync_batchnorm (each minibatch split over the ranks)",
+    )
+    p.add_argument(
+        "--ranks",
+        type=_args.positive_int,
+        metavar="N",
+        help="start that job itself: mpiexec -n N from this environment, --distributed",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from normgrad.data.cifar import CIFAR10NotFoundError
     from normgrad.tools import train
 
     names = {f.name for f in fields(train.TrainConfig)}
     config = train.TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    if config.distributed:  # one rank's failure ends every rank, showing its error
+        from normgrad.distributed import faults
+
+        return faults.guard(lambda: _run(config), command=f"normgrad {NAME}")
+    problems = config.problems()
+    if problems:
+        raise UsageError(" ".join(problems))
+    if config.ranks is not None:
+        return _launch(config)
+    return _run(config)
+
+
+def _launch(config: Any) -> int:
+    """``--ranks N``: run this command on N ranks (mpiexec from this environment)."""
+    from normgrad.distributed import launch
+    from normgrad.tools import train
+
+    argv = ["-m", "normgrad", NAME, "--distributed", *train.config_argv(config)]
+    try:
+        return launch.run(config.ranks, argv).returncode
+    except FileNotFoundError as exc:  # no mpiexec: the extra is missing
+        raise UsageError(str(exc)) from None
+
+
+def _run(config: Any) -> int:
+    from normgrad.data.cifar import CIFAR10NotFoundError
+    from normgrad.tools import train
+
     problems = config.problems()
     if problems:
         raise UsageError(" ".join(problems))
@@ -119,8 +164,18 @@ def run(args: argparse.Namespace) -> int:
     except FloatingPointError as exc:
         print(f"normgrad train: error: {exc}", file=sys.stderr)
         return 1
+    except train.SplitError as exc:  # the batch does not split over this job's ranks
+        raise UsageError(str(exc)) from None
+    if result.get("ranks") is not None and _rank() != 0:
+        return 0  # rank 0 alone prints
     print(train.format_summary(result))
     for flag in ("plot", "json"):
         if getattr(config, flag):
             print(f"wrote {getattr(config, flag)}")
     return 0
+
+
+def _rank() -> int:
+    from normgrad.distributed import world
+
+    return world().rank

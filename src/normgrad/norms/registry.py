@@ -15,7 +15,7 @@ and one line in ``SPECS`` below; ``CONTRIBUTING.md`` walks through it. The consu
 
 from __future__ import annotations
 
-from normgrad.norms import batch, group, instance, layer, renorm, rms, spatial
+from normgrad.norms import batch, group, instance, layer, renorm, rms, spatial, sync
 from normgrad.norms.spec import Block, BlockKind, NormSpec
 
 SPECS: tuple[NormSpec, ...] = (
@@ -27,6 +27,7 @@ SPECS: tuple[NormSpec, ...] = (
     instance.SPEC,
     rms.SPEC,
     renorm.SPEC,
+    sync.SPEC,
 )
 
 

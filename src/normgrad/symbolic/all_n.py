@@ -122,6 +122,14 @@ def spatial() -> AllSizes:
     return p
 
 
+def sync() -> AllSizes:
+    """``norms.sync``: one shard of the whole batch; its backward is batch norm's closed form
+    (``alt``) on the all-reduced sums, so the twin is batch norm's, under the name ``closed``."""
+    p = batch(size="N")
+    p.layer, p.routes = "sync", {"closed": p.routes["alt"]}
+    return p
+
+
 def standardize(layer: str, size: str = "M", center: bool = True, shift: bool = True) -> AllSizes:
     """``core.affine_norm_backward`` on one group, gamma (and beta) per element."""
     A = GroupAlgebra(shared=False, size=size)
@@ -167,6 +175,7 @@ TWINS: dict[str, tuple[Callable[[], AllSizes], Callable[[int], dict[str, int]]]]
     "instance": (lambda: standardize("instance"), lambda M: {"N": 1, "C": 1, "H": 1, "W": M}),
     "rms": (lambda: standardize("rms", "D", center=False, shift=False), lambda M: {"N": 1, "D": M}),
     "renorm": (renorm, lambda M: {"N": M, "D": 1}),
+    "sync": (sync, lambda M: {"N": M, "D": 1}),
 }
 
 _PARAM_SHAPES: dict[str, Callable[[dict[str, int]], tuple[int, ...]]] = {
@@ -178,6 +187,7 @@ _PARAM_SHAPES: dict[str, Callable[[dict[str, int]], tuple[int, ...]]] = {
     "instance": lambda s: (s["C"],),
     "rms": lambda s: (s["D"],),
     "renorm": lambda s: (s["D"],),
+    "sync": lambda s: (s["D"],),
 }
 
 

@@ -9,6 +9,13 @@ The defaults give a good digits run: an FC net [100, 100] with batch norm, Adam 
 20 epochs of batch 100, about 97% test accuracy in a few seconds. Outputs (plot, JSON)
 are written only after training succeeded, each to a temporary file renamed into place,
 so a failed run leaves no partial files.
+
+Data parallel: with ``distributed`` (``normgrad train --distributed``, every rank of an
+mpiexec job running the same command) the Solver is ``normgrad.distributed.
+DistributedSolver``: every minibatch of ``batch_size`` rows is split over the ranks, and
+rank 0 alone prints, writes checkpoints, the plot and the JSON. ``ranks``
+(``normgrad train --ranks N``) is for the command line: it starts that job itself
+(``config_argv`` is the rank's command).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +47,10 @@ MODELS: dict[str, type[FullyConnectedNet] | type[ThreeLayerConvNet]] = {
 
 class ResumeError(ValueError):
     """The checkpoint to resume from is unreadable or belongs to another model or run."""
+
+
+class SplitError(ValueError):
+    """``batch_size`` does not split evenly over the ranks of a distributed run."""
 
 
 RULES = tuple(UPDATE_RULES)
@@ -78,6 +89,8 @@ class TrainConfig:
     json: str | None = None
     threads: int | None = None
     quiet: bool = False
+    distributed: bool = False
+    ranks: int | None = None
 
     def problems(self) -> list[str]:
         """What is wrong with this configuration, before any work (empty when fine)."""
@@ -103,7 +116,45 @@ class TrainConfig:
         out.extend(p for p in problems if p)
         if self.resume and not Path(self.resume).is_file():
             out.append(f"--resume {self.resume}: no such checkpoint file.")
+        if self.ranks is not None:
+            if self.distributed:
+                out.append(
+                    "--ranks N starts the mpiexec job itself; --distributed is for a command "
+                    "already run by mpiexec on every rank. Pass one of them."
+                )
+            if self.ranks < 1:
+                out.append(f"--ranks must be >= 1; got {self.ranks}.")
+            elif self.batch_size % self.ranks:
+                out.append(_split_problem(self.batch_size, self.ranks))
         return out
+
+
+def _split_problem(batch_size: int, ranks: int) -> str:
+    return (
+        f"--batch-size {batch_size} must be a multiple of the number of ranks ({ranks}): "
+        f"each rank trains on batch_size / ranks rows of every minibatch."
+    )
+
+
+def config_argv(config: TrainConfig) -> list[str]:
+    """The ``normgrad train`` flags that give ``config`` (every field but ``ranks`` and
+    ``distributed``; defaults left out), e.g. for the ranks of ``--ranks N``."""
+    default = TrainConfig()
+    out: list[str] = []
+    for f in fields(TrainConfig):
+        if f.name in ("ranks", "distributed"):
+            continue
+        value = getattr(config, f.name)
+        if value == getattr(default, f.name) or value is None:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            out.append(flag)
+        elif isinstance(value, list):
+            out += [flag, ",".join(map(str, value))]
+        else:
+            out += [flag, repr(value) if isinstance(value, float) else str(value)]
+    return out
 
 
 def load_data(config: TrainConfig) -> dict[str, np.ndarray]:
@@ -169,6 +220,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
             or the data or a checkpoint does not fit the model.
         CIFAR10NotFoundError: CIFAR-10 is not where the config says.
         ResumeError: the checkpoint to resume from does not fit this model or run.
+        SplitError: distributed, and batch_size is not a multiple of the ranks.
+        RanksDisagreeError: distributed, and the ranks do not hold the same model,
+            data or settings at the first step.
         FloatingPointError: the loss became non-finite (``solver.NonFiniteLossError``,
             naming the iteration); training stopped there and no output is written.
     """
@@ -181,9 +235,20 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if config.checkpoint:
         os.makedirs(config.checkpoint, exist_ok=True)
         checkpoint_name = os.path.join(config.checkpoint, f"{config.data}_{config.model}")
-    solver = Solver(
+    extra: dict[str, Any] = {}
+    solver_class: Any = Solver
+    rank = 0
+    if config.distributed:  # every rank of the job runs this, alike
+        from normgrad.distributed import DistributedSolver, world
+
+        comm = world()
+        if config.batch_size % comm.size:
+            raise SplitError(_split_problem(config.batch_size, comm.size))
+        solver_class, extra, rank = DistributedSolver, {"comm": comm}, comm.rank
+    solver = solver_class(
         model,
         data,
+        **extra,
         update_rule=config.update_rule,
         optim_config={"learning_rate": config.lr},
         lr_decay=config.lr_decay,
@@ -216,8 +281,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "final_loss": float(solver.loss_history[-1]) if solver.loss_history else None,
         "config": asdict(config),
     }
+    if config.distributed:
+        result["ranks"] = solver.comm.size
     if solver.last_checkpoint:
         result["last_checkpoint"] = solver.last_checkpoint
+    if rank != 0:  # rank 0 alone writes the outputs
+        return result
     if config.plot:
         plot_history(solver, config.plot, f"{config.model} / {config.norm} on {config.data}")
     if config.json:
@@ -228,8 +297,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
 def format_summary(result: dict[str, Any]) -> str:
     c = result["config"]
+    ranks = f" over {result['ranks']} ranks" if "ranks" in result else ""
     return (
-        f"{c['model']} net ({c['norm']}) on {c['data']}: "
+        f"{c['model']} net ({c['norm']}{ranks}) on {c['data']}: "
         f"train {result['train_acc']:.2%}, val {result['val_acc']:.2%}, "
         f"test {result['test_acc']:.2%} ({result['iterations']} iterations in "
         f"{result['seconds']:.1f} s; best-validation model)"

@@ -202,11 +202,8 @@ class Solver:
         return taken
 
     def _take_step(self) -> bool:
-        num_train = self.X_train.shape[0]
-        batch_mask = np.random.choice(num_train, self.batch_size)  # noqa: NPY002  (course)
-        X_batch = self.X_train[batch_mask]
-        y_batch = self.y_train[batch_mask]
-        loss, grads = loss_and_grads(self.model.loss(X_batch, y_batch), self.model.params)
+        X_batch, y_batch = self._minibatch()
+        loss, grads = self._loss_and_grads(X_batch, y_batch)
         if not np.isfinite(loss):
             if self.stop_on_nonfinite:
                 self._stopped_loss = loss
@@ -221,6 +218,24 @@ class Solver:
         if self.lr_decay != 1.0:
             self._decayable()  # a custom rule that keeps no learning_rate: undone, explained
         return True
+
+    def _minibatch(self) -> tuple[np.ndarray, np.ndarray]:
+        """The step's rows, drawn with replacement as the course draws them.
+
+        ``normgrad.distributed.DistributedSolver`` keeps this rank's share of them.
+        """
+        num_train = self.X_train.shape[0]
+        batch_mask = np.random.choice(num_train, self.batch_size)  # noqa: NPY002  (course)
+        return self.X_train[batch_mask], self.y_train[batch_mask]
+
+    def _loss_and_grads(
+        self, X_batch: np.ndarray, y_batch: np.ndarray
+    ) -> tuple[Any, dict[str, np.ndarray]]:
+        """``model.loss`` on the minibatch, checked (``step.loss_and_grads``).
+
+        ``normgrad.distributed.DistributedSolver`` averages the result over the ranks.
+        """
+        return loss_and_grads(self.model.loss(X_batch, y_batch), self.model.params)
 
     def _warn_nonfinite(self, loss: Any) -> None:
         """Warn once per ``train()`` that the loss is not finite (the course keeps going)."""

@@ -32,6 +32,7 @@ CASES = [
         {"baseline_b5", "layernorm_b5", "layernorm_b10", "layernorm_b50"},
     ),
     ("paper-fig1", None, ["paper_fig1.png"], {"baseline", "batchnorm"}),
+    ("sync-bn", None, ["sync_bn.png"], {"local", "sync", "single"}),
 ]
 
 

@@ -6,6 +6,8 @@
 ``batch-size`` batch norm (or layer norm) at batches 5, 10, 50 vs a batch-5 baseline
 ``paper-fig1`` Ioffe & Szegedy 2015, Figure 1: 3x100 sigmoid, accuracy and the drift of
                a sigmoid's input percentiles
+``sync-bn``    4 ranks (mpiexec), per-rank batches 2, 4, 8: local vs synchronized batch
+               norm vs one process on the whole batch
 =============  ==========================================================================
 
 Each writes PNGs and ``summary.json`` (``arms.<name>.final_acc`` and every
@@ -18,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from normgrad._internal.threads import blas_limit
-from normgrad.tools.experiments import batch_size, deep, paper_fig1, weight_scale
+from normgrad.tools.experiments import batch_size, deep, paper_fig1, sync_bn, weight_scale
 from normgrad.tools.experiments.common import Context
 
 EXPERIMENTS: dict[str, ModuleType] = {
@@ -26,6 +28,7 @@ EXPERIMENTS: dict[str, ModuleType] = {
     weight_scale.NAME: weight_scale,
     batch_size.NAME: batch_size,
     paper_fig1.NAME: paper_fig1,
+    sync_bn.NAME: sync_bn,
 }
 
 __all__ = ["EXPERIMENTS", "Context", "run", "table"]
@@ -35,7 +38,7 @@ def run(name: str, ctx: Context, norm: str | None = None) -> dict[str, Any]:
     """Run experiment ``name`` (a key of ``EXPERIMENTS``) and return its summary.
 
     Args:
-        name: deep, weight-scale, batch-size or paper-fig1.
+        name: deep, weight-scale, batch-size, paper-fig1 or sync-bn.
         ctx: data set, output folder, scale (full, quick, tiny), seed, progress bars.
         norm: batch-size only: "batchnorm" (default) or "layernorm".
 

@@ -1,0 +1,97 @@
+"""When one rank fails, end every rank, showing that rank's error.
+
+A rank that raises while the others wait in a collective would leave them waiting
+forever. ``guard(main)`` runs a rank's work: on an exception it prints the traceback
+(prefixed with the rank) to stderr, flushes, and calls MPI_Abort, which ends every
+rank of the job with a non-zero exit status; MPICH's mpiexec then reports which rank
+called it. A usage error (``UsageError``) is printed in one line, as the CLI prints
+it, and aborts with status 2; a non-zero exit status from ``main`` aborts with it.
+
+A rank killed outright (SIGKILL, out of memory) cannot report anything: mpiexec
+(hydra) sees its process end and kills the others itself.
+
+``install()`` does the same for an uncaught exception anywhere in the process (it
+replaces ``sys.excepthook``), for scripts run under mpiexec that use the layers
+directly. With one rank nothing is aborted: the error propagates as usual.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from normgrad._internal.errors import UsageError
+
+__all__ = ["abort", "guard", "install", "report"]
+
+
+def _comm(comm: Any) -> Any:
+    from normgrad.norms.sync import resolve_comm
+
+    return resolve_comm(comm)
+
+
+def report(text: str, comm: Any = None) -> None:
+    """Print ``text`` to stderr, every line prefixed with this rank, and flush."""
+    c = _comm(comm)
+    prefix = f"[rank {c.rank}/{c.size}] " if c.size > 1 else ""
+    lines = text.rstrip("\n").splitlines() or [""]
+    sys.stderr.write("".join(f"{prefix}{line}\n" for line in lines))
+    sys.stderr.flush()
+    sys.stdout.flush()
+
+
+def abort(code: int = 1, comm: Any = None) -> None:
+    """End every rank of the job with exit status ``code`` (MPI_Abort); with one rank,
+    or a communicator that cannot abort, exit this process with it."""
+    c = _comm(comm)
+    stop = getattr(c, "abort", None)
+    if c.size > 1 and stop is not None:
+        stop(code)
+    raise SystemExit(code)
+
+
+def guard(main: Callable[[], int], command: str = "normgrad", comm: Any = None) -> int:
+    """``main()`` on this rank; any failure is shown and ends every rank (module docstring).
+
+    Returns ``main()``'s exit status when it is 0 (or when there is one rank).
+    """
+    c = _comm(comm)
+    try:
+        code = int(main() or 0)
+    except UsageError as exc:
+        report(f"{command}: error: {exc}", c)
+        if c.size == 1:
+            return 2
+        abort(2, c)
+        return 2  # pragma: no cover - abort does not return
+    except BaseException as exc:
+        if c.size == 1:
+            raise
+        report("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), c)
+        abort(1, c)
+        return 1  # pragma: no cover
+    if code and c.size > 1:
+        report(f"{command}: exit status {code} on this rank; ending every rank.", c)
+        abort(code, c)
+    return code
+
+
+def install(comm: Any = None) -> None:
+    """Make an uncaught exception on any rank show its traceback and end every rank."""
+    c = _comm(comm)
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if c.size == 1:
+            previous(kind, exc, tb)
+            return
+        report("".join(traceback.format_exception(kind, exc, tb)), c)
+        stop = getattr(c, "abort", None)
+        if stop is not None:
+            stop(1)
+
+    sys.excepthook = hook
