@@ -10,7 +10,7 @@ import pytest
 
 from normgrad.distributed import DistributedSolver, RanksDisagreeError, faults
 from normgrad.models.fc_net import FullyConnectedNet
-from normgrad.norms import sync
+from normgrad.norms import sync_comm
 from normgrad.training.solver import Solver
 
 SETTINGS = dict(
@@ -41,7 +41,7 @@ def test_one_rank_trains_exactly_as_the_solver(norm) -> None:
     one = Solver(copy.deepcopy(model), data, **SETTINGS)
     one.train()
     np.random.seed(5)  # noqa: NPY002
-    dist = DistributedSolver(copy.deepcopy(model), data, comm=sync.LocalComm(), **SETTINGS)
+    dist = DistributedSolver(copy.deepcopy(model), data, comm=sync_comm.LocalComm(), **SETTINGS)
     dist.train()
     assert dist.loss_history == one.loss_history
     assert dist.val_acc_history == one.val_acc_history
@@ -105,8 +105,8 @@ def test_guard_on_one_rank_reports_usage_errors_and_lets_bugs_through(capsys) ->
     def usage() -> int:
         raise UsageError("--batch-size 7 does not split")
 
-    assert faults.guard(usage, command="normgrad train", comm=sync.LocalComm()) == 2
+    assert faults.guard(usage, command="normgrad train", comm=sync_comm.LocalComm()) == 2
     assert "normgrad train: error: --batch-size 7 does not split" in capsys.readouterr().err
     with pytest.raises(KeyError):
-        faults.guard(lambda: {}["x"], comm=sync.LocalComm())
-    assert faults.guard(lambda: 0, comm=sync.LocalComm()) == 0
+        faults.guard(lambda: {}["x"], comm=sync_comm.LocalComm())
+    assert faults.guard(lambda: 0, comm=sync_comm.LocalComm()) == 0

@@ -19,7 +19,7 @@ import pytest
 from normgrad.distributed import simulated
 from normgrad.gradcheck.layer import check_layer
 from normgrad.gradient_check import norm_rel_error
-from normgrad.norms import batch, spatial, sync
+from normgrad.norms import batch, spatial, sync, sync_comm
 from normgrad.norms.running import StaleRunningStatsWarning
 
 # rows per rank: a rank with one row and ranks with none, on 2, 3 and 4 ranks
@@ -121,7 +121,7 @@ def test_one_rank_is_batch_norm_bit_for_bit() -> None:
         p1, p2 = {"mode": "train"}, {"mode": "train"}
         o1, c1 = batch.batchnorm_forward(x, gamma, beta, p1)
         o2, c2 = sync.sync_batchnorm_forward(x, gamma, beta, p2)  # the default: one rank
-        assert isinstance(c2.comm, sync.LocalComm)
+        assert isinstance(c2.comm, sync_comm.LocalComm)
         assert np.array_equal(o1, o2) and o2.dtype == dtype
         for key in ("running_mean", "running_var"):
             assert np.array_equal(p1[key], p2[key])
@@ -190,16 +190,16 @@ def test_chan_merge_is_order_free_and_empty_shards_change_nothing() -> None:
         recs.append(sync._local_moments(x))
     for a in recs:
         for b in recs:
-            assert sync.chan_merge(a, b).tobytes() == sync.chan_merge(b, a).tobytes()
+            assert sync_comm.chan_merge(a, b).tobytes() == sync_comm.chan_merge(b, a).tobytes()
         empty = np.zeros_like(a)
-        assert sync.chan_merge(a, empty).tobytes() == a.tobytes()
-        assert sync.chan_merge(empty, a).tobytes() == a.tobytes()
+        assert sync_comm.chan_merge(a, empty).tobytes() == a.tobytes()
+        assert sync_comm.chan_merge(empty, a).tobytes() == a.tobytes()
     # a mean 1e8 times the spread: the shards' means carry an absolute rounding error of
     # ulp(1e8), which the between-shard term turns into a relative ~eps * 1e8 in the
     # variance (docs/derivation.md, section 9.10); still far inside float32's resolution
     xs = [rng.standard_normal((n, 3)) + 1e8 for n in (2, 7, 1)]
-    merged = sync.chan_merge(
-        sync.chan_merge(*(sync._local_moments(x) for x in xs[:2])), sync._local_moments(xs[2])
+    merged = sync_comm.chan_merge(
+        sync_comm.chan_merge(*(sync._local_moments(x) for x in xs[:2])), sync._local_moments(xs[2])
     )
     whole = np.concatenate(xs)
     np.testing.assert_allclose(merged[4:] / 10, whole.var(0), rtol=20 * 2.2e-16 * 1e8)
@@ -339,7 +339,7 @@ def test_fewer_than_two_rows_in_all_is_an_error_on_every_rank() -> None:
 
 def test_simulated_world_refuses_mismatched_buffers_and_stops_when_a_rank_fails() -> None:
     def mismatched(comm):
-        return comm.allreduce(np.ones(3 + comm.rank), sync.SUM)
+        return comm.allreduce(np.ones(3 + comm.rank), sync_comm.SUM)
 
     with pytest.raises(ValueError, match="different buffers"):
         simulated.run_ranks(mismatched, 3)
@@ -347,7 +347,7 @@ def test_simulated_world_refuses_mismatched_buffers_and_stops_when_a_rank_fails(
     def one_fails(comm):
         if comm.rank == 2:
             raise KeyError("rank 2 broke")
-        return comm.allreduce(np.ones(2), sync.SUM)
+        return comm.allreduce(np.ones(2), sync_comm.SUM)
 
     start = time.perf_counter()
     with pytest.raises(KeyError, match="rank 2 broke"):

@@ -23,21 +23,15 @@ from normgrad.distributed.comm import MPIComm, launched_by_mpi, world
 from normgrad.distributed.simulated import SimulatedComm, run_ranks, simulated_world
 from normgrad.distributed.solver import DistributedSolver, RanksDisagreeError
 from normgrad.norms.sync import (
-    CHAN,
-    MAX,
-    SUM,
-    Communicator,
-    LocalComm,
-    Reduction,
     SyncBatchNormCache,
     SyncSpatialBatchNormCache,
-    chan_merge,
     sync_batchnorm_backward,
     sync_batchnorm_forward,
     sync_spatial_batchnorm_backward,
     sync_spatial_batchnorm_forward,
     unequal_split,
 )
+from normgrad.norms.sync_comm import CHAN, MAX, SUM, Communicator, LocalComm, Reduction, chan_merge
 
 __all__ = [
     "CHAN",

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from normgrad.distributed.comm import world
-from normgrad.norms import batch, sync
-from normgrad.norms.sync import CHAN, MAX, SUM, Communicator
+from normgrad.norms import batch, sync, sync_comm
+from normgrad.norms.sync_comm import CHAN, MAX, SUM, Communicator
 
 
 def _timed(comm: Communicator, fn: Callable[[], Any], repeats: int, inner: int = 1) -> float:
@@ -114,7 +114,7 @@ def allreduce_times(comm: Communicator, D: int, params: int, repeats: int) -> di
     }
     t0 = time.perf_counter()
     for _ in range(200):
-        sync.chan_merge(rec, rec)
+        sync_comm.chan_merge(rec, rec)
     out["merge_call"] = (time.perf_counter() - t0) / 200
     acc = np.zeros_like(grads)
     t0 = time.perf_counter()

@@ -1,7 +1,7 @@
 """Communicators for the distributed layers and Solver: MPI, and the default world.
 
 The maths in ``normgrad.norms.sync`` needs a communicator with ``rank``, ``size`` and
-``allreduce(buf, op)`` on float64 buffers (``norms.sync.Communicator``). Here:
+``allreduce(buf, op)`` on float64 buffers (``norms.sync_comm.Communicator``). Here:
 
 - ``MPIComm`` wraps an mpi4py communicator. A sum is ``MPI.SUM`` on the buffer
   (uppercase ``Allreduce``: the NumPy buffer itself, no pickling); every other
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from normgrad.norms.sync import SUM, Communicator, LocalComm, Reduction
+from normgrad.norms.sync_comm import SUM, Communicator, LocalComm, Reduction
 
 __all__ = ["MPIComm", "launched_by_mpi", "mpi", "world"]
 
@@ -99,7 +99,7 @@ def _user_function(op: Reduction) -> Callable[[Any, Any, Any], None]:
 
 
 class MPIComm:
-    """An mpi4py communicator as a ``norms.sync.Communicator`` (see the module docstring).
+    """An mpi4py communicator as a ``norms.sync_comm.Communicator`` (see the module docstring).
 
     Build it with ``MPIComm.wrap(comm)``, which keeps one wrapper (and its datatypes and
     ops) per communicator.

@@ -29,7 +29,7 @@ __all__ = ["abort", "guard", "install", "report"]
 
 
 def _comm(comm: Any) -> Any:
-    from normgrad.norms.sync import resolve_comm
+    from normgrad.norms.sync_comm import resolve_comm
 
     return resolve_comm(comm)
 

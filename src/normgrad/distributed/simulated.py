@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from normgrad.norms.sync import Reduction
+from normgrad.norms.sync_comm import Reduction
 
 __all__ = ["SimulatedComm", "run_ranks", "simulated_world"]
 
@@ -62,7 +62,7 @@ class _World:
 
 
 class SimulatedComm:
-    """One rank of a simulated world (``norms.sync.Communicator``)."""
+    """One rank of a simulated world (``norms.sync_comm.Communicator``)."""
 
     def __init__(self, world: _World, rank: int) -> None:
         self._world = world

@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from normgrad.norms.sync import SUM, Communicator, resolve_comm
+from normgrad.norms.sync_comm import SUM, Communicator, resolve_comm
 from normgrad.training.fingerprint import STAT_ATTRS, model_fingerprint
 from normgrad.training.options import check_options
 from normgrad.training.solver import Solver
@@ -85,7 +85,7 @@ class DistributedSolver(Solver):
 
     Args:
         model, data: as ``Solver``; the same on every rank.
-        comm: the ranks: an mpi4py communicator, a ``norms.sync.Communicator``, or None
+        comm: the ranks: an mpi4py communicator, a ``norms.sync_comm.Communicator``, or None
             for ``normgrad.distributed.world()`` (MPI.COMM_WORLD under mpiexec).
         **kwargs: the ``Solver``'s, checked the same way on every rank.
 

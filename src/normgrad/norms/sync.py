@@ -70,141 +70,23 @@ ends the job under ``faults``), the simulated world with a ``ValueError`` on eve
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from normgrad._internal import validate as v
 from normgrad.norms import batch, core, spatial, spec
+from normgrad.norms.sync_comm import (
+    CHAN,
+    MAX,
+    SPREAD,
+    SUM,
+    Communicator,
+    LocalComm,
+    resolve_comm,
+)
 
 F64 = np.float64
-
-
-# ---- the communicator ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reduction:
-    """How an all-reduce combines two ranks' float64 buffers.
-
-    ``combine(a, b)`` returns the combination of two buffers of the same length; it is
-    associative in exact arithmetic and gives the same bits in either order, so every
-    reduction tree gives every rank one answer. ``elementwise``: it may be applied to
-    any slices of the buffers (a sum); otherwise to whole buffers only (Chan's merge
-    reads the count at the front).
-    """
-
-    name: str
-    combine: Callable[[np.ndarray, np.ndarray], np.ndarray]
-    elementwise: bool = False
-
-
-@runtime_checkable
-class Communicator(Protocol):
-    """What the maths needs from a communicator: its rank, its size and an all-reduce.
-
-    ``allreduce(buf, op)`` takes this rank's float64 buffer (k,) and returns (k,), the
-    reduction ``op`` of every rank's buffer, the same on every rank. Every rank must
-    call it, in the same order, with buffers of the same length.
-    """
-
-    rank: int
-    size: int
-
-    def allreduce(self, buf: np.ndarray, op: Reduction) -> np.ndarray: ...
-
-
-def _ordered(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(a, b) or (b, a): the one with more rows first (ties: by their bytes), so that a
-    merge gives the same bits whichever operand it is given first."""
-    if (b[0], b.tobytes()) > (a[0], a.tobytes()):
-        return b, a
-    return a, b
-
-
-def chan_merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Chan's pairwise merge of two shards' (count, mean, M2), each (2D + 1,) float64.
-
-    n = n_a + n_b; delta = mean_b - mean_a; mean = mean_a + delta * n_b / n;
-    M2 = M2_a + M2_b + delta^2 * n_a * n_b / n. An empty shard leaves the other as it is.
-    """
-    if b[0] == 0:
-        return a.copy()
-    if a[0] == 0:
-        return b.copy()
-    a, b = _ordered(a, b)
-    D = (a.size - 1) // 2
-    na, nb = a[0], b[0]
-    n = na + nb
-    with np.errstate(all="ignore"):  # inf or NaN here is detected by the caller
-        delta = b[1 : D + 1] - a[1 : D + 1]  # (D,)
-        out = np.empty_like(a)
-        out[0] = n
-        out[1 : D + 1] = a[1 : D + 1] + delta * (nb / n)  # (D,) the merged mean
-        out[D + 1 :] = a[D + 1 :] + b[D + 1 :] + delta * delta * (na * nb / n)  # (D,) M2
-    return out
-
-
-def spread_merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Merge two shards' (count, mean, spread), each (2D + 1,): the merged count and mean
-    as ``chan_merge``, and a bound on max |x - mean| over both (the rescaled path)."""
-    if b[0] == 0:
-        return a.copy()
-    if a[0] == 0:
-        return b.copy()
-    a, b = _ordered(a, b)
-    D = (a.size - 1) // 2
-    n = a[0] + b[0]
-    ma, mb = a[1 : D + 1], b[1 : D + 1]  # (D,)
-    with np.errstate(all="ignore"):
-        mean = ma + (mb - ma) * (b[0] / n)  # (D,)
-        spread = np.maximum(a[D + 1 :] + np.abs(ma - mean), b[D + 1 :] + np.abs(mb - mean))
-    return np.concatenate([[n], mean, spread])
-
-
-SUM = Reduction("sum", np.add, elementwise=True)
-MAX = Reduction("max", np.maximum, elementwise=True)  # NaN wins, as np.max
-CHAN = Reduction("chan", chan_merge)
-SPREAD = Reduction("spread", spread_merge)
-
-
-class LocalComm:
-    """One rank on its own: every all-reduce returns this rank's buffer."""
-
-    rank = 0
-    size = 1
-
-    def allreduce(self, buf: np.ndarray, op: Reduction) -> np.ndarray:
-        return np.array(buf, dtype=F64, copy=True)
-
-    def __repr__(self) -> str:
-        return "LocalComm()"
-
-
-def resolve_comm(comm: Any) -> Communicator:
-    """The communicator to use: ``comm`` itself, an mpi4py communicator wrapped, or for
-    None ``normgrad.distributed.world()``.
-
-    Raises:
-        TypeError: ``comm`` is none of these.
-    """
-    if comm is None:
-        from normgrad.distributed.comm import world
-
-        return world()
-    if hasattr(comm, "Allreduce") and hasattr(comm, "Get_size"):  # an mpi4py Comm (whose
-        from normgrad.distributed.comm import MPIComm  # lowercase allreduce pickles objects)
-
-        return MPIComm.wrap(comm)
-    if isinstance(comm, Communicator):
-        return comm
-    raise TypeError(
-        f"comm must be an mpi4py communicator (e.g. MPI.COMM_WORLD), an object with rank, "
-        f"size and allreduce(buf, op) (normgrad.norms.sync.Communicator), or None for "
-        f"normgrad.distributed.world(); got {type(comm).__name__}."
-    )
 
 
 # ---- forward ---------------------------------------------------------------------------
@@ -688,139 +570,6 @@ def _torch(
     )
 
 
-# ---- symbolic twin -----------------------------------------------------------------------
-
-
-def _symbolic_merge(a: tuple[Any, Any, Any], b: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
-    """Mirror of ``chan_merge`` on (count, mean (D,), M2 (D,)) with exact arithmetic: the
-    larger shard first (its operand order; the result is symmetric in exact arithmetic)."""
-    if b[0] == 0:
-        return a
-    if a[0] == 0:
-        return b
-    if b[0] > a[0]:
-        a, b = b, a
-    na, nb = a[0], b[0]
-    n = na + nb
-    delta = b[1] - a[1]  # (D,)
-    mean = a[1] + delta * (nb / n)  # (D,) nb / n an exact rational
-    M2 = a[2] + b[2] + delta * delta * (na * nb / n)  # (D,)
-    return n, mean, M2
-
-
-@functools.cache
-def _problem_class() -> Any:
-    from normgrad.symbolic import core as sc
-    from normgrad.symbolic.model import Problem
-
-    class SyncProblem(Problem):
-        """A ``Problem`` whose exact gradient is whole-batch batch norm's, and whose every
-        proof first proves the sharded forward equal to whole-batch batch norm's."""
-
-        rows: tuple[int, ...] = ()
-        whole_y: Any = None  # (N, D) batch norm's forward on the concatenated batch
-
-        def prove(self, route: str) -> Any:
-            fwd = sc.compare(
-                f"{self.layer} forward", {"y": self.y}, {"y": self.whole_y}, self.eps, self.radicals
-            )
-            if not fwd.proved:
-                return fwd
-            verdict = super().prove(route)
-            verdict.seconds += fwd.seconds
-            return verdict
-
-        def describe(self) -> str:
-            shards = ", ".join(map(str, self.rows))
-            return (
-                f"{super().describe()}\nthe batch split over P = {len(self.rows)} ranks "
-                f"holding {shards} rows; the exact gradient is whole-batch batch norm's on "
-                "the concatenated batch, and each proof first proves the sharded forward "
-                "equal to whole-batch batch norm's forward."
-            )
-
-    return SyncProblem
-
-
-def _symbolic(N: int = 3, D: int = 2, P: int = 2) -> Any:
-    """Sync batch norm on x: (N, D) split over P ranks (``unequal_split``), train mode.
-
-    Each rank's statements repeat ``sync_batchnorm_forward`` (``_local_moments``, then
-    ``chan_merge`` folded in rank order, as the simulated all-reduce folds it) and the
-    route ``closed`` repeats ``sync_batchnorm_backward`` on every rank (its two sums added
-    over the ranks), with dgamma and dbeta the sum of the ranks' contributions. The exact
-    gradient is that of whole-batch batch norm (``symbolic.batch.forward``) on the
-    concatenated batch, so a proof shows the sharded backward equal to batch norm's.
-    """
-    from normgrad.symbolic import batch as sb
-    from normgrad.symbolic import core as sc
-    from normgrad.symbolic import model as m
-
-    sp = sc.sp
-    sc.check_size("sync", (N, D), N)
-    if not 1 <= P <= N:
-        raise ValueError(f"sync: P = {P} ranks must be between 1 and N = {N} for a proof.")
-    rows = unequal_split(N, P)
-    x, gamma, beta, dout, eps = m.make_symbols((N, D), (D,))
-    edges = np.cumsum((0, *rows))
-    xs = [x[edges[r] : edges[r + 1]] for r in range(P)]
-    douts = [dout[edges[r] : edges[r + 1]] for r in range(P)]
-
-    # sync_batchnorm_forward, train mode: each rank's (n_r, mean_r, M2_r), then the merge
-    zero = np.full(D, sp.Integer(0), dtype=object)
-    local = []
-    for xr in xs:
-        n_r = xr.shape[0]
-        if n_r == 0:
-            local.append((sp.Integer(0), zero, zero))
-            continue
-        mean_r = xr.mean(axis=0)  # (D,)
-        xmu_r = xr - mean_r  # (n_r, D)
-        local.append((sp.Integer(n_r), mean_r, np.sum(xmu_r * xmu_r, axis=0)))
-    total = functools.reduce(_symbolic_merge, local)  # the all-reduce, in rank order
-    count, mu, M2 = total
-    var = M2 / count  # (D,)
-    inv_std = 1 / sc.sqrt(var + eps)  # (D,)
-    xhats = [(xr - mu) * inv_std for xr in xs]  # (n_r, D) each
-    y = np.concatenate([gamma * xh + beta for xh in xhats], axis=0)  # (N, D)
-
-    # sync_batchnorm_backward on every rank: the local sums, all-reduced, then dx
-    dbetas = [d.sum(axis=0) if d.shape[0] else zero for d in douts]  # (D,) each
-    dgammas = [
-        np.sum(d * xh, axis=0) if d.shape[0] else zero for d, xh in zip(douts, xhats, strict=True)
-    ]
-    dbeta = functools.reduce(np.add, dbetas)  # (D,) the all-reduced sums
-    dgamma = functools.reduce(np.add, dgammas)  # (D,)
-    scale = gamma / sc.sqrt(var + eps)  # (D,)
-    dxs = []
-    for d, xh in zip(douts, xhats, strict=True):
-        dx = xh * (dgamma / count)  # (n_r, D)
-        dx = dx + dbeta / count  # (n_r, D)
-        dx = d - dx  # (n_r, D)
-        dxs.append(dx * scale)  # (n_r, D)
-    route = {"dx": np.concatenate(dxs, axis=0), "dgamma": dgamma, "dbeta": dbeta}
-
-    whole_y, whole = sb.forward(x, gamma, beta, eps)  # batch norm on the concatenated batch
-    params = {"x": x, "gamma": gamma, "beta": beta}
-    p = _problem_class()(
-        layer="sync",
-        shape=(N, D),
-        params=params,
-        dout=dout,
-        eps=eps,
-        y=y,
-        radicals=sc.radicals_of(whole.var + eps),
-        group=m.first_group(x, mu[None], var[None], (0,)),
-        options={"P": P},
-        reduction=(f"per feature d, over the batch axis of all {P} ranks", "N"),
-        param_form=True,
-        exact=sc.exact_gradients(whole_y, dout, {f"d{k}": a for k, a in params.items()}),
-    )
-    p.rows, p.whole_y = rows, whole_y
-    p.routes = {"closed": route}
-    return p
-
-
 # ---- the spec ------------------------------------------------------------------------------
 
 _TEST_MEAN = np.array([11.0, 13.0, 12.5, 10.0, 12.0])
@@ -853,7 +602,7 @@ SPEC = spec.NormSpec(
         "sync",
         ("N", "D"),  # --shape NxD; P (the ranks) is an option, as group norm's G
         ({"N": 3, "D": 2, "P": 2}, {"N": 6, "D": 1, "P": 3}, {"N": 3, "D": 1, "P": 3}),
-        _symbolic,
+        "normgrad.symbolic.sync:build",
         options=("P",),
     ),
     blocks=(
