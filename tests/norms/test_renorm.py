@@ -17,6 +17,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from normgrad import kernels
 from normgrad.gradcheck.layer import check_layer
 from normgrad.gradcheck.numerical import norm_rel_error
 from normgrad.models import blocks
@@ -607,7 +608,9 @@ def test_registry_and_every_consumer_list_it():
     assert set(SPEC.param_keys) == set(batch.PARAM_KEYS) | {"r_max", "d_max"}
     assert "batchrenorm" in checks.layers()
     rows = checks.run_checks(["batchrenorm"])
-    assert {r.route for r in rows} == {"closed bn", "closed clipped", "closed test"}
+    closed = {"closed bn", "closed clipped", "closed test"}
+    fused = {r.replace("closed", "fused") for r in closed} if kernels.available() else set()
+    assert {r.route for r in rows} == closed | fused
     assert rows and all(r.passed for r in rows), rows
 
 

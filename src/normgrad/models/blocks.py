@@ -18,6 +18,15 @@ Which normalizations each kind of sandwich takes is read from the registry
 (N, C, H, W) feature maps, each mapping the name the models use (``"batchnorm"``,
 ``"layernorm"``, ``"groupnorm"``...) to its ``Block``. ``NORMALIZATIONS`` and
 ``CONV_NORMALIZATIONS`` give the same as (forward, backward) pairs.
+
+Fused kernels. With numba installed the sandwiches run ``normgrad.kernels``: the
+convolution (im2col and col2im without copies), max pooling and ReLU kernels in every
+dtype (they give the reference's results bit for bit), and the normalizations' fused
+routes for float32 activations (batch norm and ReLU in one pass where both are there;
+float64 keeps the reference norms, bit for bit the course's values). Which runs is
+decided by ``normgrad.kernels.choose``; ``normgrad.kernels.use_fused(False)`` (or
+``NORMGRAD_FUSED=0``) makes everything run the reference. A cache remembers the routes
+that made it, so its backward always matches its forward.
 """
 
 from __future__ import annotations
@@ -28,16 +37,15 @@ import numpy as np
 
 from normgrad._internal import validate as v
 from normgrad._internal.params import float_params
+from normgrad.kernels import choose
 from normgrad.norms import registry
 from normgrad.norms.spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
-from normgrad.norms.spec import Block
-from normgrad.ops.activations import ACTIVATIONS, relu_backward, relu_forward
-from normgrad.ops.affine import AffineCache, affine_backward, affine_forward
+from normgrad.norms.spec import Block, FusedBlock
+from normgrad.ops.activations import ACTIVATIONS, relu_forward
+from normgrad.ops.affine import AffineCache
 from normgrad.ops.fast import (
     FastConvCache,
     FastPoolCache,
-    conv_backward_fast,
-    conv_forward_fast,
     max_pool_backward_fast,
     max_pool_forward_fast,
 )
@@ -52,6 +60,17 @@ NORMALIZATIONS = {name: (b.forward, b.backward) for name, b in FC_BLOCKS.items()
 CONV_NORMALIZATIONS = {name: (b.forward, b.backward) for name, b in CONV_BLOCKS.items()}
 
 
+_affine_forward, _affine_backward = choose.affine_forward, choose.affine_backward
+_conv_forward, _conv_backward = choose.conv_forward, choose.conv_backward
+_relu_backward = choose.relu_backward
+
+
+def _act_backward(activation: str, dout: np.ndarray, cache: Any) -> np.ndarray:
+    if activation == "relu":
+        return _relu_backward(dout, cache)
+    return ACTIVATIONS[activation][1](dout, cache)
+
+
 # Each sandwich's cache is a NamedTuple of its layers' caches, so its backward can check
 # that it got what its forward returned (``v.cache_of``) instead of failing on unpacking.
 
@@ -64,6 +83,7 @@ class AffineNormActCache(NamedTuple):
     act: Any  # the activation's cache (x for ReLU, out for sigmoid; it checks it); or None
     normalization: str | None  # which normalization's backward to run, or None
     activation: str | None  # which activation's backward to run, or None
+    fused: FusedBlock | None = None  # the fused pair that made ``norm``; None: the block's
 
 
 class ConvReluCache(NamedTuple):
@@ -78,7 +98,8 @@ class ConvBnReluCache(NamedTuple):
 
     conv: FastConvCache  # conv_backward_fast's cache
     bn: Any  # spatial_batchnorm_backward's cache (it checks it)
-    relu: np.ndarray  # relu_backward's cache: the normalized conv output
+    relu: np.ndarray  # relu_backward's cache: the normalized conv output (or its ReLU)
+    fused: FusedBlock | None = None  # the fused pair that made ``bn``; None: the reference
 
 
 class ConvNormReluPoolCache(NamedTuple):
@@ -87,8 +108,10 @@ class ConvNormReluPoolCache(NamedTuple):
     conv: FastConvCache  # conv_backward_fast's cache
     norm: Any  # the normalization's cache (its backward checks it); None without one
     relu: np.ndarray  # relu_backward's cache: the (normalized) conv output
-    pool: FastPoolCache  # max_pool_backward_fast's cache
+    pool: FastPoolCache  # max_pool_backward_fast's cache (its x: relu's input if relu_pool)
     normalization: str | None  # which normalization's backward to run, or None
+    fused: FusedBlock | None = None  # the fused pair that made ``norm``; None: the block's
+    relu_pool: bool = False  # ReLU and pooling ran as one kernel (``kernels.pool``)
 
 
 def affine_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, Any]:
@@ -142,12 +165,19 @@ def affine_norm_act_forward(
     """
     v.choice(normalization, "normalization", (*FC_BLOCKS, None))
     v.choice(activation, "activation", (*ACTIVATIONS, None))
-    a, fc_cache = affine_forward(x, w, b)  # (N, M)
-    norm_cache = None
+    a, fc_cache = _affine_forward(x, w, b)  # (N, M)
+    norm_cache = fused = None
     if normalization is not None:
-        a, norm_cache = FC_BLOCKS[normalization].forward(a, gamma, beta, norm_param)  # (N, M)
+        block = FC_BLOCKS[normalization]
+        fused = choose.norm(block, a)
+        if fused is not None and fused.forward_relu is not None and activation == "relu":
+            # one pass for both; ReLU's backward reads only the sign of its input, out's
+            out, norm_cache = fused.forward_relu(a, gamma, beta, norm_param)  # (N, M)
+            return out, AffineNormActCache(fc_cache, norm_cache, out, normalization, "relu", fused)
+        a, norm_cache = (block if fused is None else fused).forward(a, gamma, beta, norm_param)
     out, act_cache = (a, None) if activation is None else ACTIVATIONS[activation][0](a)
-    return out, AffineNormActCache(fc_cache, norm_cache, act_cache, normalization, activation)
+    cache = AffineNormActCache(fc_cache, norm_cache, act_cache, normalization, activation, fused)
+    return out, cache
 
 
 def affine_norm_act_backward(dout: np.ndarray, cache: Any, need_dx: bool = True) -> Grads5:
@@ -169,12 +199,13 @@ def affine_norm_act_backward(dout: np.ndarray, cache: Any, need_dx: bool = True)
 
 def _affine_norm_act_backward(dout: np.ndarray, cache: AffineNormActCache, need_dx: bool) -> Grads5:
     """``affine_norm_act_backward`` once its cache is known to be the right kind."""
-    fc_cache, norm_cache, act_cache, normalization, activation = cache
-    da = dout if activation is None else ACTIVATIONS[activation][1](dout, act_cache)  # (N, M)
+    fc_cache, norm_cache, act_cache, normalization, activation, fused = cache
+    da = dout if activation is None else _act_backward(activation, dout, act_cache)  # (N, M)
     dgamma = dbeta = None
     if normalization is not None:
-        da, dgamma, dbeta = FC_BLOCKS[normalization].backward(da, norm_cache)  # (N, M), ...
-    dx, dw, db = affine_backward(da, fc_cache, need_dx)
+        backward = FC_BLOCKS[normalization].backward if fused is None else fused.backward
+        da, dgamma, dbeta = backward(da, norm_cache)  # (N, M), ...
+    dx, dw, db = _affine_backward(da, fc_cache, need_dx)
     return dx, dw, db, dgamma, dbeta
 
 
@@ -201,7 +232,7 @@ def conv_relu_forward(
     x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict[str, Any]
 ) -> tuple[np.ndarray, Any]:
     """Convolution then ReLU. x: (N, C, H, W), w: (F, C, HH, WW) -> out: (N, F, H', W')."""
-    a, conv_cache = conv_forward_fast(x, w, b, conv_param)  # (N, F, H', W')
+    a, conv_cache = _conv_forward(x, w, b, conv_param)  # (N, F, H', W')
     out, relu_cache = relu_forward(a)
     return out, ConvReluCache(conv_cache, relu_cache)
 
@@ -210,8 +241,8 @@ def conv_relu_backward(dout: np.ndarray, cache: Any) -> Grads3:
     """Backward through ``conv_relu_forward``: dout (N, F, H', W') -> dx, dw, db."""
     v.cache_of(cache, ConvReluCache, "conv_relu_backward", "conv_relu_forward")
     conv_cache, relu_cache = cache
-    da = relu_backward(dout, relu_cache)
-    return conv_backward_fast(da, conv_cache)
+    da = _relu_backward(dout, relu_cache)
+    return _conv_backward(da, conv_cache)
 
 
 def conv_bn_relu_forward(
@@ -228,7 +259,11 @@ def conv_bn_relu_forward(
     bn_param is as for ``spatial_batchnorm_forward``; its running statistics are written
     back in train mode.
     """
-    a, conv_cache = conv_forward_fast(x, w, b, conv_param)  # (N, F, H', W')
+    a, conv_cache = _conv_forward(x, w, b, conv_param)  # (N, F, H', W')
+    fused = choose.norm(CONV_BLOCKS["batchnorm"], a)
+    if fused is not None and fused.forward_relu is not None:  # one pass for both
+        out, bn_cache = fused.forward_relu(a, gamma, beta, bn_param)  # (N, F, H', W')
+        return out, ConvBnReluCache(conv_cache, bn_cache, out, fused)
     an, bn_cache = spatial_batchnorm_forward(a, gamma, beta, bn_param)  # (N, F, H', W')
     out, relu_cache = relu_forward(an)
     return out, ConvBnReluCache(conv_cache, bn_cache, relu_cache)
@@ -239,10 +274,11 @@ def conv_bn_relu_backward(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Backward through ``conv_bn_relu_forward``: dout -> dx, dw, db, dgamma, dbeta."""
     v.cache_of(cache, ConvBnReluCache, "conv_bn_relu_backward", "conv_bn_relu_forward")
-    conv_cache, bn_cache, relu_cache = cache
-    dan = relu_backward(dout, relu_cache)
-    da, dgamma, dbeta = spatial_batchnorm_backward(dan, bn_cache)
-    dx, dw, db = conv_backward_fast(da, conv_cache)
+    conv_cache, bn_cache, relu_cache, fused = cache
+    dan = _relu_backward(dout, relu_cache)
+    backward = spatial_batchnorm_backward if fused is None else fused.backward
+    da, dgamma, dbeta = backward(dan, bn_cache)
+    dx, dw, db = _conv_backward(da, conv_cache)
     return dx, dw, db, dgamma, dbeta
 
 
@@ -307,15 +343,27 @@ def conv_norm_relu_pool_forward(
     wf, bf = float_params(x, w=w, b=b)
     _, _, H_conv, W_conv = conv_geometry(x, wf, bf, conv_param)
     pool_sizes((x.shape[0], wf.shape[0], H_conv, W_conv), pool_param)
-    a, conv_cache = conv_forward_fast(x, w, b, conv_param)  # (N, F, H', W')
-    norm_cache = None
+    a, conv_cache = _conv_forward(x, w, b, conv_param)  # (N, F, H', W')
+    norm_cache = fused = None
     if normalization is not None:
         block = CONV_BLOCKS[normalization]
         options = {"G": G} if "G" in block.options else {}
-        a, norm_cache = block.forward(a, gamma, beta, norm_param, **options)  # (N, F, H', W')
+        fused = choose.norm(block, a)
+        forward = block.forward if fused is None else fused.forward
+        a, norm_cache = forward(a, gamma, beta, norm_param, **options)  # (N, F, H', W')
+    fast = choose.ops("pool")
+    if fast is not None:  # ReLU and pooling in one pass: max(x, 0) is never written
+        out, pool_cache = fast.relu_pool_forward(a, pool_param)  # (N, F, H'', W'')
+        cache = ConvNormReluPoolCache(
+            conv_cache, norm_cache, a, pool_cache, normalization, fused, True
+        )
+        return out, cache
     s, relu_cache = relu_forward(a)  # (N, F, H', W')
     out, pool_cache = max_pool_forward_fast(s, pool_param)  # (N, F, H'', W'')
-    return out, ConvNormReluPoolCache(conv_cache, norm_cache, relu_cache, pool_cache, normalization)
+    cache = ConvNormReluPoolCache(
+        conv_cache, norm_cache, relu_cache, pool_cache, normalization, fused
+    )
+    return out, cache
 
 
 def conv_norm_relu_pool_backward(dout: np.ndarray, cache: Any) -> Grads5:
@@ -337,11 +385,17 @@ def conv_norm_relu_pool_backward(dout: np.ndarray, cache: Any) -> Grads5:
 
 def _conv_norm_relu_pool_backward(dout: np.ndarray, cache: ConvNormReluPoolCache) -> Grads5:
     """``conv_norm_relu_pool_backward`` once its cache is known to be the right kind."""
-    conv_cache, norm_cache, relu_cache, pool_cache, normalization = cache
-    ds = max_pool_backward_fast(dout, pool_cache)  # (N, F, H', W')
-    da = relu_backward(ds, relu_cache)  # (N, F, H', W')
+    conv_cache, norm_cache, relu_cache, pool_cache, normalization, fused, relu_pool = cache
+    if relu_pool:  # the pool cache's x is ReLU's input: one pass for both backwards
+        v.float_array(dout, "dout")
+        v.shape(dout, "dout", pool_cache.argmax.shape, "the shape of the forward output")
+        da = choose.pool_module().relu_pool_backward(dout, pool_cache)  # (N, F, H', W')
+    else:
+        ds = max_pool_backward_fast(dout, pool_cache)  # (N, F, H', W')
+        da = _relu_backward(ds, relu_cache)  # (N, F, H', W')
     dgamma = dbeta = None
     if normalization is not None:
-        da, dgamma, dbeta = CONV_BLOCKS[normalization].backward(da, norm_cache)
-    dx, dw, db = conv_backward_fast(da, conv_cache)
+        backward = CONV_BLOCKS[normalization].backward if fused is None else fused.backward
+        da, dgamma, dbeta = backward(da, norm_cache)
+    dx, dw, db = _conv_backward(da, conv_cache)
     return dx, dw, db, dgamma, dbeta

@@ -175,7 +175,25 @@ def batchnorm_forward(
             eps = 0 with a constant feature (train) or a zero running_var (test).
             bn_param is left exactly as it was.
     """
-    gamma, beta, train, eps, stats = parse_inputs(x, gamma, beta, bn_param)
+    inputs = parse_inputs(x, gamma, beta, bn_param)
+    out, cache, mu, var = forward_checked(x, inputs)
+    # Nothing above wrote to bn_param; the update is the last step. Test mode writes the
+    # stats back unchanged, as the course does (so absent ones appear, as zeros).
+    stats = inputs.stats
+    (stats.update(mu, var, x.shape[0]) if inputs.train else stats).write(bn_param)
+    return out, cache
+
+
+def forward_checked(
+    x: np.ndarray, inputs: BatchNormInputs
+) -> tuple[np.ndarray, BatchNormCache, np.ndarray, np.ndarray]:
+    """``batchnorm_forward`` once ``parse_inputs`` has checked the call, writing nothing.
+
+    Returns (out, cache, mu, var): the caller updates and writes the running statistics
+    from mu and var, (D,) each (spatial batch norm checks its own (N, C, H, W) input and
+    calls this on its (N*H*W, C) rows).
+    """
+    gamma, beta, train, eps, stats = inputs
     solved: tuple[Any, ...] = ()  # the rescaled problem, when a feature needed one
     if train:
         # Two-pass mean and biased variance over N, in float64 for float32 input.
@@ -188,15 +206,11 @@ def batchnorm_forward(
         # (N, D), (D,), (D,): normalized by the running statistics
         xhat, mu, var, _ = core.standardize_given(x, stats.mean, stats.var, eps)
     out = (gamma * xhat + beta).astype(x.dtype, copy=False)  # (N, D)
-
-    # Nothing above wrote to bn_param; the update is the last step. Test mode writes the
-    # stats back unchanged, as the course does (so absent ones appear, as zeros).
-    (stats.update(mu, var, x.shape[0]) if train else stats).write(bn_param)
     xhat = xhat.astype(x.dtype, copy=False)  # (N, D)
     if solved:
         xs, mus, vars_, epss, exp = solved
-        return out, BatchNormCache(xs, xhat, mus, vars_, epss, gamma, train, exp)
-    return out, BatchNormCache(x, xhat, mu, var, eps, gamma, train)
+        return out, BatchNormCache(xs, xhat, mus, vars_, epss, gamma, train, exp), mu, var
+    return out, BatchNormCache(x, xhat, mu, var, eps, gamma, train), mu, var
 
 
 def _reduce_dgamma_dbeta(dout: np.ndarray, xhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -452,6 +466,12 @@ SPEC = spec.NormSpec(
             init_param=lambda: {"mode": "train"},
             train_mode=True,
             cancels_bias=True,
+            fused=spec.lazy_block(
+                "normgrad.kernels.batchnorm",
+                "batchnorm_forward_fused",
+                "batchnorm_backward_fused",
+                "batchnorm_relu_forward_fused",
+            ),
         ),
     ),
     fused=spec.lazy_route(

@@ -50,30 +50,13 @@ class GroupNormCache(NamedTuple):
     dtype: np.dtype  # x's dtype: dx is cast back to it
 
 
-def spatial_groupnorm_forward(
+def parse_inputs(
     x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, G: int, gn_param: dict[str, Any]
-) -> tuple[np.ndarray, GroupNormCache]:
-    """Group normalization forward pass (cs231n signature and semantics).
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Check ``spatial_groupnorm_forward``'s inputs; return (gamma, beta, eps).
 
-    Args:
-        x: (N, C, H, W) input, any floating dtype.
-        gamma: (1, C, 1, 1) scale per channel. Read, never modified. An integer or bool
-            array is cast to x's dtype, so dgamma is floating.
-        beta: (1, C, 1, 1) shift per channel. Read, never modified. Likewise.
-        G: number of groups, a positive int dividing C; channels
-            [g*C/G, (g+1)*C/G) form group g.
-        gn_param: dict with ``eps`` (>= 0, default 1e-5); ``mode`` is ignored, any
-            other key raises. Never modified.
-
-    Returns:
-        out: (N, C, H, W) in x's dtype, and the cache for the backward pass.
-
-    Raises:
-        TypeError: x is not a floating ndarray, gamma or beta not a real numeric
-            ndarray, G is not an int, gn_param is not a dict, or eps not a real number.
-        ValueError: x is not 4-D or has an empty group, G does not divide C, gamma or
-            beta is not (1, C, 1, 1), eps < 0 or not finite, an unknown gn_param key, or
-            eps = 0 with a constant group.
+    Writes nothing. Shared by the reference and the fused forward passes, so both accept
+    and reject the same calls with the same messages.
     """
     v.float_array(x, "x")
     v.ndim(
@@ -108,7 +91,36 @@ def spatial_groupnorm_forward(
     v.shape(gamma, "gamma", (1, C, 1, 1), why)
     v.shape(beta, "beta", (1, C, 1, 1), why)
     eps = core.read_eps(core.read_param(gn_param, "gn_param"), "gn_param")
+    return gamma, beta, eps
 
+
+def spatial_groupnorm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, G: int, gn_param: dict[str, Any]
+) -> tuple[np.ndarray, GroupNormCache]:
+    """Group normalization forward pass (cs231n signature and semantics).
+
+    Args:
+        x: (N, C, H, W) input, any floating dtype.
+        gamma: (1, C, 1, 1) scale per channel. Read, never modified. An integer or bool
+            array is cast to x's dtype, so dgamma is floating.
+        beta: (1, C, 1, 1) shift per channel. Read, never modified. Likewise.
+        G: number of groups, a positive int dividing C; channels
+            [g*C/G, (g+1)*C/G) form group g.
+        gn_param: dict with ``eps`` (>= 0, default 1e-5); ``mode`` is ignored, any
+            other key raises. Never modified.
+
+    Returns:
+        out: (N, C, H, W) in x's dtype, and the cache for the backward pass.
+
+    Raises:
+        TypeError: x is not a floating ndarray, gamma or beta not a real numeric
+            ndarray, G is not an int, gn_param is not a dict, or eps not a real number.
+        ValueError: x is not 4-D or has an empty group, G does not divide C, gamma or
+            beta is not (1, C, 1, 1), eps < 0 or not finite, an unknown gn_param key, or
+            eps = 0 with a constant group.
+    """
+    gamma, beta, eps = parse_inputs(x, gamma, beta, G, gn_param)
+    N, C, H, W = x.shape
     st = core.standardize(x.reshape(N, G, C // G, H, W), _GROUP_AXES, eps)
     xhat = st.xhat.reshape(N, C, H, W)  # (N, C, H, W)
     out = (gamma * xhat + beta).astype(x.dtype, copy=False)  # (N, C, H, W)
@@ -160,12 +172,17 @@ def _block_forward(
     G: int | None = None,
 ) -> tuple[np.ndarray, GroupNormCache]:
     """The conv blocks' signature: G, the number of groups, comes as a keyword."""
+    return spatial_groupnorm_forward(x, gamma, beta, block_groups(G), gn_param)
+
+
+def block_groups(G: int | None) -> int:
+    """G as the conv blocks pass it: a model must give it (``ValueError`` for None)."""
     if G is None:
         raise ValueError(
             "normalization='groupnorm' needs G, the number of channel groups; pass G as a "
             "divisor of the number of filters F = w.shape[0], e.g. G=1 (one group)."
         )
-    return spatial_groupnorm_forward(x, gamma, beta, G, gn_param)
+    return G
 
 
 def _torch(torch: Any, inputs: dict[str, Any], eps: float = 1e-5, G: int = 2, **_: Any) -> Any:
@@ -220,6 +237,14 @@ SPEC = spec.NormSpec(
             spatial_groupnorm_backward,
             param_shape=lambda F: (1, F, 1, 1),
             options=("G",),
+            fused=spec.lazy_block(
+                "normgrad.kernels.group", "block_forward_fused", "spatial_groupnorm_backward_fused"
+            ),
         ),
+    ),
+    fused=spec.lazy_route(
+        "normgrad.kernels.group",
+        "spatial_groupnorm_forward_fused",
+        "spatial_groupnorm_backward_fused",
     ),
 )

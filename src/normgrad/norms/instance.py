@@ -46,6 +46,35 @@ class InstanceNormCache(NamedTuple):
     axes: tuple[int, ...]  # the spatial axes reduced over, (2, 3) for 4-D x
 
 
+def parse_inputs(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, in_param: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Check ``instancenorm_forward``'s inputs; return (gamma, beta, eps). Writes nothing.
+
+    Shared by the reference and the fused forward passes (same checks, same messages).
+    """
+    v.float_array(x, "x")
+    if x.ndim < 3:
+        raise ValueError(
+            f"x must be 4-D (N, C, H, W) (or (N, C, L)) with spatial axes to normalize over; "
+            f"got shape {tuple(x.shape)}. For (N, D) input use layernorm_forward, or add "
+            f"a spatial axis with x.reshape(N, C, -1)."
+        )
+    if core.group_size(x.shape, tuple(range(2, x.ndim))) == 0:
+        raise ValueError(
+            f"x must have at least one spatial position per (n, c) slice to normalize "
+            f"over; got shape {tuple(x.shape)}, whose spatial axes {tuple(x.shape[2:])} "
+            "hold no values."
+        )
+    C = x.shape[1]
+    gamma = v.float_param(gamma, "gamma", x.dtype)  # integer -> x's dtype: float grads
+    beta = v.float_param(beta, "beta", x.dtype)
+    v.shape(gamma, "gamma", (C,), "one scale per channel of x: (N, C, H, W)")
+    v.shape(beta, "beta", (C,), "one shift per channel of x: (N, C, H, W)")
+    eps = core.read_eps(core.read_param(in_param, "in_param"), "in_param")
+    return gamma, beta, eps
+
+
 def instancenorm_forward(
     x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, in_param: dict[str, Any]
 ) -> tuple[np.ndarray, InstanceNormCache]:
@@ -70,26 +99,8 @@ def instancenorm_forward(
             not (C,), eps < 0 or not finite, an unknown in_param key, or eps = 0 with a
             constant slice.
     """
-    v.float_array(x, "x")
-    if x.ndim < 3:
-        raise ValueError(
-            f"x must be 4-D (N, C, H, W) (or (N, C, L)) with spatial axes to normalize over; "
-            f"got shape {tuple(x.shape)}. For (N, D) input use layernorm_forward, or add "
-            f"a spatial axis with x.reshape(N, C, -1)."
-        )
-    if core.group_size(x.shape, tuple(range(2, x.ndim))) == 0:
-        raise ValueError(
-            f"x must have at least one spatial position per (n, c) slice to normalize "
-            f"over; got shape {tuple(x.shape)}, whose spatial axes {tuple(x.shape[2:])} "
-            "hold no values."
-        )
+    gamma, beta, eps = parse_inputs(x, gamma, beta, in_param)
     C = x.shape[1]
-    gamma = v.float_param(gamma, "gamma", x.dtype)  # integer -> x's dtype: float grads
-    beta = v.float_param(beta, "beta", x.dtype)
-    v.shape(gamma, "gamma", (C,), "one scale per channel of x: (N, C, H, W)")
-    v.shape(beta, "beta", (C,), "one shift per channel of x: (N, C, H, W)")
-    eps = core.read_eps(core.read_param(in_param, "in_param"), "in_param")
-
     axes = tuple(range(2, x.ndim))  # the spatial axes
     bshape = (1, C) + (1,) * len(axes)  # gamma, beta broadcast against x
     gamma_b = gamma.reshape(bshape)  # (1, C, 1, 1)
@@ -179,6 +190,14 @@ SPEC = spec.NormSpec(
             instancenorm_backward,
             param_shape=lambda F: (F,),
             cancels_bias=True,
+            fused=spec.lazy_block(
+                "normgrad.kernels.instance",
+                "instancenorm_forward_fused",
+                "instancenorm_backward_fused",
+            ),
         ),
+    ),
+    fused=spec.lazy_route(
+        "normgrad.kernels.instance", "instancenorm_forward_fused", "instancenorm_backward_fused"
     ),
 )

@@ -54,6 +54,39 @@ class LayerNormCache(NamedTuple):
     dtype: np.dtype  # x's dtype: dx is cast back to it
 
 
+def parse_inputs(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, ln_param: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Check ``layernorm_forward``'s inputs; return (gamma, beta, eps). Writes nothing.
+
+    Shared by the reference forward pass and the fused one, so both accept and reject
+    exactly the same calls, with the same messages. Integer gamma and beta come back cast
+    to x's dtype.
+    """
+    v.float_array(x, "x")
+    v.ndim(
+        x,
+        "x",
+        2,
+        "(N, D)",
+        "For any trailing normalized_shape use layernorm_nd_forward; for (N, C, H, W) "
+        "per-sample statistics over (C, H, W) use layernorm_nd_forward with "
+        "normalized_shape=(C, H, W).",
+    )
+    D = x.shape[1]
+    if D == 0:
+        raise ValueError(
+            f"x must have at least one feature to normalize over (D >= 1); got shape "
+            f"{tuple(x.shape)}."
+        )
+    gamma = v.float_param(gamma, "gamma", x.dtype)  # integer -> x's dtype: float grads
+    beta = v.float_param(beta, "beta", x.dtype)
+    v.shape(gamma, "gamma", (D,), "one scale per feature of x: (N, D)")
+    v.shape(beta, "beta", (D,), "one shift per feature of x: (N, D)")
+    eps = core.read_eps(core.read_param(ln_param, "ln_param"), "ln_param")
+    return gamma, beta, eps
+
+
 def layernorm_forward(
     x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, ln_param: dict[str, Any]
 ) -> tuple[np.ndarray, LayerNormCache]:
@@ -79,27 +112,7 @@ def layernorm_forward(
         ValueError: x is not 2-D or has D = 0, gamma or beta is not (D,), eps < 0 or not
             finite, an unknown ln_param key, or eps = 0 with a constant row.
     """
-    v.float_array(x, "x")
-    v.ndim(
-        x,
-        "x",
-        2,
-        "(N, D)",
-        "For any trailing normalized_shape use layernorm_nd_forward; for (N, C, H, W) "
-        "per-sample statistics over (C, H, W) use layernorm_nd_forward with "
-        "normalized_shape=(C, H, W).",
-    )
-    D = x.shape[1]
-    if D == 0:
-        raise ValueError(
-            f"x must have at least one feature to normalize over (D >= 1); got shape "
-            f"{tuple(x.shape)}."
-        )
-    gamma = v.float_param(gamma, "gamma", x.dtype)  # integer -> x's dtype: float grads
-    beta = v.float_param(beta, "beta", x.dtype)
-    v.shape(gamma, "gamma", (D,), "one scale per feature of x: (N, D)")
-    v.shape(beta, "beta", (D,), "one shift per feature of x: (N, D)")
-    eps = core.read_eps(core.read_param(ln_param, "ln_param"), "ln_param")
+    gamma, beta, eps = parse_inputs(x, gamma, beta, ln_param)
     return _forward(x, gamma, beta, (1,), eps)
 
 
@@ -121,12 +134,56 @@ def layernorm_backward(
         ValueError: dout's shape is not x's.
     """
     v.cache_of(cache, LayerNormCache, "layernorm_backward", "layernorm_forward")
-    if cache.gamma is None or not cache.has_beta or cache.axes != (1,) or cache.xhat.ndim != 2:
-        raise TypeError(
-            "layernorm_backward needs the cache that layernorm_forward returns; this one "
-            "comes from layernorm_nd_forward. Pass it to layernorm_nd_backward(dout, cache)."
-        )
+    if not is_course_cache(cache):
+        raise nd_cache_error("layernorm")
     return _backward(dout, cache)  # type: ignore[return-value]
+
+
+def is_course_cache(cache: LayerNormCache) -> bool:
+    """Whether a layer-norm cache came from ``layernorm_forward`` (not the nd forward)."""
+    return not (
+        cache.gamma is None or not cache.has_beta or cache.axes != (1,) or cache.xhat.ndim != 2
+    )
+
+
+def nd_cache_error(prefix: str, suffix: str = "") -> TypeError:
+    """The error for a ``layernorm_nd_forward`` cache passed to the course's backward."""
+    return TypeError(
+        f"{prefix}_backward{suffix} needs the cache that {prefix}_forward{suffix} returns; "
+        f"this one comes from {prefix}_nd_forward{suffix}. Pass it to "
+        f"{prefix}_nd_backward{suffix}(dout, cache)."
+    )
+
+
+def parse_nd_inputs(
+    x: np.ndarray,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    normalized_shape: int | Sequence[int],
+    ln_param: dict[str, Any] | None,
+) -> tuple[np.ndarray | None, np.ndarray | None, tuple[int, ...], float]:
+    """Check ``layernorm_nd_forward``'s inputs; return (gamma, beta, S, eps). Writes nothing.
+
+    Shared by the reference and the fused forward passes (same checks, same messages);
+    S is normalized_shape as a tuple of ints.
+    """
+    v.float_array(x, "x")
+    S = _normalized_shape(normalized_shape)
+    k = len(S)
+    if x.ndim < k or tuple(x.shape[x.ndim - k :]) != S:
+        raise ValueError(
+            f"x must end in normalized_shape {S}: shape (*, {', '.join(map(str, S))}); got "
+            f"{tuple(x.shape)}. Pass normalized_shape=x.shape[-k:] for the last k axes."
+        )
+    if gamma is not None:
+        gamma = v.float_param(gamma, "gamma", x.dtype)  # integer -> x's dtype: float grads
+    if beta is not None:
+        beta = v.float_param(beta, "beta", x.dtype)
+    for name, p in (("gamma", gamma), ("beta", beta)):
+        if p is not None:
+            v.shape(p, name, S, "normalized_shape, or None for no affine parameter")
+    eps = core.read_eps(core.read_param(ln_param, "ln_param"), "ln_param")
+    return gamma, beta, S, eps
 
 
 def layernorm_nd_forward(
@@ -163,22 +220,8 @@ def layernorm_nd_forward(
             shape, normalized_shape is empty or not positive, eps < 0, an unknown ln_param
             key, or eps = 0 with a constant group.
     """
-    v.float_array(x, "x")
-    S = _normalized_shape(normalized_shape)
+    gamma, beta, S, eps = parse_nd_inputs(x, gamma, beta, normalized_shape, ln_param)
     k = len(S)
-    if x.ndim < k or tuple(x.shape[x.ndim - k :]) != S:
-        raise ValueError(
-            f"x must end in normalized_shape {S}: shape (*, {', '.join(map(str, S))}); got "
-            f"{tuple(x.shape)}. Pass normalized_shape=x.shape[-k:] for the last k axes."
-        )
-    if gamma is not None:
-        gamma = v.float_param(gamma, "gamma", x.dtype)  # integer -> x's dtype: float grads
-    if beta is not None:
-        beta = v.float_param(beta, "beta", x.dtype)
-    for name, p in (("gamma", gamma), ("beta", beta)):
-        if p is not None:
-            v.shape(p, name, S, "normalized_shape, or None for no affine parameter")
-    eps = core.read_eps(core.read_param(ln_param, "ln_param"), "ln_param")
     return _forward(x, gamma, beta, tuple(range(x.ndim - k, x.ndim)), eps)
 
 
@@ -312,8 +355,18 @@ SPEC = spec.NormSpec(
     symbolic=spec.Symbolic("layer", ("N", "D"), ({"N": 2, "D": 3}, {"N": 1, "D": 4}), _symbolic),
     blocks=(
         spec.Block(
-            "fc", "layernorm", layernorm_forward, layernorm_backward, param_shape=lambda F: (F,)
+            "fc",
+            "layernorm",
+            layernorm_forward,
+            layernorm_backward,
+            param_shape=lambda F: (F,),
+            fused=spec.lazy_block(
+                "normgrad.kernels.layer", "layernorm_forward_fused", "layernorm_backward_fused"
+            ),
         ),
+    ),
+    fused=spec.lazy_route(
+        "normgrad.kernels.layer", "layernorm_forward_fused", "layernorm_backward_fused"
     ),
 )
 
@@ -330,4 +383,7 @@ ND_SPEC = spec.NormSpec(
     cases=(spec.CaseInputs("train", spec.affine_inputs((2, 2, 3, 4), (3, 4))),),
     torch=_torch,
     symbolic=spec.Symbolic("layer_nd", ("N", "A", "B"), ({"N": 1, "A": 2, "B": 2},), _symbolic_nd),
+    fused=spec.lazy_route(
+        "normgrad.kernels.layer", "layernorm_nd_forward_fused", "layernorm_nd_backward_fused"
+    ),
 )

@@ -574,6 +574,12 @@ SPEC = spec.NormSpec(
             init_param=lambda: {"mode": "train"},
             train_mode=True,
             cancels_bias=True,
+            fused=spec.lazy_block(
+                "normgrad.kernels.renorm", "batchrenorm_forward_fused", "batchrenorm_backward_fused"
+            ),
         ),
+    ),
+    fused=spec.lazy_route(
+        "normgrad.kernels.renorm", "batchrenorm_forward_fused", "batchrenorm_backward_fused"
     ),
 )

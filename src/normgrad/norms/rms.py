@@ -50,6 +50,35 @@ class RMSNormCache(NamedTuple):
     axes: tuple[int, ...]  # the trailing gamma.ndim axes reduced over
 
 
+def parse_inputs(
+    x: np.ndarray, gamma: np.ndarray, rms_param: dict[str, Any] | None
+) -> tuple[np.ndarray, float]:
+    """Check ``rmsnorm_forward``'s inputs; return (gamma, eps). Writes nothing.
+
+    Shared by the reference and the fused forward passes (same checks, same messages).
+    """
+    v.float_array(x, "x")
+    gamma = v.float_param(gamma, "gamma", x.dtype)  # integer -> x's dtype: float grads
+    S = tuple(gamma.shape)
+    k = len(S)
+    if k == 0 or x.ndim < k or tuple(x.shape[x.ndim - k :]) != S:
+        want = "at least 1-D" if k == 0 else f"x's trailing shape, here {S}"
+        raise ValueError(
+            f"gamma's shape must equal the trailing axes of x that RMS norm normalizes "
+            f"over ({want}); got gamma {S} and x {tuple(x.shape)}. For x: (N, D) pass "
+            f"gamma of shape (D,), i.e. x.shape[-k:] for the last k axes."
+        )
+    if gamma.size == 0:
+        raise ValueError(
+            f"gamma must span at least one value to normalize over; got gamma of shape {S} "
+            f"(an empty axis) for x of shape {tuple(x.shape)}."
+        )
+    param = core.read_param(rms_param, "rms_param")
+    raw_eps = param.get("eps", 1e-5)
+    eps = float(np.finfo(x.dtype).eps) if raw_eps is None else core.read_eps(param, "rms_param")
+    return gamma, eps
+
+
 def rmsnorm_forward(
     x: np.ndarray, gamma: np.ndarray, rms_param: dict[str, Any] | None = None
 ) -> tuple[np.ndarray, RMSNormCache]:
@@ -74,26 +103,8 @@ def rmsnorm_forward(
             eps < 0 or not finite, an unknown rms_param key, or eps = 0 with an all-zero
             group.
     """
-    v.float_array(x, "x")
-    gamma = v.float_param(gamma, "gamma", x.dtype)  # integer -> x's dtype: float grads
-    S = tuple(gamma.shape)
-    k = len(S)
-    if k == 0 or x.ndim < k or tuple(x.shape[x.ndim - k :]) != S:
-        want = "at least 1-D" if k == 0 else f"x's trailing shape, here {S}"
-        raise ValueError(
-            f"gamma's shape must equal the trailing axes of x that RMS norm normalizes "
-            f"over ({want}); got gamma {S} and x {tuple(x.shape)}. For x: (N, D) pass "
-            f"gamma of shape (D,), i.e. x.shape[-k:] for the last k axes."
-        )
-    if gamma.size == 0:
-        raise ValueError(
-            f"gamma must span at least one value to normalize over; got gamma of shape {S} "
-            f"(an empty axis) for x of shape {tuple(x.shape)}."
-        )
-    param = core.read_param(rms_param, "rms_param")
-    raw_eps = param.get("eps", 1e-5)
-    eps = float(np.finfo(x.dtype).eps) if raw_eps is None else core.read_eps(param, "rms_param")
-
+    gamma, eps = parse_inputs(x, gamma, rms_param)
+    k = gamma.ndim
     axes = tuple(range(x.ndim - k, x.ndim))  # the trailing axes
     st = core.standardize(x, axes, eps, center=False)  # xhat: x's shape; inv_std: 1 along S
     out = (gamma * st.xhat).astype(x.dtype, copy=False)  # x's shape
@@ -188,6 +199,12 @@ SPEC = spec.NormSpec(
             _block_backward,
             param_shape=lambda F: (F,),
             shift=False,
+            fused=spec.lazy_block(
+                "normgrad.kernels.rms", "block_forward_fused", "block_backward_fused"
+            ),
         ),
+    ),
+    fused=spec.lazy_route(
+        "normgrad.kernels.rms", "rmsnorm_forward_fused", "rmsnorm_backward_fused"
     ),
 )

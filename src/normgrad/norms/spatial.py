@@ -53,6 +53,32 @@ def _from_rows(a: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:
     return a.reshape(N, H, W, C).transpose(0, 3, 1, 2)
 
 
+def parse_inputs(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, bn_param: dict[str, Any]
+) -> batch.BatchNormInputs:
+    """Check spatial batch norm's inputs and read ``bn_param``. Writes nothing.
+
+    x's own checks here, then batch norm's ``parse_inputs`` for its (N*H*W, C) rows
+    (every ``bn_param`` key, with C features). Shared by the reference and the fused
+    forward passes, so both accept and reject the same calls with the same messages.
+    """
+    v.float_array(x, "x")
+    v.ndim(x, "x", 4, "(N, C, H, W)", "For (N, D) input use batchnorm_forward.")
+    N, C, H, W = (int(s) for s in x.shape)
+    gamma = v.float_param(gamma, "gamma", x.dtype)  # as batch norm: integer -> x's dtype
+    beta = v.float_param(beta, "beta", x.dtype)
+    v.shape(gamma, "gamma", (C,), "one scale per channel of x: (N, C, H, W)")
+    v.shape(beta, "beta", (C,), "one shift per channel of x: (N, C, H, W)")
+    if isinstance(bn_param, dict) and bn_param.get("mode") == "train" and N * H * W < 2:
+        raise ValueError(
+            f"spatial batch norm in train mode needs at least 2 values per channel "
+            f"(N*H*W >= 2) to estimate a variance; got x of shape {tuple(x.shape)}. Use a "
+            f"larger batch or feature map, or mode 'test'."
+        )
+    rows = np.broadcast_to(np.zeros((), x.dtype), (N * H * W, C))  # the rows' shape, no copy
+    return batch.parse_inputs(rows, gamma, beta, bn_param)
+
+
 def spatial_batchnorm_forward(
     x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, bn_param: dict[str, Any]
 ) -> tuple[np.ndarray, SpatialBatchNormCache]:
@@ -78,20 +104,12 @@ def spatial_batchnorm_forward(
             (as ``batchnorm_forward``: unknown keys, eps, momentum, running statistics);
             bn_param is then left exactly as it was.
     """
-    v.float_array(x, "x")
-    v.ndim(x, "x", 4, "(N, C, H, W)", "For (N, D) input use batchnorm_forward.")
+    inputs = parse_inputs(x, gamma, beta, bn_param)
     N, C, H, W = (int(s) for s in x.shape)
-    gamma = v.float_param(gamma, "gamma", x.dtype)  # as batch norm: integer -> x's dtype
-    beta = v.float_param(beta, "beta", x.dtype)
-    v.shape(gamma, "gamma", (C,), "one scale per channel of x: (N, C, H, W)")
-    v.shape(beta, "beta", (C,), "one shift per channel of x: (N, C, H, W)")
-    if isinstance(bn_param, dict) and bn_param.get("mode") == "train" and N * H * W < 2:
-        raise ValueError(
-            f"spatial batch norm in train mode needs at least 2 values per channel "
-            f"(N*H*W >= 2) to estimate a variance; got x of shape {tuple(x.shape)}. Use a "
-            f"larger batch or feature map, or mode 'test'."
-        )
-    rows, bn_cache = batch.batchnorm_forward(_to_rows(x), gamma, beta, bn_param)  # (NHW, C)
+    rows, bn_cache, mu, var = batch.forward_checked(_to_rows(x), inputs)  # (NHW, C)
+    # Nothing above wrote to bn_param; the update is the last step, as in batch norm.
+    stats = inputs.stats
+    (stats.update(mu, var, N * H * W) if inputs.train else stats).write(bn_param)
     shape = (N, C, H, W)
     out = np.ascontiguousarray(_from_rows(rows, shape))  # (N, C, H, W)
     return out, SpatialBatchNormCache(bn_cache, shape)
@@ -160,6 +178,17 @@ SPEC = spec.NormSpec(
             init_param=lambda: {"mode": "train"},
             train_mode=True,
             cancels_bias=True,
+            fused=spec.lazy_block(
+                "normgrad.kernels.spatial",
+                "spatial_batchnorm_forward_fused",
+                "spatial_batchnorm_backward_fused",
+                "spatial_batchnorm_relu_forward_fused",
+            ),
         ),
+    ),
+    fused=spec.lazy_route(
+        "normgrad.kernels.spatial",
+        "spatial_batchnorm_forward_fused",
+        "spatial_batchnorm_backward_fused",
     ),
 )

@@ -78,6 +78,8 @@ class Block:
     channels. ``init_param()`` is a fresh ``norm_param`` for one layer; with
     ``train_mode`` the model sets its ``"mode"`` to "train" or "test" on every call.
     ``options`` names the model settings passed on as keywords (group norm: ``G``).
+    ``fused`` loads the block's numba pair (``FusedBlock``, ``lazy_block``); it raises
+    ImportError without numba, and is None for a layer with no fused route.
     ``cancels_bias``: in train mode the output does not depend on a bias added per
     feature (channel) before the layer, so that bias's gradient is exactly 0 (batch
     norm subtracts the batch mean of each feature; instance norm each channel's).
@@ -93,6 +95,20 @@ class Block:
     shift: bool = True
     options: tuple[str, ...] = ()
     cancels_bias: bool = False
+    fused: Callable[[], FusedBlock] | None = None
+
+
+@dataclass(frozen=True)
+class FusedBlock:
+    """A block's fused (numba) forward and backward, with the block's signatures.
+
+    ``forward_relu``, when set, is the forward followed by ReLU in the same pass:
+    ``(np.maximum(out, 0), cache)``, the cache for ``backward``.
+    """
+
+    forward: Forward
+    backward: Backward
+    forward_relu: Forward | None = None
 
 
 @dataclass(frozen=True)
@@ -205,6 +221,19 @@ def lazy_route(module: str, forward: str, backward: str) -> Callable[[], Route]:
     def load() -> Route:
         mod = importlib.import_module(module)
         return Route(backward=getattr(mod, backward), forward=getattr(mod, forward))
+
+    return load
+
+
+def lazy_block(
+    module: str, forward: str, backward: str, forward_relu: str | None = None
+) -> Callable[[], FusedBlock]:
+    """A ``Block.fused`` loader: imports ``module`` (numba kernels) only when called."""
+
+    def load() -> FusedBlock:
+        mod = importlib.import_module(module)
+        relu = None if forward_relu is None else getattr(mod, forward_relu)
+        return FusedBlock(getattr(mod, forward), getattr(mod, backward), relu)
 
     return load
 

@@ -49,6 +49,19 @@ def affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndar
         ValueError: x is 0-d, w is not 2-D, w's first axis is not D, or b is not (M,).
             An empty batch (N = 0) is valid: out is (0, M).
     """
+    w, b, N, D = check_inputs(x, w, b)
+    xf = x.reshape(N, D)  # (N, D)
+    out = xf @ w + b  # (N, M)
+    return out, AffineCache(x, w, b)
+
+
+def check_inputs(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """``affine_forward``'s checks: returns (w, b as floating arrays, N, D). Writes nothing.
+
+    Shared with the model sandwiches' fused affine (``normgrad.kernels.affine``).
+    """
     w, b = float_params(x, w=w, b=b)  # integer w, b -> floating: float gradients
     if x.ndim < 1:
         raise ValueError(
@@ -65,9 +78,7 @@ def affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndar
         )
     M = w.shape[1]
     v.shape(b, "b", (M,), "one bias per output column of w: (D, M)")
-    xf = x.reshape(N, D)  # (N, D)
-    out = xf @ w + b  # (N, M)
-    return out, AffineCache(x, w, b)
+    return w, b, N, D
 
 
 def affine_backward(
@@ -91,6 +102,18 @@ def affine_backward(
             ndarray, or need_dx is not a bool.
         ValueError: dout is not the forward output's shape (N, M).
     """
+    x, w, N, D, M = check_gradient_inputs(dout, cache, need_dx)
+    xf = x.reshape(N, D)  # (N, D); explicit D: an empty batch cannot infer it
+    dx = (dout @ w.T).reshape(x.shape) if need_dx else None  # (N, d_1, ..., d_k)
+    dw = xf.T @ dout  # (D, M)
+    db = dout.sum(axis=0)  # (M,)
+    return dx, dw, db
+
+
+def check_gradient_inputs(
+    dout: np.ndarray, cache: AffineCache, need_dx: bool
+) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    """``affine_backward``'s checks: returns (x, w, N, D, M) from the cache."""
     v.cache_of(cache, AffineCache, "affine_backward", "affine_forward")
     flag(need_dx, "need_dx")
     x, w, _ = cache
@@ -98,8 +121,4 @@ def affine_backward(
     D, M = w.shape
     v.float_array(dout, "dout")
     v.shape(dout, "dout", (N, M), "the shape of the forward output (N, M)")
-    xf = x.reshape(N, D)  # (N, D); explicit D: an empty batch cannot infer it
-    dx = (dout @ w.T).reshape(x.shape) if need_dx else None  # (N, d_1, ..., d_k)
-    dw = xf.T @ dout  # (D, M)
-    db = dout.sum(axis=0)  # (M,)
-    return dx, dw, db
+    return x, w, N, D, M

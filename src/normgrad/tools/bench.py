@@ -1,11 +1,25 @@
-"""``normgrad bench``: time batch norm's forward and every backward route.
+"""``normgrad bench``: time every normalization's forward and backward, against PyTorch.
 
 Each timing is the median of ``repeats`` calls after ``warmup`` untimed calls, with
-``time.perf_counter``. PyTorch's native CPU kernels (``aten::native_batch_norm`` and
-``aten::native_batch_norm_backward``, the calls ``F.batch_norm`` and its autograd
-make, without autograd's bookkeeping) are timed in the same process, on the same
-arrays, when torch is installed, with the same thread count as the fused numba kernels
-(``normgrad.kernels``, impl ``fused``). Speed claims live here, never in unit tests.
+``time.perf_counter``. Everything runs in one process, on the same arrays, with the
+same thread count for PyTorch (``torch.set_num_threads``) and the fused numba kernels
+(``numba.set_num_threads``). Speed claims live here, never in unit tests.
+
+- ``--op batchnorm`` (the default, ``run``): batch norm's three reference routes, the
+  fused kernel (impl ``fused``) and PyTorch's native CPU kernels
+  (``aten::native_batch_norm`` and ``_backward``, what ``F.batch_norm`` and its autograd
+  call, without autograd's bookkeeping), checked to agree before anything is timed.
+- ``--op NAME`` for any other registered normalization (``run_norm``): the reference
+  route, the fused route and the spec's PyTorch oracle (``F.layer_norm``,
+  ``F.rms_norm``, ``F.group_norm``, ``F.instance_norm``, ``F.batch_norm`` on 4-D input;
+  batch renorm, which PyTorch lacks, as torch ops), PyTorch's forward under
+  ``torch.no_grad`` and its backward as ``torch.autograd.grad`` of a recorded graph.
+
+Every run also times a copy of an array of x's size (op ``copy``, ``np.copyto``), the
+machine's copy bandwidth in that run, so the report gives each row its achieved GB/s
+and its ratio to the two-pass memory floor: a two-pass forward reads x twice and
+writes out once (3 arrays of x's size), a two-pass backward reads dout and x twice and
+writes dx once (5), and the floor is those bytes at the copy's bandwidth.
 """
 
 from __future__ import annotations
@@ -23,21 +37,28 @@ import numpy as np
 
 from normgrad._internal.io import atomic_write
 from normgrad._internal.tables import format_table
-from normgrad.norms import batch
+from normgrad.norms import batch, registry
 
-DEFAULT_SHAPES: tuple[tuple[int, int], ...] = ((100, 500), (4096, 1024), (65536, 256))
+DEFAULT_SHAPES: tuple[tuple[int, ...], ...] = ((100, 500), (4096, 1024), (65536, 256))
 DEFAULT_DTYPES: tuple[str, ...] = ("float32", "float64")
 ROUTES = {name: route.backward for name, route in batch.SPEC.routes.items()}
+#: The "Done when" grid: transformer-like (N, D) and conv-like (N, C, H, W) shapes.
+ROW_SHAPES: tuple[tuple[int, ...], ...] = ((16384, 768), (4096, 1024))
+MAP_SHAPES: tuple[tuple[int, ...], ...] = ((64, 64, 56, 56), (256, 256, 14, 14))
+#: Options each normalization is timed with (group norm: 32 groups, PyTorch's usual).
+OPTIONS: dict[str, dict[str, Any]] = {"groupnorm": {"G": 32}, "layernorm_nd": {"ndim": 3}}
+#: Arrays of x's size a two-pass pass moves: forward (read x twice, write out), backward.
+PASSES = {"forward": 3, "backward": 5, "copy": 2}
 
 
 @dataclass(frozen=True)
 class Record:
     """One measurement; the ``--json`` output is a list of these."""
 
-    op: str  # "batchnorm_forward" or "batchnorm_backward"
-    impl: str  # "graph", "paper", "alt", "fused", "torch"
+    op: str  # "<norm>_forward", "<norm>_backward", or "copy" (the bandwidth probe)
+    impl: str  # "graph", "paper", "alt", "reference", "fused", "torch", "numpy" (copy)
     dtype: str
-    shape: list[int]  # [N, D]
+    shape: list[int]  # x's shape
     median_s: float
 
 
@@ -53,27 +74,52 @@ def time_call(fn: Callable[[], Any], warmup: int = 2, repeats: int = 7) -> float
     return median(times)
 
 
-def parse_shapes(text: str) -> list[tuple[int, int]]:
-    """``"4096x1024,100x500"`` -> [(4096, 1024), (100, 500)]."""
-    shapes = []
-    for part in text.split(","):
+def ops() -> list[str]:
+    """Every registered normalization ``--op`` accepts, batch norm first."""
+    return [s.name for s in registry.SPECS]
+
+
+def default_shapes(name: str) -> tuple[tuple[int, ...], ...]:
+    """Batch norm's classic shapes; the grid's (N, D) or (N, C, H, W) for the others."""
+    if name == "batchnorm":
+        return DEFAULT_SHAPES
+    maps = registry.by_name(name).layout == "(N, C, H, W)" or name == "layernorm_nd"
+    return MAP_SHAPES if maps else ROW_SHAPES
+
+
+def _setup(threads: int, with_torch: bool, with_fused: bool) -> tuple[bool, Any]:
+    """Set both libraries' threads; return (torch available, the fused kernels or None)."""
+    torch_ok = False
+    if with_torch:
         try:
-            n, d = (int(s) for s in part.lower().split("x"))
-        except ValueError:
-            raise ValueError(f"shape {part!r} must look like NxD, e.g. 4096x1024.") from None
-        if n < 2 or d < 1:
-            raise ValueError(f"shape {part!r} needs N >= 2 and D >= 1.")
-        shapes.append((n, d))
-    return shapes
+            import torch
+
+            torch.set_num_threads(threads)
+            torch_ok = True
+        except ImportError:
+            pass
+    return torch_ok, (_load_fused(threads) if with_fused else None)
 
 
-def parse_dtypes(text: str) -> list[str]:
-    """``"float32,float64"`` -> ["float32", "float64"]."""
-    dtypes = [s.strip() for s in text.split(",")]
-    for d in dtypes:
-        if d not in ("float32", "float64"):
-            raise ValueError(f"dtype {d!r} must be float32 or float64.")
-    return dtypes
+def _load_fused(threads: int) -> Any:
+    """The fused kernels module, with numba set to ``threads`` threads; None without numba."""
+    try:
+        import numba
+
+        from normgrad.kernels import batchnorm as kernels
+    except ImportError:
+        return None
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    return kernels
+
+
+def _copy_record(x: np.ndarray, dtype: str, warmup: int, repeats: int) -> Record:
+    dst = np.empty_like(x)
+    t = time_call(lambda: np.copyto(dst, x), warmup, repeats)
+    return Record("copy", "numpy", dtype, list(x.shape), t)
+
+
+# ---- batch norm: every route ------------------------------------------------------------
 
 
 def _torch_records(x, gamma, beta, dout, dtype, shape, warmup, repeats) -> list[Record]:
@@ -81,39 +127,24 @@ def _torch_records(x, gamma, beta, dout, dtype, shape, warmup, repeats) -> list[
 
     tx, tg, tb, td = (torch.from_numpy(a) for a in (x, gamma, beta, dout))
     rm, rv = torch.zeros_like(tg), torch.ones_like(tg)
-    eps = 1e-5
 
     def fwd():
-        return torch.ops.aten.native_batch_norm(tx, tg, tb, rm, rv, True, 0.1, eps)
+        return torch.ops.aten.native_batch_norm(tx, tg, tb, rm, rv, True, 0.1, 1e-5)
 
     _, save_mean, save_invstd = fwd()
 
     def bwd():
         return torch.ops.aten.native_batch_norm_backward(
-            td, tx, tg, rm, rv, save_mean, save_invstd, True, eps, [True, True, True]
+            td, tx, tg, rm, rv, save_mean, save_invstd, True, 1e-5, [True, True, True]
         )
 
     with torch.no_grad():
-        return [
-            Record(
-                "batchnorm_forward", "torch", dtype, list(shape), time_call(fwd, warmup, repeats)
-            ),
-            Record(
-                "batchnorm_backward", "torch", dtype, list(shape), time_call(bwd, warmup, repeats)
-            ),
-        ]
+        t_f, t_b = time_call(fwd, warmup, repeats), time_call(bwd, warmup, repeats)
+    return [Record(f"batchnorm_{op}", "torch", dtype, list(shape), t) for op, t in _fb(t_f, t_b)]
 
 
-def _load_fused(threads: int):
-    """The fused kernels module, with numba set to ``threads`` threads; None without numba."""
-    try:
-        import numba
-
-        from normgrad import kernels
-    except ImportError:
-        return None
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
-    return kernels
+def _fb(t_f: float, t_b: float) -> list[tuple[str, float]]:
+    return [("forward", t_f), ("backward", t_b)]
 
 
 def _fused_records(kernels, x, gamma, beta, dout, dtype, shape, warmup, repeats) -> list[Record]:
@@ -121,16 +152,9 @@ def _fused_records(kernels, x, gamma, beta, dout, dtype, shape, warmup, repeats)
         return kernels.batchnorm_forward_fused(x, gamma, beta, {"mode": "train"})
 
     _, cache = fwd()  # also compiles, before any timing
-    return [
-        Record("batchnorm_forward", "fused", dtype, list(shape), time_call(fwd, warmup, repeats)),
-        Record(
-            "batchnorm_backward",
-            "fused",
-            dtype,
-            list(shape),
-            time_call(lambda: kernels.batchnorm_backward_fused(dout, cache), warmup, repeats),
-        ),
-    ]
+    t_b = time_call(lambda: kernels.batchnorm_backward_fused(dout, cache), warmup, repeats)
+    t_f = time_call(fwd, warmup, repeats)
+    return [Record(f"batchnorm_{op}", "fused", dtype, list(shape), t) for op, t in _fb(t_f, t_b)]
 
 
 def check_agreement(
@@ -138,12 +162,11 @@ def check_agreement(
 ) -> None:
     """Raise unless every timed implementation gives the same gradients as ``alt``.
 
-    A speedup is only worth reporting between implementations that compute the same
-    thing: the graph and paper routes, the fused kernel (when given) and PyTorch (when
-    installed) are compared with the closed form before anything is timed. tol is the
-    normwise relative error allowed (default 1e-9 in float64, 1e-4 in float32).
+    A speedup between implementations that disagree would not mean anything: the graph
+    and paper routes, the fused kernel (when given) and PyTorch (when installed) are
+    compared with the closed form before anything is timed. tol is the normwise relative
+    error allowed (default 1e-9 in float64, 1e-4 in float32).
     """
-    from normgrad.gradcheck.numerical import norm_rel_error
 
     tol = tol if tol is not None else (1e-9 if x.dtype == np.float64 else 1e-4)
     want = ROUTES["alt"](dout, cache)
@@ -160,18 +183,24 @@ def check_agreement(
             torch.from_numpy(dout)
         )
         got["torch"] = tuple(t.grad.numpy() for t in (tx, tg, tb) if t.grad is not None)
+    _agree(got, want, tol, "alt", x)
+
+
+def _agree(got: dict[str, Any], want: Sequence[np.ndarray], tol: float, base: str, x) -> None:
+    from normgrad.gradcheck.numerical import norm_rel_error
+
     for name, grads in got.items():
-        for label, a, b in zip(("dx", "dgamma", "dbeta"), grads, want, strict=True):
-            err = norm_rel_error(a, b)
+        for label, a, b in zip(("dx", "dgamma", "dbeta"), grads, want, strict=False):
+            err = norm_rel_error(np.asarray(a), np.asarray(b))
             if not err < tol:
                 raise RuntimeError(
-                    f"{name} disagrees with alt on {label} at {x.shape} {x.dtype}: normwise "
+                    f"{name} disagrees with {base} on {label} at {x.shape} {x.dtype}: normwise "
                     f"relative error {err:.2e} > {tol:g}; refusing to time it."
                 )
 
 
 def run(
-    shapes: Sequence[tuple[int, int]] = DEFAULT_SHAPES,
+    shapes: Sequence[tuple[int, ...]] = DEFAULT_SHAPES,
     dtypes: Sequence[str] = DEFAULT_DTYPES,
     warmup: int = 2,
     repeats: int = 7,
@@ -180,17 +209,8 @@ def run(
     seed: int = 0,
     with_fused: bool = True,
 ) -> list[Record]:
-    """Time every implementation at every (shape, dtype); return the records."""
-    torch_ok = False
-    if with_torch:
-        try:
-            import torch
-
-            torch.set_num_threads(threads)
-            torch_ok = True
-        except ImportError:
-            pass
-    fused = _load_fused(threads) if with_fused else None
+    """Time batch norm's every implementation at every (shape, dtype); return the records."""
+    torch_ok, fused = _setup(threads, with_torch, with_fused)
     rng = np.random.default_rng(seed)
     records: list[Record] = []
     for shape in shapes:
@@ -218,29 +238,154 @@ def run(
                 )
             if torch_ok:
                 records += _torch_records(x, gamma, beta, dout, dtype, shape, warmup, repeats)
+            records.append(_copy_record(x, dtype, warmup, repeats))
     return records
 
 
+# ---- any normalization: reference, fused and PyTorch ---------------------------------------
+
+
+def _inputs(spec: Any, shape: tuple[int, ...], dtype: str, options: dict[str, Any], rng) -> Any:
+    """x = 5 randn + 12, gamma and beta of the layer's parameter shape, and dout."""
+    x = (5.0 * rng.standard_normal(shape) + 12.0).astype(dtype)
+    C = shape[1] if len(shape) == 4 else shape[-1]
+    p_shape: tuple[int, ...] = (shape[-1],)
+    if spec.name == "groupnorm":
+        p_shape = (1, C, 1, 1)
+    elif spec.name in ("spatial_batchnorm", "instancenorm"):
+        p_shape = (C,)
+    elif spec.name == "layernorm_nd":
+        p_shape = shape[len(shape) - options.get("ndim", 1) :]
+    inputs = {"x": x, "gamma": (1.0 + 0.1 * rng.standard_normal(p_shape)).astype(dtype)}
+    if "beta" in spec.cases[0].draw(np.random.default_rng(0)):
+        inputs["beta"] = (0.1 * rng.standard_normal(p_shape)).astype(dtype)
+    return inputs, rng.standard_normal(shape).astype(dtype)
+
+
+def _ours(spec: Any, route: Any, inputs, dout, options, warmup: int, repeats: int):
+    """(forward s, backward s, grads) of one of our routes."""
+    fwd = spec.call(route, **options)
+    backward = (route or next(iter(spec.routes.values()))).backward
+    if route is None and "alt" in spec.routes:
+        backward = spec.routes["alt"].backward
+    args = tuple(inputs.values())
+    _, cache = fwd(*args)
+    grads = backward(dout, cache)
+    t_f = time_call(lambda: fwd(*args), warmup, repeats)
+    t_b = time_call(lambda: backward(dout, cache), warmup, repeats)
+    return t_f, t_b, [g for g in grads if g is not None]
+
+
+def _torch_norm(spec: Any, inputs, dout, options, warmup: int, repeats: int):
+    """(forward s, backward s, grads) of the spec's PyTorch oracle."""
+    import torch
+
+    plain = {k: torch.from_numpy(a) for k, a in inputs.items()}
+    with torch.no_grad():
+        t_f = time_call(lambda: spec.torch(torch, plain, **options), warmup, repeats)
+    leaves = {k: torch.from_numpy(a.copy()).requires_grad_(True) for k, a in inputs.items()}
+    out = spec.torch(torch, leaves, **options)
+    td = torch.from_numpy(dout)
+    leaf_list = list(leaves.values())
+
+    def bwd():
+        return torch.autograd.grad(out, leaf_list, td, retain_graph=True)
+
+    grads = [g.numpy() for g in bwd()]
+    return t_f, time_call(bwd, warmup, repeats), grads
+
+
+def run_norm(
+    name: str,
+    shapes: Sequence[tuple[int, ...]] | None = None,
+    dtypes: Sequence[str] = DEFAULT_DTYPES,
+    warmup: int = 2,
+    repeats: int = 7,
+    with_torch: bool = True,
+    threads: int = 1,
+    seed: int = 0,
+    with_reference: bool = True,
+    with_fused: bool = True,
+) -> list[Record]:
+    """Time one normalization's reference and fused routes and PyTorch; return the records.
+
+    The fused route and PyTorch are checked against the reference (or each other,
+    without it) before their timings are kept (``RuntimeError`` otherwise).
+    """
+    spec = registry.by_name(name)
+    torch_ok, kernels = _setup(threads, with_torch and spec.torch is not None, with_fused)
+    fused = spec.all_routes().get("fused") if kernels is not None else None
+    options = {**OPTIONS.get(name, {}), "eps": 1e-5}
+    rng = np.random.default_rng(seed)
+    records: list[Record] = []
+    for shape in shapes or default_shapes(name):
+        for dtype in dtypes:
+            inputs, dout = _inputs(spec, tuple(shape), dtype, options, rng)
+            results: dict[str, tuple[float, float, list[np.ndarray]]] = {}
+            if with_reference:
+                results["reference"] = _ours(spec, None, inputs, dout, options, warmup, repeats)
+            if fused is not None:
+                results["fused"] = _ours(spec, fused, inputs, dout, options, warmup, repeats)
+            if torch_ok:
+                results["torch"] = _torch_norm(spec, inputs, dout, options, warmup, repeats)
+            base = next(iter(results), None)
+            if base is not None:
+                tol = 1e-9 if dtype == "float64" else 1e-4
+                others = {k: r[2] for k, r in results.items() if k != base}
+                _agree(others, results[base][2], tol, base, inputs["x"])
+            for impl, (t_f, t_b, _) in results.items():
+                records += [
+                    Record(f"{name}_{op}", impl, dtype, list(shape), t) for op, t in _fb(t_f, t_b)
+                ]
+            records.append(_copy_record(inputs["x"], dtype, warmup, repeats))
+    return records
+
+
+# ---- reports ---------------------------------------------------------------------------------
+
+
+def bandwidth(r: Record, copy_s: float | None) -> tuple[float, float | None]:
+    """(achieved GB/s of the two-pass byte count, median / the two-pass floor time).
+
+    ``copy_s``: the median time of copying an array of x's size (2 arrays moved) in the
+    same run; None gives no floor ratio.
+    """
+    direction = "copy" if r.op == "copy" else r.op.rsplit("_", 1)[-1]
+    array_bytes = int(np.prod(r.shape)) * np.dtype(r.dtype).itemsize
+    nbytes = PASSES[direction] * array_bytes
+    if not copy_s:
+        return nbytes / r.median_s / 1e9, None
+    floor_s = nbytes * copy_s / (PASSES["copy"] * array_bytes)
+    return nbytes / r.median_s / 1e9, r.median_s / floor_s
+
+
 def format_report(records: Sequence[Record]) -> str:
-    """A table of medians, with each implementation's speedup over graph and torch."""
+    """A table of medians, GB/s and x floor, with each row's speedup over graph and torch."""
     by_key = {(r.op, r.impl, r.dtype, tuple(r.shape)): r.median_s for r in records}
     rows = []
     for r in records:
+        if r.op == "copy":
+            continue
         key = (r.dtype, tuple(r.shape))
-        op = "forward" if r.op == "batchnorm_forward" else "backward"
-        if op == "forward" and r.impl in ("paper", "alt"):
+        op = r.op.rsplit("_", 1)[-1]
+        if r.op == "batchnorm_forward" and r.impl in ("paper", "alt"):
             continue  # the same measurement as graph's
         graph = by_key.get((r.op, "graph", *key))
         torch_t = by_key.get((r.op, "torch", *key))
         vs_graph = f"{graph / r.median_s:.2f}x" if graph and op == "backward" else ""
         vs_torch = f"{torch_t / r.median_s:.2f}x" if torch_t else ""
         impl = "ours" if op == "forward" and r.impl == "graph" else r.impl
-        shape = "x".join(map(str, r.shape))
-        rows.append((op, shape, r.dtype, impl, f"{r.median_s * 1e3:.3f}", vs_graph, vs_torch))
-    table = format_table(
-        rows, ("op", "shape", "dtype", "impl", "median ms", "vs graph", "vs torch"), "<><<>>>"
+        gbps, floor = bandwidth(r, by_key.get(("copy", "numpy", *key)))
+        norm, shape = r.op.rsplit("_", 1)[0], "x".join(map(str, r.shape))
+        cells = (f"{r.median_s * 1e3:.3f}", f"{gbps:.1f}", "" if floor is None else f"{floor:.2f}")
+        rows.append((norm, op, shape, r.dtype, impl, *cells, vs_graph, vs_torch))
+    header = ("norm", "op", "shape", "dtype", "impl", "median ms", "GB/s", "x floor")
+    table = format_table(rows, (*header, "vs graph", "vs torch"), "<<><<>>>>>")
+    return table + (
+        "\nvs X: X's median time / this row's (above 1 means this row is faster). GB/s: a "
+        "two-pass pass's bytes (3 arrays of x's size forward, 5 backward) / median; x floor: "
+        "median / those bytes at this run's copy bandwidth (np.copyto of x)."
     )
-    return table + "\nvs X: X's median time / this row's (above 1 means this row is faster)."
 
 
 def write_json(records: Sequence[Any], path: str | Path) -> None:

@@ -26,6 +26,13 @@ the course's does.
 | ``sgd_momentum`` | learning_rate 1e-2, momentum 0.9, velocity zeros                        |
 | ``rmsprop``    | learning_rate 1e-2, decay_rate 0.99, epsilon 1e-8, cache zeros            |
 | ``adam``       | learning_rate 1e-3, beta1 0.9, beta2 0.999, epsilon 1e-8, m, v zeros, t 0 |
+
+Fused kernels: with numba installed (and ``normgrad.kernels.use_fused`` on), each rule
+runs as one compiled pass (``normgrad.kernels.rules``) instead of a dozen NumPy
+operations, with bit-identical results: the same operations in the same order and dtype.
+It does so where that identity holds: w, dw and the state arrays C-contiguous of one
+dtype (float32 or float64), every hyperparameter a Python float (``t`` a Python int); any
+other call runs the NumPy code below.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from normgrad._internal import validate as v
+from normgrad.kernels import choose
 
 __all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "UPDATE_RULES", "SETTINGS", "STATE_KEYS"]
 
@@ -192,6 +200,18 @@ def _commit(config: Config, settings: Config, **state: Any) -> Config:
     return config
 
 
+def _fused(
+    w: np.ndarray, arrays: tuple[np.ndarray, ...], hp: Config, reals: tuple[str, ...]
+) -> Any:
+    """``kernels.rules`` when it gives this call's results bit for bit, else None."""
+    kernels = choose.ops("rules")
+    if kernels is None or not all(type(hp[k]) is float for k in reals):
+        return None
+    if type(hp.get("t", 0)) is not int or not kernels.fusable(w, *arrays):
+        return None
+    return kernels
+
+
 def sgd(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[np.ndarray, Config]:
     """Vanilla stochastic gradient descent: ``next_w = w - learning_rate * dw``.
 
@@ -203,6 +223,9 @@ def sgd(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[np
         next_w: w's shape, and config.
     """
     config, hp = _start(w, dw, config, "sgd")
+    fused = _fused(w, (dw,), hp, ("learning_rate",))
+    if fused is not None:
+        return fused.sgd(w, dw, hp["learning_rate"]), _commit(config, hp)
     next_w = w - hp["learning_rate"] * dw
     return next_w, _commit(config, hp)
 
@@ -224,6 +247,10 @@ def sgd_momentum(
     """
     config, hp = _start(w, dw, config, "sgd_momentum")
     velocity = _state(config, "velocity", w, "sgd_momentum")
+    fused = _fused(w, (dw, velocity), hp, ("learning_rate", "momentum"))
+    if fused is not None:
+        next_w, velocity = fused.sgd_momentum(w, dw, velocity, hp["momentum"], hp["learning_rate"])
+        return next_w, _commit(config, hp, velocity=velocity)
     velocity = hp["momentum"] * velocity - hp["learning_rate"] * dw
     next_w = w + velocity
     return next_w, _commit(config, hp, velocity=velocity)
@@ -248,6 +275,10 @@ def rmsprop(
     config, hp = _start(w, dw, config, "rmsprop")
     cache = _state(config, "cache", w, "rmsprop")
     decay = hp["decay_rate"]
+    fused = _fused(w, (dw, cache), hp, ("learning_rate", "decay_rate", "epsilon"))
+    if fused is not None:
+        next_w, cache = fused.rmsprop(w, dw, cache, decay, hp["learning_rate"], hp["epsilon"])
+        return next_w, _commit(config, hp, cache=cache)
     cache = decay * cache + (1 - decay) * (dw * dw)
     next_w = w - hp["learning_rate"] * dw / (np.sqrt(cache) + hp["epsilon"])
     return next_w, _commit(config, hp, cache=cache)
@@ -279,6 +310,11 @@ def adam(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[n
     v = _state(config, "v", w, "adam")
     beta1, beta2 = hp["beta1"], hp["beta2"]
     t = hp["t"] + 1
+    fused = _fused(w, (dw, m, v), hp, ("learning_rate", "beta1", "beta2", "epsilon"))
+    if fused is not None:
+        lr, eps = hp["learning_rate"], hp["epsilon"]
+        next_w, m, v = fused.adam(w, dw, m, v, beta1, beta2, t, lr, eps)
+        return next_w, _commit(config, hp, m=m, v=v, t=t)
     # The same operations in the same order as the formulas above (so the results are
     # bit-identical to them), with the temporaries reused in place: m and v are new
     # arrays, the caller's are never written.

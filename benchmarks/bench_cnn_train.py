@@ -1,0 +1,168 @@
+"""Training speed: the course's ThreeLayerConvNet with spatial batch norm against torch.nn.
+
+    python benchmarks/bench_cnn_train.py [--threads N] [--steps 5] [--repeats 7] [--json F]
+
+The course's sizes: 32 filters of 7x7 (stride 1, pad 3), spatial batch norm, ReLU, 2x2
+max pool, hidden 100, 10 classes, batch 50 of CIFAR-shaped (3, 32, 32) random images,
+float32, Adam (lr 1e-3). One step is forward + backward + an Adam update per parameter:
+
+- normgrad: ``ThreeLayerConvNet(normalization="batchnorm").loss`` then
+  ``normgrad.optim.adam`` (the fused kernels: copy-free im2col and col2im, spatial batch
+  norm on NCHW, ReLU and pooling in one pass, the fused Adam; the model's numerics are the
+  reference's: conv, ReLU and pooling bit for bit, batch norm to float32 rounding);
+- reference: the same with ``normgrad.kernels.use_fused(False)``;
+- torch: Conv2d - BatchNorm2d - ReLU - MaxPool2d - Linear - ReLU - Linear,
+  CrossEntropyLoss, torch.optim.Adam.
+
+One process, one thread count for BLAS, numba and torch, rounds alternating
+(``train_common``); then each side is profiled by category.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+import torch
+import train_common as tc
+
+import normgrad.models.blocks as blocks
+import normgrad.models.cnn as cnn_module
+from normgrad.kernels import affine as kaffine
+from normgrad.kernels import choose
+from normgrad.kernels import conv as kconv
+from normgrad.kernels import pool as kpool
+from normgrad.kernels import spatial as kspatial
+from normgrad.models.cnn import ThreeLayerConvNet
+from normgrad.ops import activations
+
+BATCH, F, K, HIDDEN, C = 50, 32, 7, 100, 10
+
+TARGETS = [
+    (kconv, "conv_forward_fused", "conv (im2col + matmul)"),
+    (kconv, "conv_backward_fused", "conv (im2col + matmul)"),
+    (choose, "conv_forward_fast", "conv (im2col + matmul)"),
+    (choose, "conv_backward_fast", "conv (im2col + matmul)"),
+    (kspatial, "spatial_batchnorm_forward_fused", "spatial batch norm"),
+    (kspatial, "spatial_batchnorm_backward_fused", "spatial batch norm"),
+    (blocks.CONV_BLOCKS, "batchnorm", "spatial batch norm"),
+    (kpool, "relu_pool_forward", "relu + max pool"),
+    (kpool, "relu_pool_backward", "relu + max pool"),
+    (kpool, "relu_backward_fused", "relu + max pool"),
+    (blocks, "max_pool_forward_fast", "relu + max pool"),
+    (blocks, "max_pool_backward_fast", "relu + max pool"),
+    (choose, "_relu_backward", "relu + max pool"),
+    (activations.ACTIVATIONS, "relu", "relu + max pool"),
+    (blocks, "relu_forward", "relu + max pool"),
+    (cnn_module, "affine_forward", "affine (matmul + bias)"),
+    (cnn_module, "affine_backward", "affine (matmul + bias)"),
+    (choose, "_affine_forward", "affine (matmul + bias)"),
+    (choose, "_affine_backward", "affine (matmul + bias)"),
+    (kaffine, "affine_forward_fused", "affine (matmul + bias)"),
+    (kaffine, "affine_backward_fused", "affine (matmul + bias)"),
+    (cnn_module, "softmax_loss", "softmax loss"),
+    (tc, "adam", "adam update"),
+]
+
+
+def _model() -> ThreeLayerConvNet:
+    np.random.seed(0)  # noqa: NPY002  (the net draws from the global generator)
+    return ThreeLayerConvNet(
+        num_filters=F,
+        filter_size=K,
+        hidden_dim=HIDDEN,
+        normalization="batchnorm",
+        weight_scale=1e-2,
+        dtype=np.float32,
+    )
+
+
+def _torch_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, F, K, padding=K // 2),
+        torch.nn.BatchNorm2d(F),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2, 2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(F * 16 * 16, HIDDEN),
+        torch.nn.ReLU(),
+        torch.nn.Linear(HIDDEN, C),
+    )
+
+
+def _torch_category(op: str) -> str:
+    if any(k in op for k in ("conv", "mkldnn_convolution", "im2col", "col2im")):
+        return "conv (im2col + matmul)"
+    if "batch_norm" in op:
+        return "spatial batch norm"
+    if any(k in op for k in ("relu", "threshold", "clamp_min", "max_pool", "pool")):
+        return "relu + max pool"
+    if any(k in op for k in ("addmm", "aten::mm", "matmul", "linear", "aten::t")):
+        return "affine (matmul + bias)"
+    if any(k in op for k in ("log_softmax", "nll_loss", "cross_entropy")):
+        return "softmax loss"
+    if any(k in op for k in tc.ADAM_OPS):
+        return "adam update"
+    return "rest (python, casts, bookkeeping)"
+
+
+def run(steps: int, repeats: int, warmup: int, threads: int | None, profile: bool) -> dict:
+    threads = tc.set_threads(threads)
+    rng = np.random.default_rng(0)
+    pool_X = rng.standard_normal((4 * BATCH, 3, 32, 32), dtype=np.float32)
+    pool_y = rng.integers(0, C, 4 * BATCH)
+    idx = [rng.integers(0, len(pool_X), BATCH) for _ in range(max(steps, warmup))]
+    np_batches = [(np.ascontiguousarray(pool_X[i]), pool_y[i]) for i in idx]
+    torch_batches = [(torch.from_numpy(X), torch.from_numpy(y)) for X, y in np_batches]
+    ours, ref, theirs = (
+        tc.OursStep(_model()),
+        tc.OursStep(_model(), False),
+        tc.TorchStep(_torch_model()),
+    )
+    rounds = tc.time_rounds(
+        {
+            "normgrad": (ours, np_batches[:steps]),
+            "reference": (ref, np_batches[:steps]),
+            "torch": (theirs, torch_batches[:steps]),
+        },
+        warmup,
+        repeats,
+    )
+    result = {"threads": threads, "batch": BATCH, "steps_per_round": steps, "repeats": repeats}
+    result.update(tc.summarize(rounds, BATCH))
+    if profile:
+        result["profile_ms_per_step"] = {
+            "normgrad": tc.profile_ours(ours, np_batches[:steps], TARGETS),
+            "reference": tc.profile_ours(ref, np_batches[:steps], TARGETS),
+            "torch": tc.profile_torch(theirs, torch_batches[:steps], _torch_category),
+        }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=5, help="steps per timed round")
+    ap.add_argument("--repeats", type=int, default=7, help="timed rounds per side")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps per side first")
+    ap.add_argument("--threads", type=int, help="default: the threads NumPy's BLAS uses")
+    ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args(argv)
+    r = run(args.steps, args.repeats, args.warmup, args.threads, not args.no_profile)
+    title = (
+        f"ThreeLayerConvNet {F} filters {K}x{K} + spatial batch norm, hidden {HIDDEN}, float32, "
+        f"batch {BATCH}, Adam; {r['threads']} thread(s) for BLAS, numba and torch; median of "
+        f"{r['repeats']} rounds of {r['steps_per_round']} steps"
+    )
+    print(tc.format_report(title, r))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(r, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""What every fused kernel shares: how it is compiled, chunked and spread over threads.
+
+Compilation. Every kernel is a serial numba function, ``njit(cache=True, nogil=True,
+error_model="numpy")``,
+compiled on its first call for the signature it meets (float32 or float64, C-contiguous),
+and cached on disk next to its module (``__pycache__``), so a second process loads it
+instead of compiling. Reductions along a contiguous axis are separate small functions
+compiled with ``fastmath={"reassoc"}`` only (``REDUCE``): LLVM may then vectorize the sum
+(fixed lane order, so the result is still the same on every run), but keeps NaN and inf
+semantics and never contracts or distributes the element-wise arithmetic.
+
+Determinism. Work is cut into a fixed number of chunks that depends on the problem's
+shape only, never on the thread count (``n_chunks``). Each chunk is reduced on its own,
+serially, into a row of partial results, and the partials are merged in chunk order. So
+the bits are the same on every run and for every ``numba.set_num_threads`` setting.
+
+Threads. ``run`` calls a kernel once over all chunks when the problem is small (below
+``PARALLEL_MIN`` elements: no thread is woken), and otherwise hands contiguous ranges of
+chunks to ``numba.get_num_threads()`` threads: the calling one and a small pool of
+Python threads, each running the GIL-free compiled code. No numba ``parallel=True``
+region is compiled (each costs about a second of compile time per dtype).
+
+Memory. A fresh multi-megabyte array costs a page fault per 4 KiB on its first write
+(the allocator hands big blocks back to the system when they are freed), which for an
+im2col matrix or an Adam step is as long as the kernel itself. ``empty`` keeps a few
+big arrays of each shape and hands one out again once nothing but this pool refers to
+it (CPython's reference count is exact: an array a cache, a caller or a view still holds
+is never reused). Results are fresh, unaliased arrays as before; only their pages are.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from normgrad.norms.core import plain_range
+
+try:
+    import numba
+    from numba import njit
+except ImportError as exc:  # pragma: no cover - exercised only without the `fast` extra
+    raise ImportError("normgrad.kernels needs numba: pip install 'normgrad[fast]'") from exc
+
+#: The dtypes the kernels are compiled for (native byte order). Any other dtype
+#: (float16, longdouble, big-endian) takes the reference route, with the same results.
+COMPILED = (np.dtype(np.float32), np.dtype(np.float64))
+F64 = np.dtype(np.float64)
+F32 = np.dtype(np.float32)
+#: var + eps in [LO, HI] (float64): where the plain formulas, the backward's ~1/var
+#: coefficients included, are exact to rounding (``core.plain_range``). Outside it the
+#: fused routes hand the call to the reference, which rescales.
+LO, HI = plain_range(F64)
+#: Problems with fewer elements than this run on the calling thread alone.
+PARALLEL_MIN = 1 << 18
+#: Chunks per call are at most this many, and hold at least ``CHUNK_MIN`` elements.
+MAX_CHUNKS = 64
+CHUNK_MIN = 1 << 14
+
+
+def kernel(fn: Callable[..., Any]) -> Any:
+    """A serial, GIL-free kernel compiled on first use and cached on disk.
+
+    NumPy's error model: a division by zero gives inf or NaN instead of raising, so that
+    loops with divisions vectorize (no branch per element).
+    """
+    return njit(cache=True, nogil=True, error_model="numpy")(fn)
+
+
+def inline(fn: Callable[..., Any]) -> Any:
+    """A small element-wise helper, inlined into each kernel that calls it (no call per
+    row); it is compiled with, and only ever runs inside, its callers."""
+    return njit(cache=True, nogil=True, error_model="numpy", inline="always")(fn)
+
+
+def reduction(fn: Callable[..., Any]) -> Any:
+    """A reduction kernel: ``kernel`` with reassociation allowed, so that it vectorizes."""
+    return njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})(fn)
+
+
+def compiled(*arrays: np.ndarray) -> bool:
+    """True when every array has a dtype the kernels are compiled for."""
+    return all(a.dtype in COMPILED for a in arrays)
+
+
+def n_chunks(rows: int, row_size: int) -> int:
+    """How many chunks ``rows`` rows of ``row_size`` elements are cut into.
+
+    A function of the shape alone: at least 1, at most ``MAX_CHUNKS`` and ``rows``,
+    and about ``CHUNK_MIN`` elements or more per chunk.
+    """
+    return int(max(1, min(MAX_CHUNKS, rows, rows * max(row_size, 1) // CHUNK_MIN)))
+
+
+def height(rows: int, chunks: int) -> int:
+    """Rows per chunk: chunk c holds rows [c * height, min(rows, (c + 1) * height))."""
+    return -(-rows // chunks)
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            workers = max(1, int(numba.config.NUMBA_NUM_THREADS) - 1)  # type: ignore[attr-defined]
+            _POOL = ThreadPoolExecutor(workers, thread_name_prefix="normgrad-kernels")
+        return _POOL
+
+
+def threads_for(size: int, chunks: int) -> int:
+    """Threads a call of ``size`` elements cut into ``chunks`` chunks runs on."""
+    if size < PARALLEL_MIN or chunks < 2:
+        return 1
+    return max(1, min(numba.get_num_threads(), chunks))
+
+
+def run(body: Any, args: tuple[Any, ...], chunks: int, size: int) -> None:
+    """``body(*args, c0, c1)`` over chunks [0, chunks), spread over threads when large.
+
+    ``body`` processes chunks c0 <= c < c1, each on its own (results never depend on
+    which thread ran a chunk, or on how the range was split).
+    """
+    threads = threads_for(size, chunks)
+    if threads == 1:
+        body(*args, 0, chunks)
+        return
+    cuts = [chunks * t // threads for t in range(threads + 1)]
+    pool = _pool()
+    futures: list[Future[Any]] = [
+        pool.submit(_chunk_range, body, args, cuts[t], cuts[t + 1]) for t in range(1, threads)
+    ]
+    try:
+        body(*args, cuts[0], cuts[1])
+    finally:
+        for f in futures:
+            f.result()
+
+
+#: Arrays this large or larger come from the pool: at most ``_POOL_KEEP`` per shape (an
+#: Adam step holds the old weights and both moments while it makes the new ones), and
+#: ``_POOL_MAX_BYTES`` in all.
+_POOL_MIN_BYTES = 1 << 20
+_POOL_KEEP = 8
+_POOL_MAX_BYTES = 1 << 30
+_FREE: dict[tuple[tuple[int, ...], np.dtype], list[np.ndarray]] = {}
+_FREE_LOCK = threading.Lock()
+_KEPT_BYTES = [0]
+
+
+def empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """``np.empty(shape, dtype)``, from the pool of big arrays when one is free."""
+    dtype = np.dtype(dtype)
+    shape = tuple(int(s) for s in shape)
+    if int(np.prod(shape)) * dtype.itemsize < _POOL_MIN_BYTES:
+        return np.empty(shape, dtype)
+    with _FREE_LOCK:
+        kept = _FREE.setdefault((shape, dtype), [])
+        for a in kept:
+            if sys.getrefcount(a) == 3:  # the list, this loop's name, getrefcount's argument
+                return a
+        a = np.empty(shape, dtype)
+        if len(kept) < _POOL_KEEP and _KEPT_BYTES[0] + a.nbytes <= _POOL_MAX_BYTES:
+            kept.append(a)
+            _KEPT_BYTES[0] += a.nbytes
+        return a
+
+
+def empty_like(a: np.ndarray) -> np.ndarray:
+    """``empty(a.shape, a.dtype)``: C-contiguous, like ``np.empty_like`` of a C array."""
+    return empty(a.shape, a.dtype)
+
+
+def _chunk_range(body: Any, args: tuple[Any, ...], lo: int, hi: int) -> None:
+    body(*args, lo, hi)
+
+
+def contiguous(a: np.ndarray) -> np.ndarray:
+    """``a`` as a C-contiguous array (no copy when it already is one)."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def as64(a: np.ndarray) -> np.ndarray:
+    """``a`` as a contiguous float64 array (no copy when it already is one)."""
+    if a.dtype == F64 and a.flags.c_contiguous:
+        return a
+    return np.ascontiguousarray(a, dtype=F64)

@@ -1,0 +1,135 @@
+"""Fused im2col convolution: ``conv_forward_fast`` / ``conv_backward_fast`` without copies.
+
+The same maths, the same matrix products and the same cache (``ops.fast.FastConvCache``)
+as ``normgrad.ops.fast``; only the two data movements around the products change::
+
+    im2col   cols[n, (c*HH + di)*WW + dj, i*W' + j] = x[n, c, s*i + di - p, s*j + dj - p]
+             (0 outside x): written straight from x, one pass, no padded copy of x and
+             no transposed copy of a strided window view
+    col2im   dx[n, c, s*i + di - p, s*j + dj - p] += dcols[n, (c*HH + di)*WW + dj, i*W' + j]
+             accumulated straight into the unpadded dx, in the reference's (di, dj) order,
+             starting from 0: no padded buffer, no unpad copy
+
+Every value moved is copied or summed exactly as ``ops.windows`` does it, and the products
+(``np.matmul``, BLAS) are the same calls on the same operands, so results are the
+reference's bit for bit, in every dtype. Samples are split over threads (``_runtime.run``:
+fixed chunks of samples, no reductions across them). Anything the kernels are not
+compiled for (dtypes other than float32 and float64, mixed dtypes, empty arrays) runs
+the reference functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from normgrad._internal import validate as v
+from normgrad._internal.params import float_params
+from normgrad.kernels._runtime import compiled, contiguous, empty, height, kernel, run
+from normgrad.ops.fast import FastConvCache, conv_backward_fast, conv_forward_fast
+from normgrad.ops.windows import conv_geometry
+
+
+@kernel
+def _im2col(x, HH, WW, s, p, H_out, W_out, cols, h, c0, c1):  # pragma: no cover - compiled
+    """cols (N, C*HH*WW, H'*W') from x (N, C, H, W) for the samples of chunks c0..c1."""
+    N, C, H, W = x.shape
+    for c in range(c0, c1):
+        for n in range(c * h, min(N, (c + 1) * h)):
+            for ch in range(C):
+                plane = x[n, ch]
+                for di in range(HH):
+                    for dj in range(WW):
+                        out = cols[n, (ch * HH + di) * WW + dj]
+                        for i in range(H_out):
+                            r = s * i + di - p
+                            base = i * W_out
+                            if r < 0 or r >= H:
+                                for j in range(W_out):
+                                    out[base + j] = 0
+                                continue
+                            row = plane[r]
+                            for j in range(W_out):
+                                q = s * j + dj - p
+                                out[base + j] = row[q] if 0 <= q < W else 0
+
+
+@kernel
+def _col2im(dcols, HH, WW, s, p, H_out, W_out, dx, h, c0, c1):  # pragma: no cover - compiled
+    """dx (N, C, H, W) += every window's column, for the samples of chunks c0..c1, in
+    the reference's order: tap by tap (di, dj), starting from 0."""
+    N, C, H, W = dx.shape
+    for c in range(c0, c1):
+        for n in range(c * h, min(N, (c + 1) * h)):
+            for ch in range(C):
+                plane = dx[n, ch]
+                plane[:, :] = 0
+                for di in range(HH):
+                    for dj in range(WW):
+                        col = dcols[n, (ch * HH + di) * WW + dj]
+                        for i in range(H_out):
+                            r = s * i + di - p
+                            if r < 0 or r >= H:
+                                continue
+                            row = plane[r]
+                            base = i * W_out
+                            for j in range(W_out):
+                                q = s * j + dj - p
+                                if 0 <= q < W:
+                                    row[q] += col[base + j]
+
+
+def _chunks(N: int) -> int:
+    return max(1, min(N, 64))
+
+
+def conv_forward_fused(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict[str, Any]
+) -> tuple[np.ndarray, FastConvCache]:
+    """``conv_forward_fast`` with a copy-free im2col: same arguments, checks, result, cache.
+
+    x: (N, C, H, W), w: (F, C, HH, WW), b: (F,) -> out: (N, F, H', W').
+    """
+    w, b = float_params(x, w=w, b=b)
+    stride, pad, H_out, W_out = conv_geometry(x, w, b, conv_param)
+    if not compiled(x) or x.dtype != w.dtype or x.dtype != b.dtype or x.size == 0 or w.size == 0:
+        return conv_forward_fast(x, w, b, conv_param)
+    N = x.shape[0]
+    F, C, HH, WW = w.shape
+    xc = contiguous(x)
+    cols = empty((N, C * HH * WW, H_out * W_out), x.dtype)
+    chunks = _chunks(N)
+    args = (xc, HH, WW, stride, pad, H_out, W_out, cols, height(N, chunks))
+    run(_im2col, args, chunks, cols.size)
+    out = np.matmul(w.reshape(F, C * HH * WW), cols, out=empty((N, F, H_out * W_out), x.dtype))
+    out += b[:, None]
+    return out.reshape(N, F, H_out, W_out), FastConvCache(x, w, b, conv_param, cols)
+
+
+def conv_backward_fused(
+    dout: np.ndarray, cache: FastConvCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``conv_backward_fast`` with a copy-free col2im: dx (N, C, H, W), dw, db.
+
+    Same checks, errors and results as the reference (it accepts the same cache).
+    """
+    v.cache_of(cache, FastConvCache, "conv_backward_fast", "conv_forward_fast")
+    x, w, b, conv_param, cols = cache
+    stride, pad, H_out, W_out = conv_geometry(x, w, b, conv_param)
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
+    v.float_array(dout, "dout")
+    v.shape(dout, "dout", (N, F, H_out, W_out), "the shape of the forward output")
+    if not compiled(x) or dout.dtype != x.dtype or x.size == 0 or w.size == 0:
+        return conv_backward_fast(dout, cache)
+    dout_cols = dout.reshape(N, F, H_out * W_out)  # (N, F, H'*W')
+    db = dout_cols.sum(axis=(0, 2))  # (F,)
+    dw = np.matmul(dout_cols, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+    w_rows = w.reshape(F, C * HH * WW)
+    dcols = np.matmul(w_rows.T, dout_cols, out=empty(cols.shape, x.dtype))  # (N, C*HH*WW, H'*W')
+    dx = empty(x.shape, dcols.dtype)
+    chunks = _chunks(N)
+    args = (dcols, HH, WW, stride, pad, H_out, W_out, dx, height(N, chunks))
+    run(_col2im, args, chunks, dcols.size)
+    return dx, dw, db

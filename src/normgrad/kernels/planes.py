@@ -1,0 +1,202 @@
+"""Per-channel kernels for x: (N, C, L), L = H * W: spatial batch norm without a transpose.
+
+Each (n, c) plane of L values is contiguous in NCHW memory, so x is read as N * C rows of
+L values and every reduction runs along a row, the channel being c = row % C. Chunks are
+fixed ranges of rows (``_runtime.n_chunks``), each with one (C,) row of partial sums,
+merged in chunk order (``columns.merge``), so the bits never depend on the thread count.
+
+Statistics, one pass over memory, shifted by K: (C,), a sample value of each channel::
+
+    d = x - K_c;  per plane, sub-blocks of ``SPAN`` values summed in x's dtype (a vectorized
+    reduction), then added in float64:  S1_c += sum d,  S2_c += sum d^2
+    mu = K + S1 / (N L),  M2 = S2 - S1^2 / (N L)          (``columns.merge``, same checks)
+
+Output and gradient passes, per plane, with (C,) coefficients in x's dtype::
+
+    normalize   out = (x - m_c) * s_c + b_c              (test mode: also flags inf/NaN)
+    grad_sums   dbeta_c += sum dout,  dcent_c += sum dout * (x - m_c)
+    input_grad  dx = a_c * dout - c1_c * (x - m_c) - c0_c
+
+The numerics are ``kernels.columns``' (see there): float32 arithmetic per element for
+float32 x, float64 for float64, and the same fallbacks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from normgrad.kernels._runtime import empty_like, height, kernel, n_chunks, reduction, run
+
+#: Values per float32 sub-block of a plane's sums (then carried on in float64).
+SPAN = 512
+
+
+@reduction
+def _sums(a, k, k0, k1):  # pragma: no cover - compiled
+    """(sum(a - k), sum((a - k)^2)) over k0 <= i < k1, in a's dtype."""
+    s1 = k - k  # 0 in a's dtype
+    s2 = k - k
+    for i in range(k0, k1):
+        d = a[i] - k
+        s1 += d
+        s2 += d * d
+    return s1, s2
+
+
+@reduction
+def _gsums(g, a, m, k0, k1):  # pragma: no cover - compiled
+    """(sum(g), sum(g * (a - m))) over k0 <= i < k1, in a's dtype."""
+    s1 = m - m  # 0 in a's dtype
+    s2 = m - m
+    for i in range(k0, k1):
+        gi = g[i]
+        s1 += gi
+        s2 += gi * (a[i] - m)
+    return s1, s2
+
+
+@kernel
+def _stats(x, shift, s1s, s2s, h, c0, c1):  # pragma: no cover - compiled
+    """Rows of chunks c0..c1: per channel, float64 sums of x - K and (x - K)^2."""
+    R, L = x.shape
+    C = shift.shape[0]
+    for c in range(c0, c1):
+        for r in range(c * h, min(R, (c + 1) * h)):
+            ch = r % C
+            row = x[r]
+            k = shift[ch]
+            t1 = 0.0
+            t2 = 0.0
+            for k0 in range(0, L, SPAN):
+                a1, a2 = _sums(row, k, k0, min(L, k0 + SPAN))
+                t1 += a1
+                t2 += a2
+            s1s[c, ch] += t1
+            s2s[c, ch] += t2
+
+
+@kernel
+def _shift(x, C):  # pragma: no cover - compiled
+    """(C,) in x's dtype: the median of three samples of each channel."""
+    R, L = x.shape
+    N = R // C
+    out = np.empty(C, dtype=x.dtype)
+    for ch in range(C):
+        a = x[ch, 0]
+        b = x[(N // 2) * C + ch, L // 2]
+        c = x[(N - 1) * C + ch, L - 1]
+        lo = min(a, b)
+        hi = max(a, b)
+        out[ch] = max(lo, min(hi, c))
+    return out
+
+
+@kernel
+def _normalize(x, m, s, b, out, check, relu, flags, h, c0, c1):  # pragma: no cover - compiled
+    """out = (x - m_c) * s_c + b_c for the rows of chunks c0..c1; with ``check``, flags[c]
+    is NaN iff some output of chunk c is inf or NaN."""
+    R, L = x.shape
+    C = m.shape[0]
+    for c in range(c0, c1):
+        acc = 0.0
+        for r in range(c * h, min(R, (c + 1) * h)):
+            ch = r % C
+            mc, sc, bc = m[ch], s[ch], b[ch]
+            row = x[r]
+            orow = out[r]
+            if check:
+                for i in range(L):
+                    value = (row[i] - mc) * sc + bc
+                    orow[i] = value
+                    acc += value * 0.0
+            elif relu:  # then max(out, 0): batch norm and ReLU in one pass
+                for i in range(L):
+                    value = (row[i] - mc) * sc + bc
+                    orow[i] = value if value > 0 else value - value
+            else:
+                for i in range(L):
+                    orow[i] = (row[i] - mc) * sc + bc
+        flags[c] = acc
+
+
+@kernel
+def _grad_sums(g, x, m, dbetas, dcents, h, c0, c1):  # pragma: no cover - compiled
+    """Rows of chunks c0..c1: per channel, float64 sums of dout and dout * (x - m_c)."""
+    R, L = x.shape
+    C = m.shape[0]
+    for c in range(c0, c1):
+        for r in range(c * h, min(R, (c + 1) * h)):
+            ch = r % C
+            t1 = 0.0
+            t2 = 0.0
+            for k0 in range(0, L, SPAN):
+                a1, a2 = _gsums(g[r], x[r], m[ch], k0, min(L, k0 + SPAN))
+                t1 += a1
+                t2 += a2
+            dbetas[c, ch] += t1
+            dcents[c, ch] += t2
+
+
+@kernel
+def _input_grad(g, x, m, a, c1, c0, dx, h, lo, hi):  # pragma: no cover - compiled
+    """dx = a_c * dout - c1_c * (x - m_c) - c0_c for the rows of chunks lo..hi."""
+    R, L = x.shape
+    C = m.shape[0]
+    for c in range(lo, hi):
+        for r in range(c * h, min(R, (c + 1) * h)):
+            ch = r % C
+            ac, bc, cc, mc = a[ch], c1[ch], c0[ch], m[ch]
+            g_row = g[r]
+            x_row = x[r]
+            dx_row = dx[r]
+            for i in range(L):
+                dx_row[i] = ac * g_row[i] - bc * (x_row[i] - mc) - cc
+
+
+def stats(x: np.ndarray, C: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(s1s, s2s, shift): the chunks' shifted sums for x: (N * C, L), to merge with
+    ``columns.merge``; s1s, s2s (chunks, C) float64, shift (C,) in x's dtype."""
+    R, L = x.shape
+    chunks = n_chunks(R, L)
+    s1s = np.zeros((chunks, C))
+    s2s = np.zeros((chunks, C))
+    shift = _shift(x, C)
+    run(_stats, (x, shift, s1s, s2s, height(R, chunks)), chunks, x.size)
+    return s1s, s2s, shift
+
+
+def normalize(
+    x: np.ndarray, m: np.ndarray, s: np.ndarray, b: np.ndarray, check: bool, relu: bool = False
+) -> tuple[np.ndarray, bool]:
+    """(out, ok): out = (x - m_c) * s_c + b_c for x: (N * C, L); coefficients (C,).
+
+    ``check`` and ``relu`` as ``columns.normalize``."""
+    R, L = x.shape
+    chunks = n_chunks(R, L)
+    out = empty_like(x)
+    flags = np.zeros(chunks)
+    args = (x, m, s, b, out, check, relu, flags, height(R, chunks))
+    run(_normalize, args, chunks, x.size)
+    return out, not check or bool(np.sum(flags) == 0.0)
+
+
+def grad_sums(g: np.ndarray, x: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sum dout, sum dout * (x - m_c)) per channel, (C,) float64 each; g, x: (N * C, L)."""
+    R, L = x.shape
+    C = m.shape[0]
+    chunks = n_chunks(R, L)
+    dbetas = np.zeros((chunks, C))
+    dcents = np.zeros((chunks, C))
+    run(_grad_sums, (g, x, m, dbetas, dcents, height(R, chunks)), chunks, x.size)
+    return dbetas.sum(axis=0), dcents.sum(axis=0)
+
+
+def input_grad(
+    g: np.ndarray, x: np.ndarray, m: np.ndarray, a: np.ndarray, c1: np.ndarray, c0: np.ndarray
+) -> np.ndarray:
+    """dx = a_c * dout - c1_c * (x - m_c) - c0_c: x's shape (N * C, L) and dtype."""
+    R, L = x.shape
+    chunks = n_chunks(R, L)
+    dx = empty_like(x)
+    run(_input_grad, (g, x, m, a, c1, c0, dx, height(R, chunks)), chunks, x.size)
+    return dx

@@ -1,0 +1,189 @@
+"""Fused spatial batch norm: batch norm over (N, H, W) of NCHW, with no transpose.
+
+Same contract as ``normgrad.norms.spatial`` (its ``parse_inputs``: x's checks, then batch
+norm's ``bn_param`` checks; same running statistics, results to rounding), for x:
+(N, C, H, W) float32 or float64. The reference moves the channel axis last (a copy) and
+runs batch norm on the (N*H*W, C) pixel rows; here every (n, c) plane of H*W values is
+reduced in place (``kernels.planes``)::
+
+    forward   per channel: S1, S2 of x - K_c over its N planes (one pass over memory),
+              mu = K + S1 / (N H W), var = (S2 - S1^2 / (N H W)) / (N H W);
+              out = (x - m_c) * s_c + b_c   (``_affine``: s = gamma / sqrt(var + eps))
+    backward  per channel: dbeta = sum dout, dcent = sum dout * (x - m_c);
+              dx = a_c * dout - c1_c * (x - m_c) - c0_c
+
+Running statistics, fast-path checks and fallbacks are batch norm's
+(``kernels.batchnorm``): an ordinary call skips the reference's checks, anything else
+runs them; calls whose statistics leave the plain range, other dtypes and empty inputs
+run the reference forward inside the same call, and the fused backward accepts its cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from normgrad._internal import validate as v
+from normgrad.kernels import _affine, columns, planes
+from normgrad.kernels import _bnparam as bnp
+from normgrad.kernels import _quick as q
+from normgrad.kernels._runtime import F32, F64, as64, compiled, contiguous
+from normgrad.norms import spatial
+from normgrad.norms.spatial import SpatialBatchNormCache
+
+
+class FusedSpatialBatchNormCache(NamedTuple):
+    """What the fused backward needs: the input's planes and (C,) coefficients."""
+
+    x: np.ndarray  # (N * C, H * W) the input's planes: xhat is recomputed from them
+    mu: np.ndarray  # (C,) float64 mean each channel was centred by
+    m: np.ndarray  # (C,) mu rounded to x's dtype: the element-wise passes subtract it
+    inv_std: np.ndarray  # (C,) float64 1 / sqrt(var + eps)
+    gamma: np.ndarray  # (C,) scale: dL/dxhat = dout * gamma; the gradients' dtype
+    train: bool  # in test mode the statistics are constants: dx = dout * gamma * inv_std
+    shape: tuple[int, int, int, int]  # (N, C, H, W): dout must have it, dx gets it
+
+
+def spatial_batchnorm_forward_fused(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, bn_param: dict[str, Any]
+) -> tuple[np.ndarray, FusedSpatialBatchNormCache | SpatialBatchNormCache]:
+    """Spatial batch norm forward, fused; arguments, checks, running statistics and
+    result as ``spatial_batchnorm_forward``.
+
+    x: (N, C, H, W); gamma, beta: (C,). Returns out: x's shape and dtype, and the cache
+    for ``spatial_batchnorm_backward_fused``.
+    """
+    return _forward(x, gamma, beta, bn_param, False)
+
+
+def spatial_batchnorm_relu_forward_fused(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, bn_param: dict[str, Any]
+) -> tuple[np.ndarray, FusedSpatialBatchNormCache | SpatialBatchNormCache]:
+    """max(spatial_batchnorm_forward_fused(...), 0) in the same pass (see
+    ``batchnorm_relu_forward_fused``): out = ``np.maximum(bn_out, 0)`` and the norm's cache."""
+    return _forward(x, gamma, beta, bn_param, True)
+
+
+def _forward(
+    x: np.ndarray, gamma: Any, beta: Any, bn_param: Any, relu: bool
+) -> tuple[np.ndarray, FusedSpatialBatchNormCache | SpatialBatchNormCache]:
+    p = None
+    if q.array(x) and x.ndim == 4:
+        N, C, H, W = x.shape
+        if N * C * H * W > 0 and q.param_of(gamma, (C,)) and q.param_of(beta, (C,)):
+            p = bnp.quick(bn_param, C, x.dtype, N * H * W)
+            if p is not None and not p.train and not bnp.valid(p):
+                p = None
+    if p is None:
+        return _checked(x, gamma, beta, bn_param, relu)
+    n = x.size // x.shape[1]  # N * H * W values per channel
+    result = _compute(x, gamma, beta, p.train, p.eps, p.mean, p.var, relu)
+    if result is None:  # the plain formulas cannot give it: nothing has been written yet
+        return _reference(x, gamma, beta, bn_param, relu)
+    out, cache, var = result
+    if not p.train:
+        bnp.write(bn_param, p, p.mean, p.var)
+        return out, cache
+    status, mean, new_var = bnp.blend(p, cache.mu, var, n)
+    if status == 0:
+        bnp.write(bn_param, p, mean, new_var)
+    else:  # invalid old statistics (parse_inputs raises) or an overflowing update (warns)
+        stats = spatial.parse_inputs(x, gamma, beta, bn_param).stats
+        stats.update(cache.mu, var, n).write(bn_param)
+    return out, cache
+
+
+def _reference(
+    x: np.ndarray, gamma: Any, beta: Any, bn_param: Any, relu: bool
+) -> tuple[np.ndarray, SpatialBatchNormCache]:
+    out, cache = spatial.spatial_batchnorm_forward(x, gamma, beta, bn_param)
+    return (np.maximum(out, 0) if relu else out), cache
+
+
+def _checked(
+    x: np.ndarray, gamma: Any, beta: Any, bn_param: Any, relu: bool
+) -> tuple[np.ndarray, FusedSpatialBatchNormCache | SpatialBatchNormCache]:
+    """The unusual call: the reference's checks first, then the kernels where they apply."""
+    gamma, beta, train, eps, stats = spatial.parse_inputs(x, gamma, beta, bn_param)
+    if not compiled(x, gamma, beta) or x.size == 0:
+        return _reference(x, gamma, beta, bn_param, relu)
+    result = _compute(x, gamma, beta, train, eps, stats.mean, stats.var, relu)
+    if result is None:
+        return _reference(x, gamma, beta, bn_param, relu)
+    out, cache, var = result
+    n = x.size // x.shape[1]
+    (stats.update(cache.mu, var, n) if train else stats).write(bn_param)
+    return out, cache
+
+
+def _compute(
+    x: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    train: bool,
+    eps: float,
+    running_mean: np.ndarray,
+    running_var: np.ndarray,
+    relu: bool,
+) -> tuple[np.ndarray, FusedSpatialBatchNormCache, np.ndarray] | None:
+    """(out, cache, var) for a checked call; None where the plain formulas cannot give it."""
+    N, C, H, W = x.shape
+    x2 = contiguous(x).reshape(N * C, H * W)  # (N * C, H * W) planes
+    if train:
+        stats = columns.merge(*planes.stats(x2, C), N * H * W)
+        if stats is None:  # NaN or inf in x, or a shift too far from the mean
+            return None
+        mu, var = stats[0], stats[1] / (N * H * W)  # (C,) biased
+    else:
+        mu, var = as64(running_mean), as64(running_var)
+    lo = _affine.LO32 if train and x.dtype == F32 else _affine.LO
+    coefficients = _affine.forward(mu, var, eps, as64(gamma), as64(beta), x.dtype, lo)
+    if coefficients is None:
+        return None
+    inv, m, s, b = coefficients
+    out, ok = planes.normalize(x2, m, s, b, check=not train, relu=relu)
+    if not ok:  # test mode: x - mu overflowed, or NaN in x
+        return None
+    if relu and not train:
+        np.maximum(out, 0, out=out)
+    cache = FusedSpatialBatchNormCache(x2, mu, m, inv, gamma, train, (N, C, H, W))
+    return out.reshape(N, C, H, W), cache, var
+
+
+def spatial_batchnorm_backward_fused(
+    dout: np.ndarray, cache: FusedSpatialBatchNormCache | SpatialBatchNormCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spatial batch norm backward, fused closed form: dx (N, C, H, W), dgamma, dbeta (C,).
+
+    Accepts the fused forward's cache, or the reference's when the forward took it.
+    """
+    v.cache_of(
+        cache,
+        (FusedSpatialBatchNormCache, SpatialBatchNormCache),
+        "spatial_batchnorm_backward_fused",
+        "spatial_batchnorm_forward_fused",
+    )
+    if isinstance(cache, SpatialBatchNormCache):
+        return spatial.spatial_batchnorm_backward(dout, cache)
+    x2, mu, m, inv, gamma, train, shape = cache
+    if type(dout) is not np.ndarray or dout.shape != shape or dout.dtype.kind != "f":
+        v.float_array(dout, "dout")
+        v.shape(dout, "dout", shape, "the shape of the forward output")
+    g = contiguous(dout).reshape(x2.shape)  # (N * C, H * W)
+    if g.dtype != x2.dtype:  # one compiled signature per dtype
+        g = g.astype(x2.dtype)
+    n = x2.size // shape[1]
+    dbeta, dcent = planes.grad_sums(g, x2, m)  # (C,), (C,) float64
+    co = _affine.backward(dbeta, dcent, mu, m, inv, as64(gamma), n, train)
+    if co is None:  # a float32 coefficient overflows: the same maths in float64
+        dcent = dcent + (m.astype(F64) - mu) * dbeta  # sum dout * (x - mu)
+        co = _affine.backward(dbeta, dcent, mu, mu, inv, as64(gamma), n, train)
+        assert co is not None  # float64 coefficients of plain statistics are finite
+        dgamma, a, c1, c0 = co
+        dx = planes.input_grad(g.astype(F64), x2.astype(F64), mu, a, c1, c0).astype(x2.dtype)
+    else:
+        dgamma, a, c1, c0 = co
+        dx = planes.input_grad(g, x2, m, a, c1, c0)
+    pdt = gamma.dtype
+    return dx.reshape(shape), dgamma.astype(pdt), dbeta.astype(pdt)

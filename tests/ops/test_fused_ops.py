@@ -1,0 +1,247 @@
+"""The fused convolution, pooling and ReLU kernels give the reference's bits.
+
+``normgrad.kernels.conv`` (im2col and col2im without copies), ``kernels.pool`` (max
+pooling, ReLU, and ReLU then pooling in one pass) against ``ops.fast`` and
+``ops.activations``: outputs, caches and gradients equal with ``np.array_equal``, for
+strides, paddings, windows, ties, NaN, both dtypes and sizes above the thread threshold;
+and the same checks and errors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from normgrad.kernels import conv, pool  # noqa: E402
+from normgrad.ops import activations as act  # noqa: E402
+from normgrad.ops import fast  # noqa: E402
+
+DTYPES = [np.float64, np.float32]
+
+
+def _equal(a, b) -> None:
+    assert a.dtype == b.dtype and a.shape == b.shape
+    assert np.array_equal(a, b, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "x_shape,w_shape,conv_param",
+    [
+        ((2, 3, 8, 8), (4, 3, 3, 3), {"stride": 1, "pad": 1}),
+        ((3, 2, 9, 7), (5, 2, 3, 3), {"stride": 2, "pad": 1}),
+        ((2, 3, 6, 6), (4, 3, 1, 1), {"stride": 1, "pad": 0}),
+        ((1, 1, 5, 5), (2, 1, 5, 5), {"stride": 1, "pad": 2}),
+        ((4, 3, 11, 11), (6, 3, 7, 7), {"stride": 2, "pad": 3}),
+        ((8, 3, 32, 32), (32, 3, 7, 7), {"stride": 1, "pad": 3}),  # the course net, 8 images
+    ],
+)
+def test_conv_is_the_reference_bit_for_bit(dtype, x_shape, w_shape, conv_param) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    out, cache = conv.conv_forward_fused(x, w, b, conv_param)
+    ref, ref_cache = fast.conv_forward_fast(x, w, b, conv_param)
+    _equal(out, ref)
+    _equal(cache.cols, ref_cache.cols)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    for got, want in zip(
+        conv.conv_backward_fused(dout, cache), fast.conv_backward_fast(dout, ref_cache), strict=True
+    ):
+        _equal(got, want)
+
+
+def test_conv_with_mixed_or_other_dtypes_and_integer_weights_is_the_reference() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 2, 5, 5))
+    for w, b in [
+        (rng.standard_normal((3, 2, 3, 3)).astype(np.float32), np.zeros(3, np.float32)),
+        (np.ones((3, 2, 3, 3), dtype=np.int64), np.arange(3)),
+    ]:
+        out, cache = conv.conv_forward_fused(x, w, b, {"stride": 1, "pad": 1})
+        ref, ref_cache = fast.conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
+        _equal(out, ref)
+        dout = np.ones_like(out)
+        for got, want in zip(
+            conv.conv_backward_fused(dout, cache),
+            fast.conv_backward_fast(dout, ref_cache),
+            strict=True,
+        ):
+            _equal(got, want)
+    x16, w16 = x.astype(np.float16), rng.standard_normal((3, 2, 3, 3)).astype(np.float16)
+    b16 = np.zeros(3, np.float16)
+    _equal(
+        conv.conv_forward_fused(x16, w16, b16, {"stride": 1, "pad": 1})[0],
+        fast.conv_forward_fast(x16, w16, b16, {"stride": 1, "pad": 1})[0],
+    )
+
+
+@pytest.mark.parametrize(
+    "call,exc,match",
+    [
+        (
+            lambda x, w, b: conv.conv_forward_fused(x, w, b, {"stride": 1, "padding": 1}),
+            ValueError,
+            "unknown key 'padding'",
+        ),
+        (
+            lambda x, w, b: conv.conv_forward_fused(x, w[:, :1], b, {"stride": 1, "pad": 1}),
+            ValueError,
+            "x has 2 channels",
+        ),
+        (
+            lambda x, w, b: conv.conv_forward_fused(x.tolist(), w, b, {"stride": 1, "pad": 1}),
+            TypeError,
+            "x must be a numpy",
+        ),
+        (
+            lambda x, w, b: conv.conv_backward_fused(np.ones(3), None),
+            TypeError,
+            "needs the cache that conv_forward_fast returns",
+        ),
+    ],
+)
+def test_conv_says_what_the_reference_says(call, exc, match) -> None:
+    x, w, b = np.ones((2, 2, 4, 4)), np.ones((3, 2, 3, 3)), np.zeros(3)
+    with pytest.raises(exc, match=match):
+        call(x, w, b)
+
+
+def _pool_input(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    x[0, 0, :2, :2] = 1.5  # a tie: the first maximum in row-major order wins
+    x[-1, -1, 0, 0] = np.nan  # NaN wins, as in np.argmax
+    x[0, -1, :2, :2] = -1.0  # a window with no positive value (ReLU ties at 0)
+    return x
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "shape,pool_param",
+    [
+        ((2, 3, 8, 6), {"pool_height": 2, "pool_width": 2, "stride": 2}),
+        ((2, 2, 9, 9), {"pool_height": 3, "pool_width": 3, "stride": 3}),
+        ((2, 2, 7, 8), {"pool_height": 1, "pool_width": 2, "stride": 2}),
+        ((8, 32, 32, 32), {"pool_height": 2, "pool_width": 2, "stride": 2}),
+        ((2, 2, 7, 7), {"pool_height": 3, "pool_width": 3, "stride": 2}),  # overlapping
+    ],
+)
+def test_pooling_and_relu_are_the_reference_bit_for_bit(dtype, shape, pool_param) -> None:
+    x = _pool_input(shape, dtype, 2)
+    out, cache = pool.max_pool_forward_fused(x, pool_param)
+    ref, ref_cache = fast.max_pool_forward_fast(x, pool_param)
+    _equal(out, ref)
+    _equal(cache.argmax, ref_cache.argmax)
+    dout = np.random.default_rng(3).standard_normal(out.shape).astype(dtype)
+    _equal(pool.max_pool_backward_fused(dout, cache), fast.max_pool_backward_fast(dout, ref_cache))
+    # ReLU, then pooling: one pass each way, the same as the two reference layers
+    s, relu_cache = act.relu_forward(x)
+    ref, ref_cache = fast.max_pool_forward_fast(s, pool_param)
+    out, cache = pool.relu_pool_forward(x, pool_param)
+    _equal(out, ref)
+    _equal(cache.argmax, ref_cache.argmax)
+    want = act.relu_backward(fast.max_pool_backward_fast(dout, ref_cache), relu_cache)
+    _equal(pool.relu_pool_backward(dout, cache), want)
+    big = np.random.default_rng(4).standard_normal(x.shape).astype(dtype)
+    _equal(pool.relu_backward_fused(big, x), act.relu_backward(big, x))
+
+
+def test_pooling_and_relu_say_what_the_reference_says() -> None:
+    x = np.ones((2, 2, 4, 4))
+    pp = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    out, cache = pool.max_pool_forward_fused(x, pp)
+    cases = [
+        (
+            lambda: pool.max_pool_forward_fused(x, {**pp, "size": 2}),
+            ValueError,
+            "unknown key 'size'",
+        ),
+        (lambda: pool.max_pool_forward_fused(x, {**pp, "stride": 3}), ValueError, "do not tile"),
+        (lambda: pool.relu_pool_forward(x.astype(int), pp), TypeError, "floating dtype"),
+        (
+            lambda: pool.max_pool_backward_fused(np.ones((2, 2, 3, 2)), cache),
+            ValueError,
+            "dout must have shape",
+        ),
+        (lambda: pool.max_pool_backward_fused(out, None), TypeError, "needs the cache"),
+        (lambda: pool.relu_backward_fused(np.ones(3), x), ValueError, "dout must have shape"),
+        (lambda: pool.relu_backward_fused(x, (x,)), TypeError, "relu_backward needs the cache"),
+        (
+            lambda: pool.relu_backward_fused(x.astype(int), x),
+            TypeError,
+            "dout must have a floating",
+        ),
+    ]
+    for call, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            call()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_sandwiches_give_the_same_bits_with_the_fused_ops(dtype) -> None:
+    # conv, ReLU and pooling are bit-identical, so in float64 (reference norms) every
+    # sandwich is the same with the fused kernels on and off.
+    from normgrad import kernels
+    from normgrad.models import blocks
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 2, 6, 6)).astype(dtype)
+    w, b = rng.standard_normal((4, 2, 3, 3)).astype(dtype), rng.standard_normal(4).astype(dtype)
+    conv_param, pp = {"stride": 1, "pad": 1}, {"pool_height": 2, "pool_width": 2, "stride": 2}
+    results = []
+    for enabled in (True, False):
+        previous = kernels.use_fused(enabled)
+        try:
+            out, cache = blocks.conv_relu_pool_forward(x, w, b, conv_param, pp)
+            grads = blocks.conv_relu_pool_backward(np.ones_like(out), cache)
+            out2, cache2 = blocks.conv_relu_forward(x, w, b, conv_param)
+            grads2 = blocks.conv_relu_backward(np.ones_like(out2) * 0.5, cache2)
+            results.append([out, *grads, out2, *grads2])
+        finally:
+            kernels.use_fused(previous)
+    for got, want in zip(*results, strict=True):
+        _equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,M", [((4, 5), 3), ((256, 3, 32, 32), 100), ((0, 6), 2)])
+def test_affine_is_the_reference_bit_for_bit(dtype, shape, M) -> None:
+    from normgrad.kernels import affine
+    from normgrad.ops import affine as ref
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(shape).astype(dtype)
+    D = int(np.prod(shape[1:]))
+    w, b = rng.standard_normal((D, M)).astype(dtype), rng.standard_normal(M).astype(dtype)
+    out, cache = affine.affine_forward_fused(x, w, b)
+    want, want_cache = ref.affine_forward(x, w, b)
+    _equal(out, want)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    for need_dx in (True, False):
+        got = affine.affine_backward_fused(dout, cache, need_dx)
+        exp = ref.affine_backward(dout, want_cache, need_dx)
+        for g, e in zip(got, exp, strict=True):
+            if e is None:
+                assert g is None
+            else:
+                _equal(g, e)
+
+
+def test_affine_mixed_dtypes_and_bad_inputs_are_the_reference() -> None:
+    from normgrad.kernels import affine
+    from normgrad.ops import affine as ref
+
+    x = np.ones((3, 4), np.float32)
+    w, b = np.ones((4, 2)), np.arange(2)  # float64 w, integer b: NumPy's promotion
+    _equal(affine.affine_forward_fused(x, w, b)[0], ref.affine_forward(x, w, b)[0])
+    with pytest.raises(ValueError, match="w must have shape"):
+        affine.affine_forward_fused(x, np.ones((5, 2)), b)
+    _, cache = affine.affine_forward_fused(x, np.ones((4, 2), np.float32), np.zeros(2, np.float32))
+    with pytest.raises(TypeError, match="need_dx must be True or False"):
+        affine.affine_backward_fused(np.ones((3, 2), np.float32), cache, 1)
+    with pytest.raises(ValueError, match="dout must have shape"):
+        affine.affine_backward_fused(np.ones((3, 3), np.float32), cache)
