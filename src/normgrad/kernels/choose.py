@@ -92,10 +92,10 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: Any) -
     return (conv_forward_fast if fast is None else fast.conv_forward_fused)(x, w, b, conv_param)
 
 
-def conv_backward(dout: np.ndarray, cache: Any) -> Any:
+def conv_backward(dout: np.ndarray, cache: Any, need_dx: bool = True) -> Any:
     """``ops.fast.conv_backward_fast``, or its fused twin (same results)."""
     fast = ops("conv")
-    return (conv_backward_fast if fast is None else fast.conv_backward_fused)(dout, cache)
+    return (conv_backward_fast if fast is None else fast.conv_backward_fused)(dout, cache, need_dx)
 
 
 def relu_backward(dout: np.ndarray, cache: Any) -> np.ndarray:

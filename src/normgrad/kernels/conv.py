@@ -24,10 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from normgrad._internal import validate as v
 from normgrad._internal.params import float_params
 from normgrad.kernels._runtime import compiled, contiguous, empty, height, kernel, run
-from normgrad.ops.fast import FastConvCache, conv_backward_fast, conv_forward_fast
+from normgrad.ops.fast import (
+    FastConvCache,
+    check_conv_gradient_inputs,
+    conv_backward_fast,
+    conv_forward_fast,
+)
 from normgrad.ops.windows import conv_geometry
 
 
@@ -108,24 +112,23 @@ def conv_forward_fused(
 
 
 def conv_backward_fused(
-    dout: np.ndarray, cache: FastConvCache
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``conv_backward_fast`` with a copy-free col2im: dx (N, C, H, W), dw, db.
+    dout: np.ndarray, cache: FastConvCache, need_dx: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """``conv_backward_fast`` with a copy-free col2im: dx (N, C, H, W) or None, dw, db.
 
-    Same checks, errors and results as the reference (it accepts the same cache).
+    Same checks, errors and results as the reference (it accepts the same cache);
+    ``need_dx=False`` skips dx's product and col2im, as there.
     """
-    v.cache_of(cache, FastConvCache, "conv_backward_fast", "conv_forward_fast")
-    x, w, b, conv_param, cols = cache
-    stride, pad, H_out, W_out = conv_geometry(x, w, b, conv_param)
+    x, w, b, cols, stride, pad, H_out, W_out = check_conv_gradient_inputs(dout, cache, need_dx)
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
-    v.float_array(dout, "dout")
-    v.shape(dout, "dout", (N, F, H_out, W_out), "the shape of the forward output")
     if not compiled(x) or dout.dtype != x.dtype or x.size == 0 or w.size == 0:
-        return conv_backward_fast(dout, cache)
+        return conv_backward_fast(dout, cache, need_dx)
     dout_cols = dout.reshape(N, F, H_out * W_out)  # (N, F, H'*W')
     db = dout_cols.sum(axis=(0, 2))  # (F,)
     dw = np.matmul(dout_cols, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+    if not need_dx:
+        return None, dw, db
     w_rows = w.reshape(F, C * HH * WW)
     dcols = np.matmul(w_rows.T, dout_cols, out=empty(cols.shape, x.dtype))  # (N, C*HH*WW, H'*W')
     dx = empty(x.shape, dcols.dtype)

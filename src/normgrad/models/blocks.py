@@ -41,6 +41,7 @@ from normgrad.kernels import choose
 from normgrad.norms import registry
 from normgrad.norms.spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
 from normgrad.norms.spec import Block, FusedBlock
+from normgrad.ops._checks import flag
 from normgrad.ops.activations import ACTIVATIONS, relu_forward
 from normgrad.ops.affine import AffineCache
 from normgrad.ops.fast import (
@@ -296,10 +297,14 @@ def conv_relu_pool_forward(
     return conv_norm_relu_pool_forward(x, w, b, None, None, conv_param, pool_param, None, None)
 
 
-def conv_relu_pool_backward(dout: np.ndarray, cache: Any) -> Grads3:
-    """Backward through ``conv_relu_pool_forward``: dout (N, F, H'', W'') -> dx, dw, db."""
+def conv_relu_pool_backward(dout: np.ndarray, cache: Any, need_dx: bool = True) -> Grads3:
+    """Backward through ``conv_relu_pool_forward``: dout (N, F, H'', W'') -> dx, dw, db.
+
+    ``need_dx=False`` returns dx = None and skips its product and col2im (as
+    ``conv_backward_fast`` does): a network's first layer needs no gradient for its images.
+    """
     v.cache_of(cache, ConvNormReluPoolCache, "conv_relu_pool_backward", "conv_relu_pool_forward")
-    return _conv_norm_relu_pool_backward(dout, cache)[:3]  # type: ignore[return-value]
+    return _conv_norm_relu_pool_backward(dout, cache, need_dx)[:3]  # type: ignore[return-value]
 
 
 def conv_norm_relu_pool_forward(
@@ -366,11 +371,12 @@ def conv_norm_relu_pool_forward(
     return out, cache
 
 
-def conv_norm_relu_pool_backward(dout: np.ndarray, cache: Any) -> Grads5:
+def conv_norm_relu_pool_backward(dout: np.ndarray, cache: Any, need_dx: bool = True) -> Grads5:
     """Backward through ``conv_norm_relu_pool_forward``: dout -> dx, dw, db, dgamma, dbeta.
 
     dout: (N, F, H'', W''). dgamma and dbeta take gamma's shape, or are None when
-    ``normalization`` was None.
+    ``normalization`` was None. ``need_dx=False`` returns dx = None and skips its product
+    and col2im (the ConvNet's first layer needs no gradient for its images).
 
     Raises:
         TypeError: cache is not a ``conv_norm_relu_pool_forward`` cache, or dout is not
@@ -380,11 +386,14 @@ def conv_norm_relu_pool_backward(dout: np.ndarray, cache: Any) -> Grads5:
     v.cache_of(
         cache, ConvNormReluPoolCache, "conv_norm_relu_pool_backward", "conv_norm_relu_pool_forward"
     )
-    return _conv_norm_relu_pool_backward(dout, cache)
+    return _conv_norm_relu_pool_backward(dout, cache, need_dx)
 
 
-def _conv_norm_relu_pool_backward(dout: np.ndarray, cache: ConvNormReluPoolCache) -> Grads5:
+def _conv_norm_relu_pool_backward(
+    dout: np.ndarray, cache: ConvNormReluPoolCache, need_dx: bool
+) -> Grads5:
     """``conv_norm_relu_pool_backward`` once its cache is known to be the right kind."""
+    flag(need_dx, "need_dx")
     conv_cache, norm_cache, relu_cache, pool_cache, normalization, fused, relu_pool = cache
     if relu_pool:  # the pool cache's x is ReLU's input: one pass for both backwards
         v.float_array(dout, "dout")
@@ -397,5 +406,5 @@ def _conv_norm_relu_pool_backward(dout: np.ndarray, cache: ConvNormReluPoolCache
     if normalization is not None:
         backward = CONV_BLOCKS[normalization].backward if fused is None else fused.backward
         da, dgamma, dbeta = backward(da, norm_cache)
-    dx, dw, db = _conv_backward(da, conv_cache)
+    dx, dw, db = _conv_backward(da, conv_cache, need_dx)
     return dx, dw, db, dgamma, dbeta

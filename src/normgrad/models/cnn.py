@@ -206,9 +206,9 @@ class ThreeLayerConvNet:
     def _conv_block_backward(self, dout: np.ndarray, cache: Any) -> dict[str, np.ndarray]:
         """Gradients of W1, b1 (and gamma1, beta1) from dout: (N, F, H/2, W/2)."""
         if self.normalization is None:
-            _, dW1, db1 = conv_relu_pool_backward(dout, cache)
+            _, dW1, db1 = conv_relu_pool_backward(dout, cache, need_dx=False)
             return {"W1": dW1, "b1": db1}
-        _, dW1, db1, dgamma, dbeta = conv_norm_relu_pool_backward(dout, cache)
+        _, dW1, db1, dgamma, dbeta = conv_norm_relu_pool_backward(dout, cache, need_dx=False)
         assert dgamma is not None  # a normalization always has a scale
         grads = {"W1": dW1, "b1": db1, "gamma1": dgamma}
         if dbeta is not None:

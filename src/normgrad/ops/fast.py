@@ -33,6 +33,7 @@ import numpy as np
 
 from normgrad._internal import validate as v
 from normgrad._internal.params import float_params
+from normgrad.ops._checks import flag
 from normgrad.ops.windows import (
     col2im,
     conv_geometry,
@@ -85,37 +86,53 @@ def conv_forward_fast(
 
 
 def conv_backward_fast(
-    dout: np.ndarray, cache: FastConvCache
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Convolution backward by matrix products and col2im (cs231n signature).
+    dout: np.ndarray, cache: FastConvCache, need_dx: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Convolution backward by matrix products and col2im (cs231n signature; ``need_dx``
+    is beyond the course).
 
     Args:
         dout: (N, F, H', W') upstream gradient.
         cache: from ``conv_forward_fast``.
+        need_dx: False skips dcols = w.T @ dout and col2im and returns None for dx: a
+            network's first layer needs no gradient for its images, and those two are
+            half the backward pass. dw and db are the same bits either way.
 
     Returns:
-        dx: (N, C, H, W), dw: (F, C, HH, WW), db: (F,).
+        dx: (N, C, H, W) (None when ``need_dx`` is False), dw: (F, C, HH, WW), db: (F,).
 
     Raises:
         TypeError: cache is not a ``conv_forward_fast`` cache (None, or another layer's,
-            such as ``conv_forward_naive``'s), or dout is not a floating ndarray.
+            such as ``conv_forward_naive``'s), dout is not a floating ndarray, or need_dx
+            is not a bool.
         ValueError: dout is not the forward output's shape (N, F, H', W').
     """
-    v.cache_of(cache, FastConvCache, "conv_backward_fast", "conv_forward_fast")
-    x, w, b, conv_param, cols = cache
-    stride, pad, H_out, W_out = conv_geometry(x, w, b, conv_param)
+    x, w, b, cols, stride, pad, H_out, W_out = check_conv_gradient_inputs(dout, cache, need_dx)
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
-    v.float_array(dout, "dout")
-    v.shape(dout, "dout", (N, F, H_out, W_out), "the shape of the forward output")
     dout_cols = dout.reshape(N, F, H_out * W_out)  # (N, F, H'*W')
     db = dout_cols.sum(axis=(0, 2))  # (F,)
     dw = np.matmul(dout_cols, cols.transpose(0, 2, 1)).sum(axis=0)  # (F, C*HH*WW)
     dw = dw.reshape(w.shape)  # (F, C, HH, WW)
+    if not need_dx:
+        return None, dw, db
     dcols = np.matmul(w.reshape(F, C * HH * WW).T, dout_cols)  # (N, C*HH*WW, H'*W')
     dxp = col2im(dcols, (N, C, H + 2 * pad, W + 2 * pad), HH, WW, stride)  # (N, C, Hp, Wp)
     dx = np.ascontiguousarray(unpad_hw(dxp, pad))  # (N, C, H, W)
     return dx, dw, db
+
+
+def check_conv_gradient_inputs(
+    dout: np.ndarray, cache: FastConvCache, need_dx: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int, int, int]:
+    """``conv_backward_fast``'s checks: (x, w, b, cols, stride, pad, H', W') from the cache."""
+    v.cache_of(cache, FastConvCache, "conv_backward_fast", "conv_forward_fast")
+    flag(need_dx, "need_dx")
+    x, w, b, conv_param, cols = cache
+    stride, pad, H_out, W_out = conv_geometry(x, w, b, conv_param)
+    v.float_array(dout, "dout")
+    v.shape(dout, "dout", (x.shape[0], w.shape[0], H_out, W_out), "the shape of the forward output")
+    return x, w, b, cols, stride, pad, H_out, W_out
 
 
 def max_pool_forward_fast(
