@@ -22,6 +22,10 @@ import argparse
 import json
 import sys
 
+from normgrad._internal.threads import quiet_blas_spin
+
+quiet_blas_spin()  # as the normgrad command does: OpenBLAS threads sleep after a product
+
 import numpy as np
 import torch
 import train_common as tc

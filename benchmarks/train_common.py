@@ -95,6 +95,13 @@ class TorchStep:
         return float(loss.detach())
 
 
+#: Seconds of idle before each round: long enough for the thread pools of the side that
+#: ran before (OpenBLAS's busy-waits about 0.1 s after a product, torch's OpenMP pool
+#: for a while too) to go to sleep, so that no round runs beside another side's spinning
+#: threads. Within a round each side pays for its own pools' spinning, as it would alone.
+SETTLE_S = 0.3
+
+
 def time_rounds(sides: dict[str, tuple[Callable, list]], warmup: int, repeats: int):
     """Seconds per step, one value per round; rounds alternate between the sides."""
     for step, batches in sides.values():
@@ -103,6 +110,7 @@ def time_rounds(sides: dict[str, tuple[Callable, list]], warmup: int, repeats: i
     per_step: dict[str, list[float]] = defaultdict(list)
     for _ in range(repeats):
         for name, (step, batches) in sides.items():
+            time.sleep(SETTLE_S)
             start = time.perf_counter()
             for X, y in batches:
                 step(X, y)

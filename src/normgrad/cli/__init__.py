@@ -20,9 +20,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from normgrad import __version__
-from normgrad._internal.errors import UsageError
-from normgrad.cli import bench, check, demo, derive, experiment, grade, train
+from normgrad._internal.threads import quiet_blas_spin
+
+quiet_blas_spin()  # before anything imports NumPy (see there)
+
+from normgrad import __version__  # noqa: E402
+from normgrad._internal.errors import UsageError  # noqa: E402
+from normgrad.cli import bench, check, demo, derive, experiment, grade, train  # noqa: E402
 
 COMMANDS = (check, bench, demo, experiment, derive, grade, train)
 
