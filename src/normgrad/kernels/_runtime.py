@@ -154,6 +154,22 @@ _FREE_LOCK = threading.Lock()
 _KEPT_BYTES = [0]
 
 
+def _free_refs() -> int:
+    """What ``sys.getrefcount`` says, in ``empty``'s loop, of an array only the pool holds.
+
+    Measured the same way ``empty`` looks (a list, a loop name, the call's argument)
+    rather than assumed: interpreters differ in which local loads they count (3 on
+    CPython 3.11; 3.14 can borrow the loop's reference).
+    """
+    kept = [np.empty(1)]
+    for a in kept:
+        return sys.getrefcount(a)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+_FREE_REFS = _free_refs()
+
+
 def empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     """``np.empty(shape, dtype)``, from the pool of big arrays when one is free."""
     dtype = np.dtype(dtype)
@@ -163,7 +179,7 @@ def empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     with _FREE_LOCK:
         kept = _FREE.setdefault((shape, dtype), [])
         for a in kept:
-            if sys.getrefcount(a) == 3:  # the list, this loop's name, getrefcount's argument
+            if sys.getrefcount(a) == _FREE_REFS:  # held by nothing but this pool
                 return a
         a = np.empty(shape, dtype)
         if len(kept) < _POOL_KEEP and _KEPT_BYTES[0] + a.nbytes <= _POOL_MAX_BYTES:
