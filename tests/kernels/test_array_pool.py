@@ -40,3 +40,25 @@ def test_small_arrays_do_not_come_from_the_pool() -> None:
 
 def test_the_free_count_is_measured_not_assumed() -> None:
     assert rt._FREE_REFS == rt._free_refs()
+
+
+def test_a_full_pool_makes_room_from_the_shapes_used_longest_ago(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With room for two arrays, a third shape evicts the oldest free one, not itself."""
+    monkeypatch.setattr(rt, "_FREE", type(rt._FREE)())
+    monkeypatch.setattr(rt, "_KEPT_BYTES", [0])
+    nbytes = 2 * 1024 * 1024
+    monkeypatch.setattr(rt, "_POOL_MAX_BYTES", 2 * nbytes)
+    shapes = [(512, 1024), (1024, 512), (256, 2048)]  # 2 MiB each in float32
+    held = rt.empty(shapes[0], np.float32)  # held: it must never be evicted
+    rt.empty(shapes[1], np.float32)  # freed at once
+    assert rt._KEPT_BYTES[0] == 2 * nbytes
+    third = rt.empty(shapes[2], np.float32)
+    assert rt._KEPT_BYTES[0] == 2 * nbytes  # the free (1024, 512) made room
+    assert list(rt._FREE) == [(shapes[0], np.dtype(np.float32)), (shapes[2], np.dtype(np.float32))]
+    assert any(a is held for a in rt._FREE[(shapes[0], np.dtype(np.float32))])
+    address = third.__array_interface__["data"][0]
+    del third
+    again = rt.empty(shapes[2], np.float32)
+    assert again.__array_interface__["data"][0] == address  # now pooled, so reused

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -149,7 +150,10 @@ def run(body: Any, args: tuple[Any, ...], chunks: int, size: int) -> None:
 _POOL_MIN_BYTES = 1 << 20
 _POOL_KEEP = 8
 _POOL_MAX_BYTES = 1 << 30
-_FREE: dict[tuple[tuple[int, ...], np.dtype], list[np.ndarray]] = {}
+#: Per (shape, dtype), least recently asked for first: when the pool is full, the free
+#: arrays of the shapes asked for longest ago make room (a long run that moves on to
+#: new shapes keeps pooling them, instead of page-faulting on every call).
+_FREE: OrderedDict[tuple[tuple[int, ...], np.dtype], list[np.ndarray]] = OrderedDict()
 _FREE_LOCK = threading.Lock()
 _KEPT_BYTES = [0]
 
@@ -176,16 +180,43 @@ def empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     shape = tuple(int(s) for s in shape)
     if int(np.prod(shape)) * dtype.itemsize < _POOL_MIN_BYTES:
         return np.empty(shape, dtype)
+    key = (shape, dtype)
     with _FREE_LOCK:
-        kept = _FREE.setdefault((shape, dtype), [])
+        kept = _FREE.setdefault(key, [])
+        _FREE.move_to_end(key)
         for a in kept:
             if sys.getrefcount(a) == _FREE_REFS:  # held by nothing but this pool
                 return a
         a = np.empty(shape, dtype)
-        if len(kept) < _POOL_KEEP and _KEPT_BYTES[0] + a.nbytes <= _POOL_MAX_BYTES:
-            kept.append(a)
-            _KEPT_BYTES[0] += a.nbytes
+        if len(kept) < _POOL_KEEP:
+            if _KEPT_BYTES[0] + a.nbytes > _POOL_MAX_BYTES:
+                _evict(a.nbytes, key)
+            if _KEPT_BYTES[0] + a.nbytes <= _POOL_MAX_BYTES:
+                kept.append(a)
+                _KEPT_BYTES[0] += a.nbytes
         return a
+
+
+def _evict(need: int, current: tuple[tuple[int, ...], np.dtype]) -> None:
+    """Drop free arrays, least recently used shapes first, until ``need`` more bytes fit.
+
+    Arrays someone still holds stay (they are free later); the caller holds the lock.
+    """
+    for key in list(_FREE):
+        if _KEPT_BYTES[0] + need <= _POOL_MAX_BYTES:
+            return
+        if key == current:
+            continue
+        survivors = []
+        for a in _FREE[key]:
+            if _KEPT_BYTES[0] + need > _POOL_MAX_BYTES and sys.getrefcount(a) == _FREE_REFS:
+                _KEPT_BYTES[0] -= a.nbytes
+            else:
+                survivors.append(a)
+        if survivors:
+            _FREE[key] = survivors
+        else:
+            del _FREE[key]
 
 
 def empty_like(a: np.ndarray) -> np.ndarray:
