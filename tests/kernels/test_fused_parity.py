@@ -129,3 +129,27 @@ def test_batchnorm_fused_float32_statistics_are_accurate_far_from_zero(shape) ->
         )
         assert type(cache).__name__ == "FusedBatchNormCache"
         assert np.max(np.abs(out - ref)) < 1e-5  # the contract is 1e-3; PyTorch is 0.13 off
+
+
+@pytest.mark.parametrize("name", FUSED)
+@pytest.mark.parametrize("ratio", [1e4, 1e6, -1e6])
+def test_float32_far_from_zero_normalizes_within_1e_3_of_float64(fk, name, ratio) -> None:
+    """The numerics contract, for every fused kernel: float32 data at offsets of 1e4 and
+    1e6 times its spread normalize to within 1e-3 of the float64 reference (PyTorch's
+    float32 batch norm is 3e-3 and 0.13 off there)."""
+    case = fk.case(name)
+    x_shape, p_shape = case.shapes[-1]
+    rng = np.random.default_rng(11)
+    x = ratio + rng.standard_normal(x_shape)  # spread 1: the offset is `ratio` spreads
+    inputs = {"x": x.astype(np.float32), "gamma": np.ones(p_shape, np.float32)}
+    if case.has_beta:
+        inputs["beta"] = np.zeros(p_shape, np.float32)
+    stats = fk.running(case, p_shape, 0, np.float32)
+    dout = np.zeros(x_shape, np.float32)
+    out32, _, cache = fk.run_pair(case, "fused", inputs, dout, "train", stats)
+    assert type(cache).__name__.startswith("Fused"), type(cache)  # the kernel, not a fallback
+    exact = {k: a.astype(np.float64) for k, a in inputs.items()}
+    out64, _, _ = fk.run_pair(
+        case, "reference", exact, dout.astype(np.float64), "train", copy.deepcopy(stats)
+    )
+    assert np.max(np.abs(out32.astype(np.float64) - out64)) < 1e-3

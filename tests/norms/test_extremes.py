@@ -433,3 +433,50 @@ def test_rescaling_is_only_used_where_the_statistics_need_it() -> None:
     unscaled = core.standardize(x, (0,), 0.0)  # eps / 1e600 is 0 to rounding
     np.testing.assert_allclose(s.xhat[:, 1], unscaled.xhat[:, 1], rtol=1e-12)
     assert np.isinf(s.var[0, 1])  # the true variance, 1e600, is beyond float64
+
+
+# --- subnormal spreads: 1 / std beyond the float range ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec,route_name,route",
+    [r for r in ROUTES if r[0].name in EXACT_CASES],
+    ids=[i for i, r in zip(ROUTE_IDS, ROUTES, strict=True) if r[0].name in EXACT_CASES],
+)
+@pytest.mark.parametrize("seed", [0, 8, 19, 20, 444])
+def test_subnormal_spreads_give_exact_zeros_and_signed_infinities_not_nan(
+    spec, route_name, route, seed
+) -> None:
+    """x at 1e4 spreads from 0 with a spread of a few 5e-324: 1 / std overflows, so the
+    true dx exceeds the float range. Found by the property test above (seed 444, the
+    magnitude 2**-1060): the closed form gave inf * 0 = NaN where its bracket was 0;
+    now such an entry is 0, and the others the signed inf."""
+    axes, center = EXACT_CASES[spec.name]
+    rng = np.random.default_rng(seed)
+    shape = (4, 4)
+    base = 1e4 + rng.standard_normal(shape)
+    x = base * (2.0**-1060 / np.max(np.abs(base)))
+    D = shape[1]
+    inputs = {"x": x, "gamma": rng.standard_normal(D), "beta": rng.standard_normal(D)}
+    if spec.name == "rmsnorm":
+        del inputs["beta"]
+    dout = rng.standard_normal(shape)
+    if center and np.any(np.ptp(x, axis=axes) == 0):
+        pytest.skip("x rounded to one value in some group: the eps = 0 error, tested above")
+    with strict():
+        out, grads = run(spec, route, inputs, dout, eps=0.0)
+    want_out, want_dx = exact_standardize(
+        x, inputs["gamma"], inputs.get("beta", np.zeros(D)), dout, axes, 0.0, center
+    )
+    np.testing.assert_allclose(out, as_float(want_out), rtol=1e-12, atol=1e-10)
+    dx = grads[0]
+    assert not np.isnan(dx).any()
+    # Normwise, as above: the largest entries are beyond the range, so they must be the
+    # signed inf; entries below the tolerance (rounding of the bracket, in units of the
+    # largest entry) may come out as anything but NaN, inf included.
+    fmax = np.finfo(np.float64).max
+    tol = 1e-10 * 1e4 * max(abs(w) for w in want_dx.ravel())
+    for got, want in zip(dx.ravel(), want_dx.ravel(), strict=True):
+        if abs(want) > max(2 * fmax, tol):
+            assert np.isinf(got) and (got > 0) == (want > 0), (got, want)
+    assert np.isinf(dx).any()  # this data really is beyond the range

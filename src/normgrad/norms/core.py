@@ -297,6 +297,11 @@ def standardize_backward(
     dx = g - xh * proj  # x's shape
     if center:
         dx -= np.mean(g, axis=axes, keepdims=True)  # 1 along R: mean_R(dxhat)
+    if np.isinf(inv_std).any():  # 1 / std beyond the float range: std is subnormal
+        # dx is then +-inf (its true size exceeds the range), except where the bracket is
+        # exactly 0: there dx is exactly 0, not inf * 0 = NaN.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.where(dx == 0, dx, dx * inv_std)  # x's shape
     dx *= inv_std  # x's shape
     return dx
 
