@@ -94,6 +94,17 @@ def choice(value: Any, name: str, allowed: Sequence[Any]) -> Any:
     return value
 
 
+def flag(value: Any, name: str) -> bool:
+    """``value`` as a bool: only True or False (Python or NumPy), never 0, 1 or a string
+    (``"False"`` would silently count as true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"{name} must be True or False; got {value!r:.60} ({type(value).__name__}). "
+            f"Pass {name}=True or {name}=False."
+        )
+    return bool(value)
+
+
 def is_real(value: Any) -> bool:
     """True for a real number: a Python or NumPy int or float, never a bool or a string."""
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from normgrad._internal.validate import flag  # noqa: F401  (re-exported)
+
 
 def data_dtype(dtype: Any, name: str = "dtype", *, raw_pixels: bool = False) -> np.dtype:
     """``dtype`` as a NumPy dtype the data fits in, else a clear error.
@@ -58,16 +60,6 @@ def data_dtype(dtype: Any, name: str = "dtype", *, raw_pixels: bool = False) -> 
             "negative numbers that an integer dtype would truncate or wrap)"
         )
     raise ValueError(f"{name} must be {allowed}; got {dt}. Pass e.g. {name}=np.float32.")
-
-
-def flag(value: Any, name: str) -> bool:
-    """A bool (or NumPy bool): the string ``"False"`` would silently count as true."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(
-            f"{name} must be True or False; got {value!r:.60} ({type(value).__name__}). "
-            f"Pass {name}=True or {name}=False."
-        )
-    return bool(value)
 
 
 def path_arg(value: Any, name: str, what: str) -> Path:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from normgrad._internal import validate as v
+from normgrad._internal.validate import flag  # noqa: F401  (re-exported)
 
 
 def callable_arg(value: Any, name: str, example: str) -> Callable[..., Any]:
@@ -34,16 +35,6 @@ def callable_arg(value: Any, name: str, example: str) -> Callable[..., Any]:
 def step(h: Any, example: float = 1e-5) -> float:
     """The finite-difference step: a finite real number > 0 (h = 0 would divide by 0)."""
     return v.real(h, "h", example=example, low=0.0, low_open=True)
-
-
-def flag(value: Any, name: str) -> bool:
-    """A bool (or NumPy bool); a string such as ``"False"`` would silently be true."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(
-            f"{name} must be True or False; got {value!r:.60} ({type(value).__name__}). "
-            f"Pass {name}=True or {name}=False."
-        )
-    return bool(value)
 
 
 def point(x: Any, name: str = "x") -> tuple[np.ndarray, bool]:

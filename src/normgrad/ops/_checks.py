@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from normgrad._internal import validate as v
+from normgrad._internal.validate import flag  # noqa: F401  (re-exported)
 
 #: np.random.seed takes integers in [0, 2**32 - 1].
 SEED_MAX = 2**32 - 1
@@ -33,16 +34,6 @@ def array_cache(cache: Any, backward: str, forward: str) -> np.ndarray:
             f"cache to {backward}(dout, cache)."
         )
     return cache
-
-
-def flag(value: Any, name: str) -> bool:
-    """``value`` as a bool: only True or False (Python or NumPy), never 0, 1 or a string."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(
-            f"{name} must be True or False; got {value!r} ({type(value).__name__}). "
-            f"Pass {name}=True or {name}=False."
-        )
-    return bool(value)
 
 
 def seed(value: Any, name: str) -> int:
