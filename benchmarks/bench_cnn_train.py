@@ -20,8 +20,6 @@ One process, one thread count for BLAS, numba and torch, rounds alternating
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 
 from normgrad._internal.threads import quiet_blas_spin
@@ -113,60 +111,27 @@ def _torch_category(op: str) -> str:
     return "rest (python, casts, bookkeeping)"
 
 
+BENCH = tc.Bench(
+    title=(
+        f"ThreeLayerConvNet {F} filters {K}x{K} + spatial batch norm, hidden {HIDDEN}, "
+        f"float32, batch {BATCH}, Adam"
+    ),
+    model=_model,
+    torch_model=_torch_model,
+    row_shape=(3, 32, 32),
+    classes=C,
+    batch=BATCH,
+    targets=TARGETS,
+    torch_category=_torch_category,
+    steps=5,
+    warmup=3,
+)
+
+
 def run(steps: int, repeats: int, warmup: int, threads: int | None, profile: bool) -> dict:
-    threads = tc.set_threads(threads)
-    rng = np.random.default_rng(0)
-    pool_X = rng.standard_normal((4 * BATCH, 3, 32, 32), dtype=np.float32)
-    pool_y = rng.integers(0, C, 4 * BATCH)
-    idx = [rng.integers(0, len(pool_X), BATCH) for _ in range(max(steps, warmup))]
-    np_batches = [(np.ascontiguousarray(pool_X[i]), pool_y[i]) for i in idx]
-    torch_batches = [(torch.from_numpy(X), torch.from_numpy(y)) for X, y in np_batches]
-    ours, ref, theirs = (
-        tc.OursStep(_model()),
-        tc.OursStep(_model(), False),
-        tc.TorchStep(_torch_model()),
-    )
-    rounds = tc.time_rounds(
-        {
-            "normgrad": (ours, np_batches[:steps]),
-            "reference": (ref, np_batches[:steps]),
-            "torch": (theirs, torch_batches[:steps]),
-        },
-        warmup,
-        repeats,
-    )
-    result = {"threads": threads, "batch": BATCH, "steps_per_round": steps, "repeats": repeats}
-    result.update(tc.summarize(rounds, BATCH))
-    if profile:
-        result["profile_ms_per_step"] = {
-            "normgrad": tc.profile_ours(ours, np_batches[:steps], TARGETS),
-            "reference": tc.profile_ours(ref, np_batches[:steps], TARGETS),
-            "torch": tc.profile_torch(theirs, torch_batches[:steps], _torch_category),
-        }
-    return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=5, help="steps per timed round")
-    ap.add_argument("--repeats", type=int, default=7, help="timed rounds per side")
-    ap.add_argument("--warmup", type=int, default=3, help="untimed steps per side first")
-    ap.add_argument("--threads", type=int, help="default: the threads NumPy's BLAS uses")
-    ap.add_argument("--no-profile", action="store_true")
-    ap.add_argument("--json", help="write the results here")
-    args = ap.parse_args(argv)
-    r = run(args.steps, args.repeats, args.warmup, args.threads, not args.no_profile)
-    title = (
-        f"ThreeLayerConvNet {F} filters {K}x{K} + spatial batch norm, hidden {HIDDEN}, float32, "
-        f"batch {BATCH}, Adam; {r['threads']} thread(s) for BLAS, numba and torch; median of "
-        f"{r['repeats']} rounds of {r['steps_per_round']} steps"
-    )
-    print(tc.format_report(title, r))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(r, f, indent=2)
-    return 0
+    """``train_common.run`` on this benchmark (the smoke test calls it)."""
+    return tc.run(BENCH, steps, repeats, warmup, threads, profile)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(tc.main(BENCH, __doc__.split("\n\n")[0]))

@@ -259,3 +259,83 @@ def format_report(title: str, r: dict[str, Any]) -> str:
         ]
         lines.append(f"  {'total':35}" + "".join(f"{v:10.2f}" for v in tot))
     return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bench:
+    """One training benchmark: its models, its input shape and how to read its profile."""
+
+    title: str  # the report's first line, before the thread count
+    model: Callable[[], Any]  # a fresh normgrad model (same seed every call)
+    torch_model: Callable[[], torch.nn.Module]
+    row_shape: tuple[int, ...]  # one input sample's shape
+    classes: int
+    batch: int
+    targets: list[tuple[Any, str, str]]  # (module, function, category) of our profile
+    torch_category: Callable[[str], str]
+    steps: int = 10  # default steps per timed round
+    warmup: int = 5  # default untimed steps per side
+
+
+def run(
+    bench: Bench, steps: int, repeats: int, warmup: int, threads: int | None, profile: bool
+) -> dict[str, Any]:
+    """Time normgrad (fused), normgrad (reference) and torch on the same minibatches."""
+    threads = set_threads(threads)
+    rng = np.random.default_rng(0)
+    pool_X = rng.standard_normal((4 * bench.batch, *bench.row_shape), dtype=np.float32)
+    pool_y = rng.integers(0, bench.classes, 4 * bench.batch)
+    idx = [rng.integers(0, len(pool_X), bench.batch) for _ in range(max(steps, warmup))]
+    np_batches = [(np.ascontiguousarray(pool_X[i]), pool_y[i]) for i in idx]
+    torch_batches = [(torch.from_numpy(X), torch.from_numpy(y)) for X, y in np_batches]
+    ours = OursStep(bench.model())
+    ref = OursStep(bench.model(), False)
+    theirs = TorchStep(bench.torch_model())
+    rounds = time_rounds(
+        {
+            "normgrad": (ours, np_batches[:steps]),
+            "reference": (ref, np_batches[:steps]),
+            "torch": (theirs, torch_batches[:steps]),
+        },
+        warmup,
+        repeats,
+    )
+    result: dict[str, Any] = {
+        "threads": threads,
+        "batch": bench.batch,
+        "steps_per_round": steps,
+        "repeats": repeats,
+    }
+    result.update(summarize(rounds, bench.batch))
+    if profile:
+        result["profile_ms_per_step"] = {
+            "normgrad": profile_ours(ours, np_batches[:steps], bench.targets),
+            "reference": profile_ours(ref, np_batches[:steps], bench.targets),
+            "torch": profile_torch(theirs, torch_batches[:steps], bench.torch_category),
+        }
+    return result
+
+
+def main(bench: Bench, description: str, argv: list[str] | None = None) -> int:
+    """The command line both training benchmarks share."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--steps", type=int, default=bench.steps, help="steps per timed round")
+    ap.add_argument("--repeats", type=int, default=7, help="timed rounds per side")
+    ap.add_argument("--warmup", type=int, default=bench.warmup, help="untimed steps first")
+    ap.add_argument("--threads", type=int, help="default: the threads NumPy's BLAS uses")
+    ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args(argv)
+    r = run(bench, args.steps, args.repeats, args.warmup, args.threads, not args.no_profile)
+    title = (
+        f"{bench.title}; {r['threads']} thread(s) for BLAS, numba and torch; median of "
+        f"{r['repeats']} rounds of {r['steps_per_round']} steps"
+    )
+    print(format_report(title, r))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(r, f, indent=2)
+    return 0
