@@ -21,6 +21,7 @@ finite (a variance beyond the running dtype's range) is reported: the caller the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -116,3 +117,30 @@ def write(bn_param: dict[str, Any], p: Plain, mean: np.ndarray, var: np.ndarray)
     bn_param["running_var"] = var
     if p.tracked is not None:
         bn_param["num_batches_tracked"] = p.tracked + 1 if p.train else p.tracked
+
+
+def commit(
+    bn_param: dict[str, Any],
+    p: Plain,
+    mu: np.ndarray,
+    var: np.ndarray,
+    n: int,
+    stats_of: Callable[[], Any],
+    blended: tuple[int, np.ndarray, np.ndarray] | None = None,
+) -> None:
+    """Write the running statistics after a fused forward pass that succeeded.
+
+    Test mode writes back the statistics it used (and the count). Train mode blends the
+    batch's (mu, var) over n values per feature into them (``blended``: a kernel's own
+    (status, mean, var) from doing that already); where that cannot be done plainly
+    (invalid old statistics, or an update that overflows) the reference's
+    ``RunningStats`` (``stats_of()``) decides, raising or warning exactly as it does.
+    """
+    if not p.train:
+        write(bn_param, p, p.mean, p.var)
+        return
+    status, mean, new_var = blend(p, mu, var, n) if blended is None else blended
+    if status == 0:
+        write(bn_param, p, mean, new_var)
+    else:
+        stats_of().update(mu, var, n).write(bn_param)

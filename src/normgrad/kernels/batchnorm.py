@@ -116,15 +116,7 @@ def _forward(
     if result is None:  # the plain formulas cannot give it: nothing has been written yet
         return _reference(x, gamma, beta, bn_param, relu)
     out, cache, var = result
-    if not p.train:
-        bnp.write(bn_param, p, p.mean, p.var)
-        return out, cache
-    status, mean, new_var = bnp.blend(p, cache.mu, var, N)
-    if status == 0:
-        bnp.write(bn_param, p, mean, new_var)
-    else:  # invalid old statistics (parse_inputs raises) or an overflowing update (warns)
-        stats = parse_inputs(x, gamma, beta, bn_param).stats
-        stats.update(cache.mu, var, N).write(bn_param)
+    bnp.commit(bn_param, p, cache.mu, var, N, lambda: parse_inputs(x, gamma, beta, bn_param).stats)
     return out, cache
 
 
@@ -142,10 +134,8 @@ def _train_small(
     )
     if status == columns.NOT_PLAIN:
         return _reference(x, gamma, beta, bn_param, relu)
-    if status == 0:
-        bnp.write(bn_param, p, mean, new_var)
-    else:  # invalid old statistics (parse_inputs raises) or an overflowing update (warns)
-        parse_inputs(x, gamma, beta, bn_param).stats.update(mu, var, N).write(bn_param)
+    stats = lambda: parse_inputs(x, gamma, beta, bn_param).stats  # noqa: E731
+    bnp.commit(bn_param, p, mu, var, N, stats, blended=(status, mean, new_var))
     return out, FusedBatchNormCache(xc, mu, m, inv, gamma, True)
 
 

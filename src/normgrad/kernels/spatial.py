@@ -82,15 +82,8 @@ def _forward(
     if result is None:  # the plain formulas cannot give it: nothing has been written yet
         return _reference(x, gamma, beta, bn_param, relu)
     out, cache, var = result
-    if not p.train:
-        bnp.write(bn_param, p, p.mean, p.var)
-        return out, cache
-    status, mean, new_var = bnp.blend(p, cache.mu, var, n)
-    if status == 0:
-        bnp.write(bn_param, p, mean, new_var)
-    else:  # invalid old statistics (parse_inputs raises) or an overflowing update (warns)
-        stats = spatial.parse_inputs(x, gamma, beta, bn_param).stats
-        stats.update(cache.mu, var, n).write(bn_param)
+    stats = lambda: spatial.parse_inputs(x, gamma, beta, bn_param).stats  # noqa: E731
+    bnp.commit(bn_param, p, cache.mu, var, n, stats)
     return out, cache
 
 
