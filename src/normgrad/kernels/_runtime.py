@@ -23,9 +23,13 @@ region is compiled (each costs about a second of compile time per dtype).
 Memory. A fresh multi-megabyte array costs a page fault per 4 KiB on its first write
 (the allocator hands big blocks back to the system when they are freed), which for an
 im2col matrix or an Adam step is as long as the kernel itself. ``empty`` keeps a few
-big arrays of each shape and hands one out again once nothing but this pool refers to
-it (CPython's reference count is exact: an array a cache, a caller or a view still holds
-is never reused). Results are fresh, unaliased arrays as before; only their pages are.
+big byte buffers of each shape (least recently used shapes make room when the pool is
+full) and hands out a fresh view of one once nothing but this pool refers to it
+(CPython's reference count is exact, and every view refers to its buffer: an array a
+cache, a caller or a view still holds is never reused). Each view starts half a page
+away from the input it is made for, so that a kernel's stores never look to the CPU as
+if they alias its next loads. Results are fresh, unaliased arrays as before; only their
+pages are reused.
 """
 
 from __future__ import annotations
