@@ -9,8 +9,12 @@ from collections.abc import Iterator
 
 #: OpenBLAS's own default is 28: its threads busy-wait 2**28 cycles (about 0.1 s) after
 #: every matrix product, taking a core from whatever runs next (a fused kernel's
-#: threads, or another library's pool). 4 puts them to sleep almost at once.
-OPENBLAS_SPIN = "4"
+#: threads, or another library's pool). 2**20 cycles (about 0.3 ms) still bridges the
+#: gaps inside a batched product (the conv's 50 small ones), which 4 (sleep at once)
+#: made wake the pool 50 times: on 2 cores the ConvNet's forward product took 3.9 ms
+#: with 20, 7.9 ms with 4, 6.4 ms with the default; an Adam step right after a product
+#: 4.0 ms with 20 and with 4, 9.1 ms with the default.
+OPENBLAS_SPIN = "20"
 
 
 def quiet_blas_spin() -> bool:
@@ -18,9 +22,8 @@ def quiet_blas_spin() -> bool:
 
     Sets ``OPENBLAS_THREAD_TIMEOUT`` (unless the environment already sets it), which
     OpenBLAS reads once, when NumPy loads it: so it applies only if NumPy is not imported
-    yet, and the ``normgrad`` command calls this first thing. Measured on 2 cores: an
-    Adam update of 2.1M float32 weights on 2 threads right after a product took 9.1 ms
-    with OpenBLAS spinning and 5.9 ms without (5.6 ms with no product before it).
+    yet, and the ``normgrad`` command calls this first thing (``OPENBLAS_SPIN`` says
+    why this value).
     """
     if "numpy" in sys.modules:
         return False
