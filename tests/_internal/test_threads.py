@@ -46,6 +46,8 @@ def test_too_late_once_numpy_is_loaded() -> None:
 
 
 def test_in_this_process_numpy_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy  # noqa: F401  (loaded here whatever ran before)
+
     monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
     assert threads.quiet_blas_spin() is False
     assert "OPENBLAS_THREAD_TIMEOUT" not in os.environ
