@@ -455,6 +455,9 @@ SPEC = spec.NormSpec(
         ("N", "D"),
         ({"N": 2, "D": 1}, {"N": 3, "D": 2}, {"N": 4, "D": 2}),
         "normgrad.symbolic.batch:build",
+        all_sizes=spec.AllSizes(
+            "normgrad.symbolic.all_n:batch", lambda M: {"N": M, "D": 1}, lambda s: (s["D"],)
+        ),
     ),
     blocks=(
         spec.Block(

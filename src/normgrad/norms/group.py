@@ -228,6 +228,11 @@ SPEC = spec.NormSpec(
         ({"N": 1, "C": 4, "H": 1, "W": 2, "G": 2}, {"N": 2, "C": 2, "H": 1, "W": 2, "G": 1}),
         _symbolic,
         options=("G",),
+        all_sizes=spec.AllSizes(
+            "normgrad.symbolic.all_n:group",
+            lambda M: {"N": 1, "C": M, "H": 1, "W": 1, "G": 1},
+            lambda s: (1, s["C"], 1, 1),
+        ),
     ),
     blocks=(
         spec.Block(

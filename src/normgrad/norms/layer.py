@@ -352,7 +352,15 @@ SPEC = spec.NormSpec(
     param_keys={"eps": "added to var under the square root, >= 0 (default 1e-5)"},
     cases=(spec.CaseInputs("train", spec.affine_inputs((4, 6), (6,))),),
     torch=_torch,
-    symbolic=spec.Symbolic("layer", ("N", "D"), ({"N": 2, "D": 3}, {"N": 1, "D": 4}), _symbolic),
+    symbolic=spec.Symbolic(
+        "layer",
+        ("N", "D"),
+        ({"N": 2, "D": 3}, {"N": 1, "D": 4}),
+        _symbolic,
+        all_sizes=spec.AllSizes(
+            "normgrad.symbolic.all_n:layer", lambda M: {"N": 1, "D": M}, lambda s: (s["D"],)
+        ),
+    ),
     blocks=(
         spec.Block(
             "fc",
@@ -382,7 +390,17 @@ ND_SPEC = spec.NormSpec(
     param_keys={"eps": "added to var under the square root, >= 0 (default 1e-5)"},
     cases=(spec.CaseInputs("train", spec.affine_inputs((2, 2, 3, 4), (3, 4))),),
     torch=_torch,
-    symbolic=spec.Symbolic("layer_nd", ("N", "A", "B"), ({"N": 1, "A": 2, "B": 2},), _symbolic_nd),
+    symbolic=spec.Symbolic(
+        "layer_nd",
+        ("N", "A", "B"),
+        ({"N": 1, "A": 2, "B": 2},),
+        _symbolic_nd,
+        all_sizes=spec.AllSizes(
+            "normgrad.symbolic.all_n:layer_nd",
+            lambda M: {"N": 1, "A": M, "B": 1},
+            lambda s: (s["A"], s["B"]),
+        ),
+    ),
     fused=spec.lazy_route(
         "normgrad.kernels.layer", "layernorm_nd_forward_fused", "layernorm_nd_backward_fused"
     ),

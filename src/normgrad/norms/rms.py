@@ -190,7 +190,15 @@ SPEC = spec.NormSpec(
     },
     cases=(spec.CaseInputs("train", spec.affine_inputs((4, 6), (6,), shift=False)),),
     torch=_torch,
-    symbolic=spec.Symbolic("rms", ("N", "D"), ({"N": 2, "D": 3}, {"N": 1, "D": 4}), _symbolic),
+    symbolic=spec.Symbolic(
+        "rms",
+        ("N", "D"),
+        ({"N": 2, "D": 3}, {"N": 1, "D": 4}),
+        _symbolic,
+        all_sizes=spec.AllSizes(
+            "normgrad.symbolic.all_n:rms", lambda M: {"N": 1, "D": M}, lambda s: (s["D"],)
+        ),
+    ),
     blocks=(
         spec.Block(
             "fc",

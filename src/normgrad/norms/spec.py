@@ -112,6 +112,29 @@ class FusedBlock:
 
 
 @dataclass(frozen=True)
+class AllSizes:
+    """The normalization's proof for every group size (``normgrad derive --all``).
+
+    ``build``: ``"module:function"`` (or a callable) returning a
+    ``normgrad.symbolic.all_n.AllSizes`` problem, imported only when called.
+    ``group_shape(M)``: the library shape that holds exactly one normalization group of M
+    values, for the tie to the NumPy code; ``param_shape(shape)``: gamma's shape there.
+    """
+
+    build: Callable[[], Any] | str
+    group_shape: Callable[[int], Mapping[str, int]]
+    param_shape: Callable[[Mapping[str, int]], tuple[int, ...]]
+
+    def builder(self) -> Callable[[], Any]:
+        """The build function (imported now when given as a string)."""
+        if callable(self.build):
+            return self.build
+        module, _, name = self.build.partition(":")
+        fn: Callable[[], Any] = getattr(importlib.import_module(module), name)
+        return fn
+
+
+@dataclass(frozen=True)
 class Symbolic:
     """The normalization's exact proof for ``normgrad derive``.
 
@@ -121,7 +144,8 @@ class Symbolic:
     order; ``shapes`` are what ``derive --all`` proves; ``options`` names the shape
     arguments that are layer options rather than axes (group norm's ``G``). Each
     symbolic route mirrors the library route of the same name in ``NormSpec.routes``,
-    and the code tie runs every one of those.
+    and the code tie runs every one of those. ``all_sizes``: the proof for every group
+    size, when there is one.
     """
 
     name: str
@@ -129,6 +153,7 @@ class Symbolic:
     shapes: tuple[Mapping[str, int], ...]
     build: Callable[..., Any] | str
     options: tuple[str, ...] = ()
+    all_sizes: AllSizes | None = None
 
     def builder(self) -> Callable[..., Any]:
         """The build function (imported now when given as a string)."""

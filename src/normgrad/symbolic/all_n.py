@@ -26,12 +26,13 @@ lambdified, evaluated on random data of M = 5 and 9, against the NumPy route.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from normgrad.norms import registry as norms_registry
+from normgrad.norms import spec
 from normgrad.symbolic import registry, sums
 from normgrad.symbolic.core import HALF, sp
 from normgrad.symbolic.sums import GroupAlgebra
@@ -165,36 +166,48 @@ def renorm() -> AllSizes:
     return p
 
 
-#: derive layer -> (builder, the library shape of ONE group of M values for the tie).
-TWINS: dict[str, tuple[Callable[[], AllSizes], Callable[[int], dict[str, int]]]] = {
-    "batch": (batch, lambda M: {"N": M, "D": 1}),
-    "spatial": (spatial, lambda M: {"N": M, "C": 1, "H": 1, "W": 1}),
-    "layer": (lambda: standardize("layer", "D"), lambda M: {"N": 1, "D": M}),
-    "layer_nd": (lambda: standardize("layer_nd"), lambda M: {"N": 1, "A": M, "B": 1}),
-    "group": (lambda: standardize("group"), lambda M: {"N": 1, "C": M, "H": 1, "W": 1, "G": 1}),
-    "instance": (lambda: standardize("instance"), lambda M: {"N": 1, "C": 1, "H": 1, "W": M}),
-    "rms": (lambda: standardize("rms", "D", center=False, shift=False), lambda M: {"N": 1, "D": M}),
-    "renorm": (renorm, lambda M: {"N": M, "D": 1}),
-    "sync": (sync, lambda M: {"N": M, "D": 1}),
-}
+def layer() -> AllSizes:
+    """Layer norm's row of D features."""
+    return standardize("layer", "D")
 
-_PARAM_SHAPES: dict[str, Callable[[dict[str, int]], tuple[int, ...]]] = {
-    "batch": lambda s: (s["D"],),
-    "spatial": lambda s: (s["C"],),
-    "layer": lambda s: (s["D"],),
-    "layer_nd": lambda s: (s["A"], s["B"]),
-    "group": lambda s: (1, s["C"], 1, 1),
-    "instance": lambda s: (s["C"],),
-    "rms": lambda s: (s["D"],),
-    "renorm": lambda s: (s["D"],),
-    "sync": lambda s: (s["D"],),
-}
+
+def layer_nd() -> AllSizes:
+    """Layer norm over trailing axes: one sample's A x B values."""
+    return standardize("layer_nd")
+
+
+def group() -> AllSizes:
+    """Group norm: one group of C/G channels x H x W."""
+    return standardize("group")
+
+
+def instance() -> AllSizes:
+    """Instance norm: one channel's H x W."""
+    return standardize("instance")
+
+
+def rms() -> AllSizes:
+    """RMS norm: a row of D features, uncentred, no shift."""
+    return standardize("rms", "D", center=False, shift=False)
+
+
+def _twins() -> dict[str, spec.AllSizes]:
+    """derive layer -> its ``Symbolic.all_sizes``, from the registry (one list)."""
+    found = {}
+    for s in norms_registry.SPECS:
+        if s.symbolic is not None and s.symbolic.all_sizes is not None:
+            found[s.symbolic.name] = s.symbolic.all_sizes
+    return found
+
+
+#: Every layer with a proof for all sizes: the registry's ``Symbolic.all_sizes``.
+TWINS: dict[str, spec.AllSizes] = _twins()
 
 
 def build(layer: str) -> AllSizes | None:
     """The all-sizes problem of ``layer``, or None when it has no twin (fixed shapes only)."""
     entry = TWINS.get(layer)
-    return entry[0]() if entry else None
+    return entry.builder()() if entry else None
 
 
 def _library(layer: str, p: AllSizes, shape: dict[str, int], vals: dict, eps: float) -> dict:
@@ -202,7 +215,7 @@ def _library(layer: str, p: AllSizes, shape: dict[str, int], vals: dict, eps: fl
     spec = registry.spec_of(layer)
     dims = [shape[d] for d in spec.symbolic.dims] if spec.symbolic else []
     x = vals["x"].reshape(dims)
-    pshape = _PARAM_SHAPES[layer](shape)
+    pshape = TWINS[layer].param_shape(shape)
     size = int(np.prod(pshape))
     params = [vals["gamma"][:size].reshape(pshape)]
     if "dbeta" in p.exact:
@@ -229,12 +242,12 @@ def tie(p: AllSizes, sizes: tuple[int, ...] = (5, 9), seed: int = 0) -> dict[str
     A = p.A
     worst: dict[str, float] = {}
     for M in sizes:
-        shape = TWINS[p.layer][1](M)
+        shape = dict(TWINS[p.layer].group_shape(M))
         vals = {n: rng.standard_normal(M) for n in ("x", "dy", "gamma", "beta")}
         vals["x"] = 5 * vals["x"] + 12
         if A.shared:
             vals["gamma"], vals["beta"] = vals["gamma"][:1], vals["beta"][:1]
-        elif int(np.prod(_PARAM_SHAPES[p.layer](shape))) == 1:  # one gamma for the group
+        elif int(np.prod(TWINS[p.layer].param_shape(shape))) == 1:  # one gamma for the group
             vals["gamma"], vals["beta"] = np.full(M, vals["gamma"][0]), np.full(M, vals["beta"][0])
         eps = float(rng.uniform(0.01, 1.0))
         library = _library(p.layer, p, shape, vals, eps)
