@@ -101,6 +101,11 @@ VALID = {
 }
 
 
+def _dout(y: np.ndarray) -> np.ndarray:
+    """A random upstream gradient of y's shape (never ones: batch norm's dx would be 0)."""
+    return np.random.default_rng(0).standard_normal(y.shape)
+
+
 def _norm_cases() -> list[Case]:
     """Every registered normalization: x, gamma, beta, eps, keys, dout and cache."""
     out: list[Case] = []
@@ -151,7 +156,7 @@ def _norm_cases() -> list[Case]:
                     Case(
                         area,
                         f"{route_name} cache={type(bad_cache).__name__}",
-                        lambda c=bad_cache, r=route, y=y: r.backward(np.ones_like(y), c),
+                        lambda c=bad_cache, r=route, y=y: r.backward(_dout(y), c),
                         "cache",
                     )
                 )

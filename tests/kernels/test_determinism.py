@@ -77,9 +77,11 @@ def test_conv_pool_and_rules_kernels_are_thread_count_independent() -> None:
 
     def once():
         out, cache = conv.conv_forward_fused(x, w, b, {"stride": 1, "pad": 2})
-        grads = conv.conv_backward_fused(np.ones_like(out) * 0.5, cache)
+        dout = np.random.default_rng(5).standard_normal(out.shape).astype(np.float32)
+        grads = conv.conv_backward_fused(dout, cache)
         pooled, pcache = pool.relu_pool_forward(out, pp)
-        dpool = pool.relu_pool_backward(np.full_like(pooled, 0.25), pcache)
+        dpooled = np.random.default_rng(6).standard_normal(pooled.shape).astype(np.float32)
+        dpool = pool.relu_pool_backward(dpooled, pcache)
         flat = out.reshape(-1)
         adam = rules.adam(flat, flat * 0.1, flat * 0.01, flat * flat, 0.9, 0.999, 3, 1e-3, 1e-8)
         return [out, *grads, pooled, dpool, *adam]

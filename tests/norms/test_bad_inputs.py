@@ -214,9 +214,11 @@ def test_every_good_call_works_forward_and_backward(name: str) -> None:
     args = good_args(lay)
     out, cache = lay.call(args)
     assert out.shape == lay.x_shape and np.all(np.isfinite(out))
+    dout = np.random.default_rng(7).standard_normal(out.shape)  # never ones: dx would be 0
     for backward in lay.backwards.values():
-        dx = backward(np.ones_like(out) * 0.5, cache)[0]
-        assert dx.shape == lay.x_shape
+        dx = backward(dout, cache)[0]
+        assert dx.shape == lay.x_shape and np.all(np.isfinite(dx))
+        assert np.max(np.abs(dx)) > 1e-6  # a random dout gives a non-trivial gradient
 
 
 # --- forward: the malformed calls -------------------------------------------------------
@@ -536,7 +538,7 @@ def test_backward_refuses_a_cache_its_forward_did_not_make(name, route, label, c
     backward = lay.backwards[route]
     if isinstance(cache, str):
         cache = LAYERS[cache].call(good_args(LAYERS[cache]))[1]
-    dout = np.ones(lay.x_shape)
+    dout = np.random.default_rng(8).standard_normal(lay.x_shape)
     before = snapshot(cache)
     with pytest.raises(TypeError, match=rf"needs the cache that {lay.forward_name} returns") as e:
         backward(dout, cache)
@@ -571,7 +573,7 @@ def test_backward_refuses_a_bad_dout_and_changes_nothing(
     out, cache = lay.call(good_args(lay))
     before = snapshot(cache)
     with pytest.raises(exc, match=pattern):
-        lay.backwards[route](make(np.ones_like(out)), cache)
+        lay.backwards[route](make(np.random.default_rng(9).standard_normal(out.shape)), cache)
     for got, want in zip(cache, before, strict=True):
         if isinstance(want, np.ndarray):
             np.testing.assert_array_equal(got, want)

@@ -163,7 +163,8 @@ def test_dx_dot_xhat_matches_its_exact_value_for_positive_eps(backward):
 
 
 def test_ones_upstream_gradient_gives_zero_dx():
-    # Why tests never use ones: the true dx is exactly zero, so a wrong route can pass.
+    # The one deliberate ones_like in the suite: it pins down *why* no gradient test uses
+    # it. With dout = 1 the true dx is exactly zero, so a wrong route could pass.
     x, gamma, beta, _ = course_inputs(6, 3, seed=9)
     _, cache = train_fwd(x, gamma, beta)
     dx, _, _ = batchnorm_backward_alt(np.ones_like(x), cache)

@@ -64,7 +64,7 @@ def test_conv_with_mixed_or_other_dtypes_and_integer_weights_is_the_reference() 
         out, cache = conv.conv_forward_fused(x, w, b, {"stride": 1, "pad": 1})
         ref, ref_cache = fast.conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
         _equal(out, ref)
-        dout = np.ones_like(out)
+        dout = rng.standard_normal(out.shape)
         for got, want in zip(
             conv.conv_backward_fused(dout, cache),
             fast.conv_backward_fast(dout, ref_cache),
@@ -197,9 +197,11 @@ def test_the_sandwiches_give_the_same_bits_with_the_fused_ops(dtype) -> None:
         previous = kernels.use_fused(enabled)
         try:
             out, cache = blocks.conv_relu_pool_forward(x, w, b, conv_param, pp)
-            grads = blocks.conv_relu_pool_backward(np.ones_like(out), cache)
+            dout = np.random.default_rng(6).standard_normal(out.shape).astype(dtype)
+            grads = blocks.conv_relu_pool_backward(dout, cache)
             out2, cache2 = blocks.conv_relu_forward(x, w, b, conv_param)
-            grads2 = blocks.conv_relu_backward(np.ones_like(out2) * 0.5, cache2)
+            dout2 = np.random.default_rng(7).standard_normal(out2.shape).astype(dtype)
+            grads2 = blocks.conv_relu_backward(dout2, cache2)
             results.append([out, *grads, out2, *grads2])
         finally:
             kernels.use_fused(previous)
