@@ -95,20 +95,11 @@ def _torch_model() -> torch.nn.Module:
     )
 
 
-def _torch_category(op: str) -> str:
-    if any(k in op for k in ("conv", "mkldnn_convolution", "im2col", "col2im")):
-        return "conv (im2col + matmul)"
-    if "batch_norm" in op:
-        return "spatial batch norm"
-    if any(k in op for k in ("relu", "threshold", "clamp_min", "max_pool", "pool")):
-        return "relu + max pool"
-    if any(k in op for k in ("addmm", "aten::mm", "matmul", "linear", "aten::t")):
-        return "affine (matmul + bias)"
-    if any(k in op for k in ("log_softmax", "nll_loss", "cross_entropy")):
-        return "softmax loss"
-    if any(k in op for k in tc.ADAM_OPS):
-        return "adam update"
-    return "rest (python, casts, bookkeeping)"
+_torch_category = tc.torch_categories(
+    (("conv", "mkldnn_convolution", "im2col", "col2im"), "conv (im2col + matmul)"),
+    (("batch_norm",), "spatial batch norm"),
+    (("relu", "threshold", "clamp_min", "max_pool", "pool"), "relu + max pool"),
+)
 
 
 BENCH = tc.Bench(

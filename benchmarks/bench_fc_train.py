@@ -80,18 +80,10 @@ def _torch_model() -> torch.nn.Module:
     return torch.nn.Sequential(*layers)
 
 
-def _torch_category(op: str) -> str:
-    if any(k in op for k in ("addmm", "aten::mm", "matmul", "linear", "aten::t")):
-        return "affine (matmul + bias)"
-    if "batch_norm" in op:
-        return "batch norm (+ ReLU fused)"
-    if "relu" in op or "threshold" in op or "clamp_min" in op:
-        return "relu"
-    if any(k in op for k in ("log_softmax", "nll_loss", "cross_entropy")):
-        return "softmax loss"
-    if any(k in op for k in tc.ADAM_OPS):
-        return "adam update"
-    return "rest (python, casts, bookkeeping)"
+_torch_category = tc.torch_categories(
+    (("batch_norm",), "batch norm (+ ReLU fused)"),
+    (("relu", "threshold", "clamp_min"), "relu"),
+)
 
 
 BENCH = tc.Bench(

@@ -231,6 +231,28 @@ ADAM_OPS = (
 )
 
 
+#: torch.profiler operator names -> category, after each benchmark's own rules.
+COMMON_TORCH_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("addmm", "aten::mm", "matmul", "linear", "aten::t"), "affine (matmul + bias)"),
+    (("log_softmax", "nll_loss", "cross_entropy"), "softmax loss"),
+    (ADAM_OPS, "adam update"),
+)
+
+
+def torch_categories(*rules: tuple[tuple[str, ...], str]) -> Callable[[str], str]:
+    """A torch operator's profile category: the first rule (substrings, category) that
+    matches, the benchmark's own ``rules`` before ``COMMON_TORCH_RULES``; else "rest"."""
+    ordered = (*rules, *COMMON_TORCH_RULES)
+
+    def category(op: str) -> str:
+        for keys, name in ordered:
+            if any(k in op for k in keys):
+                return name
+        return "rest (python, casts, bookkeeping)"
+
+    return category
+
+
 def format_report(title: str, r: dict[str, Any]) -> str:
     lines = [title, f"{'':11}{'ms/step':>10}{'samples/s':>12}{'vs torch':>10}"]
     for name in ("normgrad", "reference", "torch"):
