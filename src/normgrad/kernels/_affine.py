@@ -24,10 +24,13 @@ instead of a dozen small NumPy operations.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from normgrad.kernels import columns
-from normgrad.kernels._runtime import LO
+from normgrad.kernels._runtime import F32, LO, as64
 
 #: The lower end of the plain range for statistics summed in float32: below it the
 #: squared deviations, near float32's smallest normal, have lost bits to underflow.
@@ -54,6 +57,54 @@ def forward(
     if not columns._coefficients(mu, var, float(eps), float(lo), gamma, beta, inv, m, s, b):
         return None
     return inv, m, s, b
+
+
+def normalize_batch(
+    stats: Callable[[], tuple[np.ndarray, np.ndarray] | None],
+    normalize: Callable[..., tuple[np.ndarray, bool]],
+    dtype: np.dtype,
+    train: bool,
+    eps: float,
+    gamma: Any,
+    beta: Any,
+    running_mean: Any,
+    running_var: Any,
+    relu: bool,
+    scale_shift: Callable[[np.ndarray, np.ndarray], tuple[Any, Any] | None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The batch-style forward for any layout: (out, mu, m, inv, var), or None when the
+    plain formulas cannot give it (the caller runs the reference). Writes nothing.
+
+    ``stats()``: the batch's (mu, biased var), (D,) float64, or None (NaN or inf in x, a
+    shift too far from the mean); used in train mode, the running statistics in test
+    mode. ``normalize(m, s, b, check=, relu=)``: the layout's element-wise pass
+    (``columns.normalize`` for (N, D), ``planes.normalize`` for NCHW planes).
+    ``scale_shift(mu, var)``: the (gamma, beta) to apply when they depend on the
+    statistics (batch renorm's gamma * r, gamma * d + beta), or None when not plain.
+    """
+    if train:
+        batch = stats()
+        if batch is None:
+            return None
+        mu, var = batch
+    else:
+        mu, var = as64(running_mean), as64(running_var)
+    if scale_shift is not None:
+        params = scale_shift(mu, var)
+        if params is None:
+            return None
+        gamma, beta = params
+    lo = LO32 if train and dtype == F32 else LO
+    coefficients = forward(mu, var, eps, as64(gamma), as64(beta), dtype, lo)
+    if coefficients is None:
+        return None
+    inv, m, s, b = coefficients
+    out, ok = normalize(m, s, b, check=not train, relu=relu)
+    if not ok:  # test mode: x - mu overflowed, or NaN in x
+        return None
+    if relu and not train:
+        np.maximum(out, 0, out=out)
+    return out, mu, m, inv, var
 
 
 def backward(

@@ -192,23 +192,19 @@ def compute(
     """(out, cache, var) for checked inputs, xc: (N, D) C-contiguous float32 or float64;
     None when the plain formulas cannot give the result. Writes nothing. ``relu``: out
     is max(out, 0)."""
-    if train:
-        stats = columns.stats(xc)  # (D,), (D,) float64
-        if stats is None:  # NaN or inf in x, or a shift too far from the mean
-            return None
-        mu, var = stats[0], stats[1] / xc.shape[0]  # (D,) biased
-    else:
-        mu, var = as64(running_mean), as64(running_var)
-    lo = _affine.LO32 if train and xc.dtype == F32 else _affine.LO
-    coefficients = _affine.forward(mu, var, eps, as64(gamma), as64(beta), xc.dtype, lo)
-    if coefficients is None:
+
+    def stats() -> tuple[np.ndarray, np.ndarray] | None:
+        sums = columns.stats(xc)  # (D,), (D,) float64
+        return None if sums is None else (sums[0], sums[1] / xc.shape[0])  # biased var
+
+    def normalize(m: Any, s: Any, b: Any, **kw: Any) -> tuple[np.ndarray, bool]:
+        return columns.normalize(xc, m, s, b, **kw)
+
+    args = (train, eps, gamma, beta, running_mean, running_var, relu)
+    result = _affine.normalize_batch(stats, normalize, xc.dtype, *args)
+    if result is None:
         return None
-    inv, m, s, b = coefficients
-    out, ok = columns.normalize(xc, m, s, b, check=not train, relu=relu)
-    if not ok:  # test mode: x - mu overflowed, or NaN in x
-        return None
-    if relu and not train:
-        np.maximum(out, 0, out=out)
+    out, mu, m, inv, var = result
     return out, FusedBatchNormCache(xc, mu, m, inv, gamma, train), var
 
 

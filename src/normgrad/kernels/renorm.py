@@ -28,7 +28,7 @@ import numpy as np
 from normgrad._internal import validate as v
 from normgrad.kernels import _affine, columns
 from normgrad.kernels import batchnorm as bn
-from normgrad.kernels._runtime import F32, as64, compiled, contiguous
+from normgrad.kernels._runtime import as64, compiled, contiguous
 from normgrad.norms import renorm
 from normgrad.norms.renorm import BatchRenormCache
 
@@ -53,24 +53,30 @@ def batchrenorm_forward_fused(
     xc = contiguous(x)
     N, D = xc.shape
     g64, b64 = as64(gamma), as64(beta)
-    if train:
-        moments = columns.stats(xc)
-        if moments is None:  # NaN or inf in x, or a shift too far from the mean
-            return renorm.batchrenorm_forward(x, gamma, beta, bn_param)
-        mu, var = moments[0], moments[1] / N  # (D,) biased
-        with np.errstate(all="ignore"):  # extreme statistics are the reference's to solve
-            r, d = renorm.renorm_corrections(mu, var, stats.mean, stats.var, eps, r_max, d_max)
-    else:
-        mu, var = as64(stats.mean), as64(stats.var)
-        r, d = np.ones(D), np.zeros(D)
-    lo = _affine.LO32 if train and xc.dtype == F32 else _affine.LO
-    coefficients = _affine.forward(mu, var, eps, g64 * r, g64 * d + b64, xc.dtype, lo)
-    if coefficients is None or not (np.isfinite(r).all() and np.isfinite(d).all()):
+    rd = [np.ones(D), np.zeros(D)]  # (r, d): the identity in test mode
+
+    def batch() -> tuple[np.ndarray, np.ndarray] | None:
+        moments = columns.stats(xc)  # NaN or inf in x, or a shift too far: None
+        return None if moments is None else (moments[0], moments[1] / N)  # biased var
+
+    def scale_shift(mu: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        if train:
+            with np.errstate(all="ignore"):  # extreme statistics: the reference's to solve
+                rd[:] = renorm.renorm_corrections(mu, var, stats.mean, stats.var, eps, r_max, d_max)
+        r, d = rd
+        if not (np.isfinite(r).all() and np.isfinite(d).all()):
+            return None
+        return g64 * r, g64 * d + b64
+
+    def normalize(m: Any, s: Any, b: Any, **kw: Any) -> tuple[np.ndarray, bool]:
+        return columns.normalize(xc, m, s, b, **kw)
+
+    args = (train, eps, gamma, beta, stats.mean, stats.var, False, scale_shift)
+    result = _affine.normalize_batch(batch, normalize, xc.dtype, *args)
+    if result is None:
         return renorm.batchrenorm_forward(x, gamma, beta, bn_param)
-    inv, m, s, b = coefficients
-    out, ok = columns.normalize(xc, m, s, b, check=not train)
-    if not ok:  # test mode: x - mu overflowed, or NaN in x
-        return renorm.batchrenorm_forward(x, gamma, beta, bn_param)
+    out, mu, m, inv, var = result
+    r, d = rd
     (stats.update(mu, var, N) if train else stats).write(bn_param)
     cache = bn.FusedBatchNormCache(xc, mu, m, inv, gamma, train)
     return out, FusedBatchRenormCache(cache, r, d)

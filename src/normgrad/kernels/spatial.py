@@ -28,7 +28,7 @@ from normgrad._internal import validate as v
 from normgrad.kernels import _affine, columns, planes
 from normgrad.kernels import _bnparam as bnp
 from normgrad.kernels import _quick as q
-from normgrad.kernels._runtime import F32, F64, as64, compiled, contiguous
+from normgrad.kernels._runtime import F64, as64, compiled, contiguous
 from normgrad.norms import spatial
 from normgrad.norms.spatial import SpatialBatchNormCache
 
@@ -123,23 +123,19 @@ def _compute(
     """(out, cache, var) for a checked call; None where the plain formulas cannot give it."""
     N, C, H, W = x.shape
     x2 = contiguous(x).reshape(N * C, H * W)  # (N * C, H * W) planes
-    if train:
-        stats = columns.merge(*planes.stats(x2, C), N * H * W)
-        if stats is None:  # NaN or inf in x, or a shift too far from the mean
-            return None
-        mu, var = stats[0], stats[1] / (N * H * W)  # (C,) biased
-    else:
-        mu, var = as64(running_mean), as64(running_var)
-    lo = _affine.LO32 if train and x.dtype == F32 else _affine.LO
-    coefficients = _affine.forward(mu, var, eps, as64(gamma), as64(beta), x.dtype, lo)
-    if coefficients is None:
+
+    def stats() -> tuple[np.ndarray, np.ndarray] | None:
+        sums = columns.merge(*planes.stats(x2, C), N * H * W)
+        return None if sums is None else (sums[0], sums[1] / (N * H * W))  # biased var
+
+    def normalize(m: Any, s: Any, b: Any, **kw: Any) -> tuple[np.ndarray, bool]:
+        return planes.normalize(x2, m, s, b, **kw)
+
+    args = (train, eps, gamma, beta, running_mean, running_var, relu)
+    result = _affine.normalize_batch(stats, normalize, x.dtype, *args)
+    if result is None:
         return None
-    inv, m, s, b = coefficients
-    out, ok = planes.normalize(x2, m, s, b, check=not train, relu=relu)
-    if not ok:  # test mode: x - mu overflowed, or NaN in x
-        return None
-    if relu and not train:
-        np.maximum(out, 0, out=out)
+    out, mu, m, inv, var = result
     cache = FusedSpatialBatchNormCache(x2, mu, m, inv, gamma, train, (N, C, H, W))
     return out.reshape(N, C, H, W), cache, var
 
