@@ -148,6 +148,18 @@ def run(body: Any, args: tuple[Any, ...], chunks: int, size: int) -> None:
             f.result()
 
 
+def map_rows(
+    body: Any, x: np.ndarray, before: tuple[Any, ...], after: tuple[Any, ...] = ()
+) -> np.ndarray:
+    """A new array like x: (R, L), written by ``body(*before, out, *after, h, c0, c1)``
+    over x's row chunks (``n_chunks``): the shape of every element-wise pass."""
+    R, L = x.shape
+    chunks = n_chunks(R, L)
+    out = empty_like(x)
+    run(body, (*before, out, *after, height(R, chunks)), chunks, x.size)
+    return out
+
+
 #: Arrays this large or larger come from the pool: at most ``_POOL_KEEP`` per shape (an
 #: Adam step holds the old weights and both moments while it makes the new ones), and
 #: ``_POOL_MAX_BYTES`` in all.

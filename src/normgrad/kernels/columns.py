@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from normgrad.kernels._runtime import HI, empty_like, height, kernel, n_chunks, run
+from normgrad.kernels._runtime import HI, height, kernel, map_rows, n_chunks, run
 
 #: Rows per block of the float32 sums: their rounding error grows with it.
 BLOCK = 32
@@ -367,12 +367,8 @@ def normalize(
     With ``check``, ok is False when some output is inf or NaN (else always True); with
     ``relu`` (and not ``check``), out = max(out, 0) as ``np.maximum`` gives it.
     """
-    N, D = x.shape
-    chunks = n_chunks(N, D)
-    out = empty_like(x)
-    flags = np.zeros(chunks)
-    args = (x, m, s, b, out, check, relu, flags, height(N, chunks))
-    run(_normalize, args, chunks, x.size)
+    flags = np.zeros(n_chunks(*x.shape))
+    out = map_rows(_normalize, x, (x, m, s, b), (check, relu, flags))
     return out, not check or bool(np.sum(flags) == 0.0)
 
 
@@ -390,8 +386,4 @@ def input_grad(
     g: np.ndarray, x: np.ndarray, m: np.ndarray, a: np.ndarray, c1: np.ndarray, c0: np.ndarray
 ) -> np.ndarray:
     """dx = a * dout - c1 * (x - m) - c0: (N, D) in x's dtype; coefficients (D,) likewise."""
-    N, D = x.shape
-    chunks = n_chunks(N, D)
-    dx = empty_like(x)
-    run(_input_grad, (g, x, m, a, c1, c0, dx, height(N, chunks)), chunks, x.size)
-    return dx
+    return map_rows(_input_grad, x, (g, x, m, a, c1, c0))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from normgrad.kernels._runtime import empty_like, height, kernel, n_chunks, reduction, run
+from normgrad.kernels._runtime import height, kernel, map_rows, n_chunks, reduction, run
 
 #: Values per float32 sub-block of a plane's sums (then carried on in float64).
 SPAN = 512
@@ -171,12 +171,8 @@ def normalize(
     """(out, ok): out = (x - m_c) * s_c + b_c for x: (N * C, L); coefficients (C,).
 
     ``check`` and ``relu`` as ``columns.normalize``."""
-    R, L = x.shape
-    chunks = n_chunks(R, L)
-    out = empty_like(x)
-    flags = np.zeros(chunks)
-    args = (x, m, s, b, out, check, relu, flags, height(R, chunks))
-    run(_normalize, args, chunks, x.size)
+    flags = np.zeros(n_chunks(*x.shape))
+    out = map_rows(_normalize, x, (x, m, s, b), (check, relu, flags))
     return out, not check or bool(np.sum(flags) == 0.0)
 
 
@@ -195,8 +191,4 @@ def input_grad(
     g: np.ndarray, x: np.ndarray, m: np.ndarray, a: np.ndarray, c1: np.ndarray, c0: np.ndarray
 ) -> np.ndarray:
     """dx = a_c * dout - c1_c * (x - m_c) - c0_c: x's shape (N * C, L) and dtype."""
-    R, L = x.shape
-    chunks = n_chunks(R, L)
-    dx = empty_like(x)
-    run(_input_grad, (g, x, m, a, c1, c0, dx, height(R, chunks)), chunks, x.size)
-    return dx
+    return map_rows(_input_grad, x, (g, x, m, a, c1, c0))
