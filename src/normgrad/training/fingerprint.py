@@ -90,15 +90,24 @@ def norm_layer_kinds(layer: dict[str, Any]) -> dict[str, Any]:
     return {"settings": sorted(settings), "state": dict(sorted(state.items()))}
 
 
-def model_fingerprint(model: Any) -> dict[str, Any]:
-    """The fingerprint of ``model`` (see the module docstring); a JSON-able dict."""
+def params_of(model: Any, why: str = "") -> dict[str, Any]:
+    """``model.params``, which must be a dict (name -> ndarray), else a clear TypeError.
+
+    ``why``: what it is needed for, added to the message (" to check a checkpoint").
+    """
     params = getattr(model, "params", None)
     if not isinstance(params, dict):
         raise TypeError(
-            f"model must have a dict attribute 'params' (name -> ndarray); got "
+            f"model must have a dict attribute 'params' (name -> ndarray){why}; got "
             f"{type(params).__name__}. Keep the weights in a dict, as the course's models "
             "do: self.params = {'W1': ..., 'b1': ...}."
         )
+    return params
+
+
+def model_fingerprint(model: Any) -> dict[str, Any]:
+    """The fingerprint of ``model`` (see the module docstring); a JSON-able dict."""
+    params = params_of(model)
     normalization = _plain(getattr(model, "normalization", None))
     sizes = {}
     names = (*_SIZE_ATTRS, "num_groups") if _uses_groups(normalization) else _SIZE_ATTRS

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from normgrad.training.fingerprint import STAT_ATTRS, is_counter
+from normgrad.training.fingerprint import STAT_ATTRS, is_counter, params_of
 
 
 def state_dicts(model: Any) -> list[dict[str, Any]]:
@@ -61,13 +61,7 @@ def model_state(model: Any) -> dict[str, np.ndarray]:
         ``{"params/<name>": array, "<attr>/<i>/<key>": array}``; counters become 0-d
         int64 arrays. The arrays are copies: later training does not change them.
     """
-    params = getattr(model, "params", None)
-    if not isinstance(params, dict):
-        raise TypeError(
-            f"model must have a dict attribute 'params' (name -> ndarray); got "
-            f"{type(params).__name__}. Keep the weights in a dict, as the course's models "
-            "do: self.params = {'W1': ..., 'b1': ...}."
-        )
+    params = params_of(model)
     state = {f"params/{name}": np.array(w, copy=True) for name, w in params.items()}
     for attr, layers in _stat_lists(model).items():
         for i, layer in enumerate(layers):
@@ -108,13 +102,7 @@ def check_model_state(model: Any, state: Mapping[str, np.ndarray], source: str =
     norm creates on its first call, is accepted and added.)
     """
     params, stats = _split(state)
-    model_params = getattr(model, "params", None)
-    if not isinstance(model_params, dict):
-        raise TypeError(
-            f"model must have a dict attribute 'params' (name -> ndarray) to check {source} "
-            f"against; got {type(model_params).__name__}. Keep the weights in a dict, as the "
-            "course's models do: self.params = {'W1': ..., 'b1': ...}."
-        )
+    model_params = params_of(model, f" to check {source} against")
     missing = sorted(set(model_params) - set(params))
     extra = sorted(set(params) - set(model_params))
     if missing or extra:
