@@ -45,24 +45,14 @@ BASELINE_BATCH = 5
 def hyperparameters(ctx: c.Context, norm: str) -> dict[str, Any]:
     """Every setting of this run; quick and tiny train fewer epochs and seeds."""
     return {
+        **c.course_settings(HIDDEN, LEARNING_RATE, WEIGHT_SCALE),
         "normalization": norm,
-        "hidden_dims": HIDDEN,
-        "activation": "relu",
-        "weight_scale": WEIGHT_SCALE,
-        "weight_init": "weight_scale * randn (the course's)",
-        "update_rule": "adam",
-        "learning_rate": LEARNING_RATE,
-        "lr_decay": 1.0,
         "num_epochs": ctx.pick(10, 5, 1),
         "batch_sizes": list(BATCH_SIZES),
         "baseline_batch_size": BASELINE_BATCH,
         "num_train": ctx.pick(1000, 1000, 100),
         "num_seeds": ctx.pick(3, 2, 1),
         "seeds_from": ctx.seed,
-        "dtype": "float64",
-        "reg": 0.0,
-        "bn_momentum": 0.9,
-        "bn_eps": 1e-5,
     }
 
 

@@ -146,6 +146,45 @@ class _RecordingSolver(Solver):
         return ok
 
 
+def course_settings(hidden_dims: Any, learning_rate: float, weight_scale: float | None) -> dict:
+    """The settings every FC experiment shares: the course's net, Adam, no decay, no reg,
+    float64, batch norm's momentum and eps (``weight_scale`` None: the experiment sweeps it)."""
+    settings: dict[str, Any] = {"hidden_dims": hidden_dims, "activation": "relu"}
+    if weight_scale is not None:
+        settings["weight_scale"] = weight_scale
+    settings.update(
+        {
+            "weight_init": "weight_scale * randn (the course's)",
+            "update_rule": "adam",
+            "learning_rate": learning_rate,
+            "lr_decay": 1.0,
+            "dtype": "float64",
+            "reg": 0.0,
+            "bn_momentum": 0.9,
+            "bn_eps": 1e-5,
+        }
+    )
+    return settings
+
+
+def course_fc_net(
+    hidden_dims: Any, data: dict, normalization: str | None, weight_scale: float, seed: int
+) -> Any:
+    """The course's FullyConnectedNet in float64, weights drawn after ``np.random.seed(seed)``
+    (the course's global generator, which the Solver's minibatches then use too)."""
+    from normgrad.models.fc_net import FullyConnectedNet
+
+    np.random.seed(seed)  # noqa: NPY002  (the course's global generator)
+    return FullyConnectedNet(
+        hidden_dims,
+        input_dim=data["X_train"].shape[1],
+        num_classes=10,
+        normalization=normalization,
+        weight_scale=weight_scale,
+        dtype=np.float64,
+    )
+
+
 def train_fc_arm(
     name: str,
     data: dict[str, np.ndarray],
@@ -180,17 +219,7 @@ def train_fc_arm(
         training ends (last iteration, or divergence), before the Solver swaps in its
         best-validation model, over every held-out row.
     """
-    from normgrad.models.fc_net import FullyConnectedNet
-
-    np.random.seed(seed)  # noqa: NPY002  (the course's global generator)
-    model = FullyConnectedNet(
-        hidden_dims,
-        input_dim=data["X_train"].shape[1],
-        num_classes=10,
-        normalization=normalization,
-        weight_scale=weight_scale,
-        dtype=np.float64,
-    )
+    model = course_fc_net(hidden_dims, data, normalization, weight_scale, seed)
     solver = _RecordingSolver(
         model,
         data,

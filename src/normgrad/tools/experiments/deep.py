@@ -34,23 +34,13 @@ ARMS = {"baseline": None, "batchnorm": "batchnorm"}  # arm name -> normalization
 def hyperparameters(ctx: c.Context) -> dict[str, Any]:
     """Every setting of this run (the course's, shrunk only at the tiny test scale)."""
     return {
-        "hidden_dims": HIDDEN,
-        "activation": "relu",
-        "weight_scale": WEIGHT_SCALE,
-        "weight_init": "weight_scale * randn (the course's)",
-        "update_rule": "adam",
-        "learning_rate": LEARNING_RATE,
-        "lr_decay": 1.0,
+        **c.course_settings(HIDDEN, LEARNING_RATE, WEIGHT_SCALE),
         "num_epochs": ctx.pick(10, 10, 2),
         "batch_size": 50,
         "num_train": ctx.pick(1000, 1000, 200),
         "num_seeds": ctx.pick(5, 2, 1),
         "seeds_from": ctx.seed,
-        "dtype": "float64",
-        "reg": 0.0,
         "normalization_by_arm": {k: v or "none" for k, v in ARMS.items()},
-        "bn_momentum": 0.9,
-        "bn_eps": 1e-5,
     }
 
 

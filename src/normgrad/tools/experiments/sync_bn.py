@@ -50,25 +50,15 @@ _TIMEOUT = 1800.0  # seconds the ranks may take at full scale before they are st
 def hyperparameters(ctx: c.Context) -> dict[str, Any]:
     """Every setting of this run; quick and tiny train fewer epochs, seeds and rows."""
     return {
+        **c.course_settings(HIDDEN, LEARNING_RATE, WEIGHT_SCALE),
         "ranks": RANKS,
         "per_rank_batch_sizes": list(PER_RANK),
         "batch_sizes": [RANKS * b for b in PER_RANK],
-        "hidden_dims": HIDDEN,
-        "activation": "relu",
-        "weight_scale": WEIGHT_SCALE,
-        "weight_init": "weight_scale * randn (the course's)",
-        "update_rule": "adam",
-        "learning_rate": LEARNING_RATE,
-        "lr_decay": 1.0,
         "num_epochs": ctx.pick(10, 4, 1),
         "num_train": ctx.pick(1000, 1000, 64),
         "num_seeds": ctx.pick(3, 2, 1),
         "seeds_from": ctx.seed,
-        "dtype": "float64",
-        "reg": 0.0,
         "normalization_by_arm": dict(ARMS),
-        "bn_momentum": 0.9,
-        "bn_eps": 1e-5,
     }
 
 
@@ -78,18 +68,9 @@ def _train(
     """One arm at one batch and seed: the course's FC net and Solver (``DistributedSolver``
     when ``comm`` is given, with ``batch`` the whole minibatch over its ranks)."""
     from normgrad.distributed import DistributedSolver
-    from normgrad.models.fc_net import FullyConnectedNet
     from normgrad.training.solver import NonFiniteLossError, Solver
 
-    np.random.seed(seed)  # noqa: NPY002  (the course's global generator)
-    model = FullyConnectedNet(
-        HIDDEN,
-        input_dim=data["X_train"].shape[1],
-        num_classes=10,
-        normalization=norm,
-        weight_scale=WEIGHT_SCALE,
-        dtype=np.float64,
-    )
+    model = c.course_fc_net(HIDDEN, data, norm, WEIGHT_SCALE, seed)
     kwargs: dict[str, Any] = {
         "update_rule": "adam",
         "optim_config": {"learning_rate": LEARNING_RATE},

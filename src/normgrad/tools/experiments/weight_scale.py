@@ -49,21 +49,12 @@ def hyperparameters(ctx: c.Context) -> dict[str, Any]:
     """Every setting of this run; quick and tiny use fewer scales and epochs."""
     num_scales = ctx.pick(20, 10, 3)
     return {
-        "hidden_dims": HIDDEN,
-        "activation": "relu",
-        "update_rule": "adam",
-        "learning_rate": LEARNING_RATE,
-        "lr_decay": 1.0,
+        **c.course_settings(HIDDEN, LEARNING_RATE, None),
         "num_epochs": ctx.pick(10, 6, 1),
         "batch_size": 50,
         "num_train": ctx.pick(1000, 1000, 100),
         "weight_scales": np.logspace(-4, 0, num_scales).tolist(),
-        "weight_init": "weight_scale * randn (the course's)",
         "seed": ctx.seed,
-        "dtype": "float64",
-        "reg": 0.0,
-        "bn_momentum": 0.9,
-        "bn_eps": 1e-5,
         "normalization_by_arm": {k: v or "none" for k, v in ARMS.items()},
         "final_loss": "mean training loss over the last tenth of the finite iterations",
     }
