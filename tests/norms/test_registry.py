@@ -174,3 +174,18 @@ def test_one_registry_line_reaches_every_consumer() -> None:
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "reached" in r.stdout
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+def test_bench_draws_every_spec_from_its_own_bench_field(spec) -> None:
+    """``normgrad bench --op NAME`` takes shapes, gamma's shape and options from the spec:
+    the forward accepts what it draws at a small shape of the same kind."""
+    from normgrad.tools import bench
+
+    if spec.name == "sync_batchnorm":
+        pytest.skip("needs MPI ranks; benchmarked in docs/scaling.md")
+    shape = (2, 64, 3, 4) if spec.bench.maps else (6, 5)
+    assert len(bench.default_shapes(spec.name)[0]) == len(shape)
+    inputs, dout = bench._inputs(spec, shape, "float64", np.random.default_rng(0))
+    out, _ = spec.call(None, **{**spec.bench.options, "eps": 1e-5})(*inputs.values())
+    assert out.shape == dout.shape == shape

@@ -247,6 +247,7 @@ SPEC = spec.NormSpec(
             ),
         ),
     ),
+    bench=spec.Bench(maps=True, param_shape=lambda s: (1, s[1], 1, 1), options={"G": 32}),
     fused=spec.lazy_route(
         "normgrad.kernels.group",
         "spatial_groupnorm_forward_fused",

@@ -202,6 +202,7 @@ SPEC = spec.NormSpec(
             ),
         ),
     ),
+    bench=spec.Bench(maps=True, param_shape=lambda s: (s[1],)),
     fused=spec.lazy_route(
         "normgrad.kernels.instance", "instancenorm_forward_fused", "instancenorm_backward_fused"
     ),

@@ -401,6 +401,7 @@ ND_SPEC = spec.NormSpec(
             lambda s: (s["A"], s["B"]),
         ),
     ),
+    bench=spec.Bench(maps=True, param_shape=lambda s: s[1:], options={"ndim": 3}),
     fused=spec.lazy_route(
         "normgrad.kernels.layer", "layernorm_nd_forward_fused", "layernorm_nd_backward_fused"
     ),

@@ -191,6 +191,7 @@ SPEC = spec.NormSpec(
             ),
         ),
     ),
+    bench=spec.Bench(maps=True, param_shape=lambda s: (s[1],)),
     fused=spec.lazy_route(
         "normgrad.kernels.spatial",
         "spatial_batchnorm_forward_fused",

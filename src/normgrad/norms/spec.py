@@ -111,6 +111,24 @@ class FusedBlock:
     forward_relu: Forward | None = None
 
 
+def _last_axis(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (shape[-1],)
+
+
+@dataclass(frozen=True)
+class Bench:
+    """How ``normgrad bench`` draws the layer at the grid's sizes.
+
+    ``maps``: conv-like (N, C, H, W) grid shapes, not (N, D) rows; ``param_shape(x_shape)``:
+    gamma's (and beta's) shape for that x; ``options``: the layer options to bind there
+    (group norm's G = 32, as in the paper).
+    """
+
+    maps: bool = False
+    param_shape: Callable[[tuple[int, ...]], tuple[int, ...]] = _last_axis
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class AllSizes:
     """The normalization's proof for every group size (``normgrad derive --all``).
@@ -189,6 +207,7 @@ class NormSpec:
         blocks: the model sandwiches it can stand in.
         fused: returns the numba route (``Route`` with its own forward); raises
             ImportError without numba. None when there is no fused route.
+        bench: how ``normgrad bench`` draws it (default: (N, D) rows, gamma (D,)).
     """
 
     name: str
@@ -205,6 +224,7 @@ class NormSpec:
     symbolic: Symbolic | None
     blocks: tuple[Block, ...] = ()
     fused: Callable[[], Route] | None = None
+    bench: Bench = Bench()
 
     def all_routes(self) -> dict[str, Route]:
         """The reference routes, plus ``fused`` when numba is installed."""

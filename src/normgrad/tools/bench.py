@@ -46,7 +46,6 @@ ROUTES = {name: route.backward for name, route in batch.SPEC.routes.items()}
 ROW_SHAPES: tuple[tuple[int, ...], ...] = ((16384, 768), (4096, 1024))
 MAP_SHAPES: tuple[tuple[int, ...], ...] = ((64, 64, 56, 56), (256, 256, 14, 14))
 #: Options each normalization is timed with (group norm: 32 groups, PyTorch's usual).
-OPTIONS: dict[str, dict[str, Any]] = {"groupnorm": {"G": 32}, "layernorm_nd": {"ndim": 3}}
 #: Arrays of x's size a two-pass pass moves: forward (read x twice, write out), backward.
 PASSES = {"forward": 3, "backward": 5, "copy": 2}
 
@@ -83,8 +82,7 @@ def default_shapes(name: str) -> tuple[tuple[int, ...], ...]:
     """Batch norm's classic shapes; the grid's (N, D) or (N, C, H, W) for the others."""
     if name == "batchnorm":
         return DEFAULT_SHAPES
-    maps = registry.by_name(name).layout == "(N, C, H, W)" or name == "layernorm_nd"
-    return MAP_SHAPES if maps else ROW_SHAPES
+    return MAP_SHAPES if registry.by_name(name).bench.maps else ROW_SHAPES
 
 
 def _setup(threads: int, with_torch: bool, with_fused: bool) -> tuple[bool, Any]:
@@ -245,17 +243,10 @@ def run(
 # ---- any normalization: reference, fused and PyTorch ---------------------------------------
 
 
-def _inputs(spec: Any, shape: tuple[int, ...], dtype: str, options: dict[str, Any], rng) -> Any:
+def _inputs(spec: Any, shape: tuple[int, ...], dtype: str, rng: np.random.Generator) -> Any:
     """x = 5 randn + 12, gamma and beta of the layer's parameter shape, and dout."""
     x = (5.0 * rng.standard_normal(shape) + 12.0).astype(dtype)
-    C = shape[1] if len(shape) == 4 else shape[-1]
-    p_shape: tuple[int, ...] = (shape[-1],)
-    if spec.name == "groupnorm":
-        p_shape = (1, C, 1, 1)
-    elif spec.name in ("spatial_batchnorm", "instancenorm"):
-        p_shape = (C,)
-    elif spec.name == "layernorm_nd":
-        p_shape = shape[len(shape) - options.get("ndim", 1) :]
+    p_shape = spec.bench.param_shape(shape)  # gamma's shape for this x
     inputs = {"x": x, "gamma": (1.0 + 0.1 * rng.standard_normal(p_shape)).astype(dtype)}
     if "beta" in spec.cases[0].draw(np.random.default_rng(0)):
         inputs["beta"] = (0.1 * rng.standard_normal(p_shape)).astype(dtype)
@@ -315,12 +306,12 @@ def run_norm(
     spec = registry.by_name(name)
     torch_ok, kernels = _setup(threads, with_torch and spec.torch is not None, with_fused)
     fused = spec.all_routes().get("fused") if kernels is not None else None
-    options = {**OPTIONS.get(name, {}), "eps": 1e-5}
+    options = {**spec.bench.options, "eps": 1e-5}
     rng = np.random.default_rng(seed)
     records: list[Record] = []
     for shape in shapes or default_shapes(name):
         for dtype in dtypes:
-            inputs, dout = _inputs(spec, tuple(shape), dtype, options, rng)
+            inputs, dout = _inputs(spec, tuple(shape), dtype, rng)
             results: dict[str, tuple[float, float, list[np.ndarray]]] = {}
             if with_reference:
                 results["reference"] = _ours(spec, None, inputs, dout, options, warmup, repeats)
