@@ -110,3 +110,47 @@ def test_guard_on_one_rank_reports_usage_errors_and_lets_bugs_through(capsys) ->
     with pytest.raises(KeyError):
         faults.guard(lambda: {}["x"], comm=sync_comm.LocalComm())
     assert faults.guard(lambda: 0, comm=sync_comm.LocalComm()) == 0
+
+
+def test_drain_waits_until_the_pipe_has_been_read() -> None:
+    """A failing rank's last words must be read from its pipe before MPI_Abort (which
+    would lose them): ``drain`` returns only once the reader has taken every byte."""
+    import os
+    import threading
+    import time
+
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, b"x" * 5000)
+        assert faults._unread(write_fd) == 5000  # FIONREAD on the writing end
+        assert not faults.drain(timeout=0.2, settle=0.0, fds=(write_fd,))  # nobody reads
+        got = bytearray()
+
+        def slow_reader() -> None:
+            time.sleep(0.3)
+            while len(got) < 5000:
+                got.extend(os.read(read_fd, 1000))
+                time.sleep(0.02)
+
+        reader = threading.Thread(target=slow_reader)
+        reader.start()
+        assert faults.drain(timeout=5.0, settle=0.0, fds=(write_fd,))
+        assert len(got) == 5000 and faults._unread(write_fd) == 0
+        reader.join()
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    assert faults._unread(write_fd) == 0  # a closed descriptor: nothing to wait for
+
+
+def test_abort_drains_before_it_aborts(monkeypatch) -> None:
+    order: list[str] = []
+
+    class Aborting(_Stub):
+        def abort(self, code: int) -> None:
+            order.append(f"abort {code}")
+
+    monkeypatch.setattr(faults, "drain", lambda *a, **k: order.append("drain") or True)
+    with pytest.raises(SystemExit):
+        faults.abort(3, Aborting(3))
+    assert order == ["drain", "abort 3"]
