@@ -101,9 +101,19 @@ class TorchStep:
 #: threads. Within a round each side pays for its own pools' spinning, as it would alone.
 SETTLE_S = 0.3
 
+#: Untimed steps at the start of each round, after the idle: the first one or two steps
+#: after 0.3 s of sleep run 1.3-1.8x slower than the steady state on this VM (idle vCPUs
+#: descheduled, caches and thread pools cold), for either side. A training loop runs its
+#: steps back to back, so the steady state is what a round times; ``--lead 0`` times the
+#: cold steps too (docs in benchmarks/README.md give both).
+LEAD_STEPS = 2
 
-def time_rounds(sides: dict[str, tuple[Callable, list]], warmup: int, repeats: int):
-    """Seconds per step, one value per round; rounds alternate between the sides."""
+
+def time_rounds(
+    sides: dict[str, tuple[Callable, list]], warmup: int, repeats: int, lead: int = LEAD_STEPS
+):
+    """Seconds per step, one value per round; rounds alternate between the sides. Each
+    round idles ``SETTLE_S``, runs ``lead`` untimed steps, then times its batches."""
     for step, batches in sides.values():
         for X, y in batches[:warmup]:
             step(X, y)
@@ -111,6 +121,8 @@ def time_rounds(sides: dict[str, tuple[Callable, list]], warmup: int, repeats: i
     for _ in range(repeats):
         for name, (step, batches) in sides.items():
             time.sleep(SETTLE_S)
+            for X, y in batches[:lead]:
+                step(X, y)
             start = time.perf_counter()
             for X, y in batches:
                 step(X, y)
@@ -300,7 +312,13 @@ class Bench:
 
 
 def run(
-    bench: Bench, steps: int, repeats: int, warmup: int, threads: int | None, profile: bool
+    bench: Bench,
+    steps: int,
+    repeats: int,
+    warmup: int,
+    threads: int | None,
+    profile: bool,
+    lead: int = LEAD_STEPS,
 ) -> dict[str, Any]:
     """Time normgrad (fused), normgrad (reference) and torch on the same minibatches."""
     threads = set_threads(threads)
@@ -321,11 +339,13 @@ def run(
         },
         warmup,
         repeats,
+        lead,
     )
     result: dict[str, Any] = {
         "threads": threads,
         "batch": bench.batch,
         "steps_per_round": steps,
+        "lead_steps": lead,
         "repeats": repeats,
     }
     result.update(summarize(rounds, bench.batch))
@@ -347,14 +367,20 @@ def main(bench: Bench, description: str, argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=bench.steps, help="steps per timed round")
     ap.add_argument("--repeats", type=int, default=7, help="timed rounds per side")
     ap.add_argument("--warmup", type=int, default=bench.warmup, help="untimed steps first")
+    ap.add_argument(
+        "--lead", type=int, default=LEAD_STEPS, help="untimed steps after each round's idle"
+    )
     ap.add_argument("--threads", type=int, help="default: the threads NumPy's BLAS uses")
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
-    r = run(bench, args.steps, args.repeats, args.warmup, args.threads, not args.no_profile)
+    r = run(
+        bench, args.steps, args.repeats, args.warmup, args.threads, not args.no_profile, args.lead
+    )
     title = (
         f"{bench.title}; {r['threads']} thread(s) for BLAS, numba and torch; median of "
-        f"{r['repeats']} rounds of {r['steps_per_round']} steps"
+        f"{r['repeats']} rounds of {r['steps_per_round']} steps, each after "
+        f"{r['lead_steps']} untimed"
     )
     print(format_report(title, r))
     if args.json:

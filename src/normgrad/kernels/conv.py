@@ -31,6 +31,7 @@ from normgrad.ops.fast import (
     check_conv_gradient_inputs,
     conv_backward_fast,
     conv_forward_fast,
+    conv_weight_grad,
 )
 from normgrad.ops.windows import conv_geometry
 
@@ -126,7 +127,7 @@ def conv_backward_fused(
         return conv_backward_fast(dout, cache, need_dx)
     dout_cols = dout.reshape(N, F, H_out * W_out)  # (N, F, H'*W')
     db = dout_cols.sum(axis=(0, 2))  # (F,)
-    dw = np.matmul(dout_cols, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+    dw = conv_weight_grad(dout_cols, cols, w.shape)
     if not need_dx:
         return None, dw, db
     w_rows = w.reshape(F, C * HH * WW)
