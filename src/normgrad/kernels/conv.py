@@ -4,8 +4,9 @@ The same maths, the same matrix products and the same cache (``ops.fast.FastConv
 as ``normgrad.ops.fast``; only the two data movements around the products change::
 
     im2col   cols[n, (c*HH + di)*WW + dj, i*W' + j] = x[n, c, s*i + di - p, s*j + dj - p]
-             (0 outside x): written straight from x, one pass, no padded copy of x and
-             no transposed copy of a strided window view
+             (0 outside x), and the row of ones below (the bias's): written straight
+             from x, one pass, no padded copy of x and no transposed copy of a strided
+             window view
     col2im   dx[n, c, s*i + di - p, s*j + dj - p] += dcols[n, (c*HH + di)*WW + dj, i*W' + j]
              accumulated straight into the unpadded dx, in the reference's (di, dj) order,
              starting from 0: no padded buffer, no unpad copy
@@ -32,16 +33,22 @@ from normgrad.ops.fast import (
     conv_backward_fast,
     conv_forward_fast,
     conv_weight_grad,
+    with_bias,
 )
 from normgrad.ops.windows import conv_geometry
 
 
 @kernel
 def _im2col(x, HH, WW, s, p, H_out, W_out, cols, h, c0, c1):  # pragma: no cover - compiled
-    """cols (N, C*HH*WW, H'*W') from x (N, C, H, W) for the samples of chunks c0..c1."""
+    """cols (N, C*HH*WW + 1, H'*W') from x (N, C, H, W) for the samples of chunks c0..c1:
+    the windows, then a row of ones (the bias's row)."""
     N, C, H, W = x.shape
+    K = C * HH * WW
     for c in range(c0, c1):
         for n in range(c * h, min(N, (c + 1) * h)):
+            ones = cols[n, K]
+            for j in range(ones.size):
+                ones[j] = 1
             for ch in range(C):
                 plane = x[n, ch]
                 for di in range(HH):
@@ -103,12 +110,13 @@ def conv_forward_fused(
     N = x.shape[0]
     F, C, HH, WW = w.shape
     xc = contiguous(x)
-    cols = empty((N, C * HH * WW, H_out * W_out), x.dtype)
+    K = C * HH * WW
+    ones_row = empty((N, K + 1, H_out * W_out), x.dtype)  # [cols; 1]
     chunks = _chunks(N)
-    args = (xc, HH, WW, stride, pad, H_out, W_out, cols, height(N, chunks))
-    run(_im2col, args, chunks, cols.size)
-    out = np.matmul(w.reshape(F, C * HH * WW), cols, out=empty((N, F, H_out * W_out), x.dtype))
-    out += b[:, None]
+    args = (xc, HH, WW, stride, pad, H_out, W_out, ones_row, height(N, chunks))
+    run(_im2col, args, chunks, ones_row.size)
+    out = np.matmul(with_bias(w, b), ones_row, out=empty((N, F, H_out * W_out), x.dtype))
+    cols = ones_row[:, :K]  # (N, K, H'*W'), what the backward needs
     return out.reshape(N, F, H_out, W_out), FastConvCache(x, w, b, conv_param, cols)
 
 

@@ -186,18 +186,33 @@ def window_view(x: np.ndarray, hh: int, ww: int, stride: int) -> np.ndarray:
     return sliding_window_view(x, (hh, ww), axis=(2, 3))[:, :, ::stride, ::stride]
 
 
-def im2col(x_pad: np.ndarray, hh: int, ww: int, stride: int) -> np.ndarray:
+def im2col(
+    x_pad: np.ndarray, hh: int, ww: int, stride: int, out: np.ndarray | None = None
+) -> np.ndarray:
     """Windows as columns, one matrix per sample: (N, C, Hp, Wp) -> (N, C*hh*ww, H'*W').
 
     cols[n, :, i * W' + j] is the window at output pixel (i, j) of sample n, flattened as
     (c, di, dj): the order of ``w.reshape(F, -1)``'s columns, so the convolution of every
     sample is one batched product ``w.reshape(F, -1) @ cols`` whose result is already
-    laid out as (N, F, H', W'). The copy runs along whole output rows.
+    laid out as (N, F, H', W'). The copy runs along whole output rows. ``out``: an
+    (N, C*hh*ww, H'*W') array (rows of samples may be spaced further apart, as in a view
+    of a larger matrix) to copy into and return, instead of a new one.
     """
     win = window_view(x_pad, hh, ww, stride)  # (N, C, H', W', hh, ww) view
     N, C, H_out, W_out = win.shape[:4]
     # (N, C, hh, ww, H', W'), then one copy into the matrices
-    return win.transpose(0, 1, 4, 5, 2, 3).reshape(N, C * hh * ww, H_out * W_out)
+    windows = win.transpose(0, 1, 4, 5, 2, 3)
+    if out is None:
+        return windows.reshape(N, C * hh * ww, H_out * W_out)
+    n_, k_, p_ = out.strides  # split K into (C, hh, ww) and P into (H', W'): still a view
+    target = np.lib.stride_tricks.as_strided(
+        out,
+        (N, C, hh, ww, H_out, W_out),
+        (n_, k_ * hh * ww, k_ * ww, k_, p_ * W_out, p_),
+        writeable=True,
+    )
+    target[...] = windows
+    return out
 
 
 def col2im(
