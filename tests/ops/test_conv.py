@@ -188,3 +188,42 @@ def test_integral_float_stride_and_pad(impl):
         forward(x, w, b, {"stride": 1, "pad": float("nan")})
     with pytest.raises(TypeError, match=r"conv_param\['stride'\] must be an integer"):
         forward(x, w, b, {"stride": True, "pad": 1})
+
+
+@pytest.mark.parametrize(
+    "geometry", [((2, 3, 6, 5), (4, 3, 3, 2), 1, 1), ((3, 2, 7, 7), (5, 2, 3, 3), 2, 0)]
+)
+def test_windows_im2col_writes_into_a_view_of_a_larger_matrix(geometry) -> None:
+    """``ops.windows.im2col(out=)`` fills the first K rows of each sample's (K + 1)-row
+    matrix exactly as the new array it would return, and leaves the last row alone."""
+    from normgrad.ops.windows import im2col, pad_hw
+
+    x_shape, w_shape, stride, pad = geometry
+    rng = np.random.default_rng(3)
+    x = pad_hw(rng.standard_normal(x_shape), pad)
+    _, _, HH, WW = w_shape
+    fresh = im2col(x, HH, WW, stride)
+    N, K, P = fresh.shape
+    big = np.full((N, K + 1, P), 7.0)
+    got = im2col(x, HH, WW, stride, out=big[:, :K])
+    assert np.shares_memory(got, big)
+    np.testing.assert_array_equal(big[:, :K], fresh)
+    np.testing.assert_array_equal(big[:, K], 7.0)
+
+
+def test_bias_in_the_product_equals_adding_it_after() -> None:
+    """[w | b] @ [cols; 1] is w @ cols + b (float64, to rounding), empty filters included."""
+    from normgrad.ops.fast import with_bias
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 2, 6, 6))
+    w = rng.standard_normal((4, 2, 3, 3))
+    b = rng.standard_normal(4) * 10
+    conv_param = {"stride": 1, "pad": 1}
+    out, cache = conv_forward_fast(x, w, b, conv_param)
+    plain = np.matmul(w.reshape(4, -1), cache.cols) + b[:, None]
+    assert np.max(np.abs(out.reshape(3, 4, -1) - plain)) < 1e-12
+    assert with_bias(np.zeros((0, 2, 3, 3)), np.zeros(0)).shape == (0, 19)
+    assert with_bias(np.zeros((4, 0, 3, 3)), b).shape == (4, 1)
+    out0, _ = conv_forward_fast(np.zeros((2, 0, 5, 5)), np.zeros((4, 0, 3, 3)), b, conv_param)
+    np.testing.assert_array_equal(out0, np.broadcast_to(b[None, :, None, None], (2, 4, 5, 5)))
