@@ -209,6 +209,13 @@ def test_windows_im2col_writes_into_a_view_of_a_larger_matrix(geometry) -> None:
     assert np.shares_memory(got, big)
     np.testing.assert_array_equal(big[:, :K], fresh)
     np.testing.assert_array_equal(big[:, K], 7.0)
+    for bad in (big, big[:1, :K], np.zeros((N, K, P + 1)), [[0.0]]):
+        with pytest.raises(ValueError, match="out must be a writeable array of shape"):
+            im2col(x, HH, WW, stride, out=bad)  # never a write past the end of out
+    frozen = np.zeros((N, K, P))
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        im2col(x, HH, WW, stride, out=frozen)
 
 
 def test_bias_in_the_product_equals_adding_it_after() -> None:

@@ -204,6 +204,10 @@ def im2col(
     windows = win.transpose(0, 1, 4, 5, 2, 3)
     if out is None:
         return windows.reshape(N, C * hh * ww, H_out * W_out)
+    expected = (N, C * hh * ww, H_out * W_out)
+    if not isinstance(out, np.ndarray) or out.shape != expected or not out.flags.writeable:
+        got = getattr(out, "shape", type(out).__name__)
+        raise ValueError(f"im2col's out must be a writeable array of shape {expected}; got {got}.")
     n_, k_, p_ = out.strides  # split K into (C, hh, ww) and P into (H', W'): still a view
     target = np.lib.stride_tricks.as_strided(
         out,
