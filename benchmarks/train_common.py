@@ -310,6 +310,18 @@ class Bench:
     steps: int = 10  # default steps per timed round
     warmup: int = 5  # default untimed steps per side
 
+    def run(
+        self,
+        steps: int,
+        repeats: int,
+        warmup: int,
+        threads: int | None,
+        profile: bool,
+        lead: int = LEAD_STEPS,
+    ) -> dict[str, Any]:
+        """``run(self, ...)``: what the smoke test and the command line call."""
+        return run(self, steps, repeats, warmup, threads, profile, lead)
+
 
 def run(
     bench: Bench,
@@ -374,8 +386,8 @@ def main(bench: Bench, description: str, argv: list[str] | None = None) -> int:
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
-    r = run(
-        bench, args.steps, args.repeats, args.warmup, args.threads, not args.no_profile, args.lead
+    r = bench.run(
+        args.steps, args.repeats, args.warmup, args.threads, not args.no_profile, args.lead
     )
     title = (
         f"{bench.title}; {r['threads']} thread(s) for BLAS, numba and torch; median of "

@@ -1,7 +1,9 @@
 """Differential sweep: every fused route against its reference on awkward inputs.
 
-For each normalization with a fused route, each input variant below (layouts, dtypes,
-non-finite and extreme values, empty batches), train and test mode, and each upstream
+For each normalization with a fused route and each of its spec's check cases (shapes
+and options: batch renorm's plain, clipped and test-mode cases), each input variant
+below (layouts, dtypes, non-finite and extreme values, empty batches), train and test
+mode (unless the case fixes the mode), and each upstream
 gradient variant: the fused route must accept exactly what the reference accepts, reject
 the rest with the same exception type and message, and otherwise agree to rounding,
 running statistics included. Layouts and dtypes the kernels are not compiled for take
@@ -23,28 +25,27 @@ X_VARIANTS = (
     "nan", "inf", "1e200", "1e-200", "float32 gamma", "empty",
 )  # fmt: skip
 DOUT_VARIANTS = ("c", "fortran", "float32", "int", "flat", "None", "list")
-SHAPES = {
-    "batchnorm": (5, 4),
-    "batchrenorm": (5, 4),
-    "layernorm": (5, 4),
-    "rmsnorm": (5, 4),
-    "spatial_batchnorm": (3, 4, 2, 3),
-    "groupnorm": (3, 4, 2, 3),
-    "instancenorm": (3, 4, 2, 3),
-    "layernorm_nd": (3, 4, 2, 3),
-}
-OPTIONS = {"groupnorm": {"G": 2}, "layernorm_nd": {"ndim": 2}}
-OPTIONS["batchrenorm"] = {"r_max": 1.5, "d_max": 0.5}
 FUSED = [s for s in registry.SPECS if s.fused is not None]
 CASES = [
-    (spec, mode)
+    (spec, case, mode)
     for spec in FUSED
-    for mode in (("train", "test") if spec.param_name == "bn_param" else ("train",))
+    for case in spec.cases
+    for mode in (
+        (case.options.get("mode", "train"),)
+        if spec.param_name != "bn_param" or "mode" in case.options
+        else ("train", "test")
+    )
 ]
+IDS = [f"{spec.name}-{case.label}-{mode}" for spec, case, mode in CASES]
 
 
-def _x(variant: str, shape: tuple[int, ...]) -> np.ndarray:
-    x = 3.0 * np.random.default_rng(0).standard_normal(shape) + 1.0
+def _drawn(case: Any) -> dict[str, np.ndarray]:
+    """A check case, drawn: x, gamma (and beta) of matching shapes."""
+    return dict(case.draw(np.random.default_rng(0)))
+
+
+def _x(variant: str, base: np.ndarray) -> np.ndarray:
+    x = 3.0 * base + 1.0
     if variant == "float32":
         return x.astype(np.float32)
     if variant == "float16":
@@ -70,17 +71,9 @@ def _x(variant: str, shape: tuple[int, ...]) -> np.ndarray:
     return x
 
 
-def _params(spec: Any, x: np.ndarray, variant: str) -> list[np.ndarray]:
-    if spec.name == "layernorm_nd":
-        shape = x.shape[-2:]
-    elif x.ndim == 2:
-        shape = (x.shape[1],)
-    else:
-        shape = spec.blocks[0].param_shape(x.shape[1])
+def _params(drawn: dict[str, np.ndarray], variant: str) -> list[np.ndarray]:
     dtype = np.float32 if variant in ("float32", "float32 gamma") else np.float64
-    rng = np.random.default_rng(2)
-    names = [k for k in spec.cases[0].draw(rng) if k not in ("x", "dout")]
-    return [rng.standard_normal(shape).astype(dtype) for _ in names]
+    return [a.astype(dtype) for k, a in drawn.items() if k not in ("x", "dout")]
 
 
 def _outcome(fn: Any) -> tuple[str, Any]:
@@ -116,16 +109,18 @@ def _dout(variant: str, shape: tuple[int, ...]) -> Any:
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN and inf inputs: both warn alike
-@pytest.mark.parametrize("spec,mode", CASES, ids=[f"{s.name}-{m}" for s, m in CASES])
+@pytest.mark.parametrize("spec,case,mode", CASES, ids=IDS)
 @pytest.mark.parametrize("variant", X_VARIANTS)
-def test_fused_accepts_rejects_and_answers_as_the_reference(spec, variant, mode) -> None:
+def test_fused_accepts_rejects_and_answers_as_the_reference(spec, case, variant, mode) -> None:
     fused = spec.all_routes()["fused"]
-    x = _x(variant, SHAPES[spec.name])
-    params = _params(spec, x, variant)
-    options: dict[str, Any] = dict(OPTIONS.get(spec.name, {}))
+    drawn = _drawn(case)
+    x = _x(variant, drawn["x"])
+    params = _params(drawn, variant)
+    options: dict[str, Any] = dict(case.options)
     if spec.param_name == "bn_param":
         C = params[0].size
-        options.update(mode=mode, running_mean=np.full(C, 0.5), running_var=np.full(C, 2.0))
+        options = {"running_mean": np.full(C, 0.5), "running_var": np.full(C, 2.0), **options}
+        options["mode"] = mode
     opts_ref, opts_fused = copy.deepcopy(options), copy.deepcopy(options)
     ref = _outcome(lambda: spec.call(None, **opts_ref)(x, *params))
     got = _outcome(lambda: spec.call(fused, **opts_fused)(x, *params))

@@ -18,8 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from normgrad._internal.validate import flag  # noqa: F401  (re-exported)
-
 
 def data_dtype(dtype: Any, name: str = "dtype", *, raw_pixels: bool = False) -> np.dtype:
     """``dtype`` as a NumPy dtype the data fits in, else a clear error.

@@ -23,6 +23,7 @@ from typing import IO, Any, overload
 import numpy as np
 
 from normgrad._internal.errors import MissingFileError
+from normgrad._internal.validate import flag
 from normgrad.data import checks
 from normgrad.data.safe_pickle import ARRAY_GLOBALS, RestrictedUnpickler
 
@@ -278,7 +279,7 @@ def _check_prepare_args(
             ("num_test", num_test, 1000),
         )
     ]
-    subtract_mean = checks.flag(subtract_mean, "subtract_mean")
+    subtract_mean = flag(subtract_mean, "subtract_mean")
     if subtract_mean and sizes[0] == 0:
         raise ValueError(
             "subtract_mean=True needs num_training >= 1: the mean image is the training "

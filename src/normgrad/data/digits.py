@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from normgrad._internal.validate import flag
 from normgrad.data import checks
 
 
@@ -85,8 +86,8 @@ def get_digits_data(
         )
     if seed < 0:
         raise ValueError(f"seed must be an int >= 0; got {seed}. Pass e.g. seed={DIGITS_SEED}.")
-    subtract_mean = checks.flag(subtract_mean, "subtract_mean")
-    flatten = checks.flag(flatten, "flatten")
+    subtract_mean = flag(subtract_mean, "subtract_mean")
+    flatten = flag(flatten, "flatten")
     dt = checks.data_dtype(dtype)  # standardized pixels: floating only
     try:
         from sklearn.datasets import load_digits

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from normgrad._internal.errors import MissingFileError
+from normgrad._internal.validate import flag
 from normgrad.data import checks
 from normgrad.data.checks import DataFileError
 from normgrad.data.npz import load_npz
@@ -173,7 +174,7 @@ def load_tiny_imagenet(
         ImportError: Pillow is not installed (``pip install pillow``).
     """
     root = checks.path_arg(path, "path", "the Tiny ImageNet folder")
-    subtract_mean = checks.flag(subtract_mean, "subtract_mean")
+    subtract_mean = flag(subtract_mean, "subtract_mean")
     dt = checks.data_dtype(dtype, raw_pixels=not subtract_mean)
     if not root.is_dir():
         raise TinyImageNetNotFoundError(f"Tiny ImageNet folder {root} does not exist. {_TINY_HELP}")

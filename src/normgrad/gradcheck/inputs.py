@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from normgrad._internal import validate as v
-from normgrad._internal.validate import flag  # noqa: F401  (re-exported)
 
 
 def callable_arg(value: Any, name: str, example: str) -> Callable[..., Any]:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from normgrad._internal import validate as v
+from normgrad._internal.validate import flag
 from normgrad.gradcheck import inputs as arg
 
 # Central-difference stencils: (offset k in units of h, integer weight w) and a
@@ -180,7 +181,7 @@ def eval_numerical_gradient(
             read-only, or h is lost to rounding in x's dtype.
     """
     arg.callable_arg(f, "f", "lambda x: np.sum(x ** 2)")
-    arg.flag(verbose, "verbose")
+    flag(verbose, "verbose")
     arg.step(h)
     work, copied = arg.point(x)
     saved = None if copied else work.copy()

@@ -60,7 +60,8 @@ def forward(
 
 
 def normalize_batch(
-    stats: Callable[[], tuple[np.ndarray, np.ndarray] | None],
+    moments: Callable[[], tuple[np.ndarray, np.ndarray] | None],
+    n: int,
     normalize: Callable[..., tuple[np.ndarray, bool]],
     dtype: np.dtype,
     train: bool,
@@ -75,18 +76,19 @@ def normalize_batch(
     """The batch-style forward for any layout: (out, mu, m, inv, var), or None when the
     plain formulas cannot give it (the caller runs the reference). Writes nothing.
 
-    ``stats()``: the batch's (mu, biased var), (D,) float64, or None (NaN or inf in x, a
-    shift too far from the mean); used in train mode, the running statistics in test
-    mode. ``normalize(m, s, b, check=, relu=)``: the layout's element-wise pass
-    (``columns.normalize`` for (N, D), ``planes.normalize`` for NCHW planes).
-    ``scale_shift(mu, var)``: the (gamma, beta) to apply when they depend on the
-    statistics (batch renorm's gamma * r, gamma * d + beta), or None when not plain.
+    ``moments()``: the batch's (mu, M2) over ``n`` values per feature, (D,) float64, or
+    None (NaN or inf in x, a shift too far from the mean); used in train mode (var =
+    M2 / n, biased), the running statistics in test mode. ``normalize(m, s, b, check=,
+    relu=)``: the layout's element-wise pass over x (``columns.normalize`` for (N, D),
+    ``planes.normalize`` for NCHW planes, x bound). ``scale_shift(mu, var)``: the
+    (gamma, beta) to apply when they depend on the statistics (batch renorm's gamma * r,
+    gamma * d + beta), or None when not plain.
     """
     if train:
-        batch = stats()
+        batch = moments()
         if batch is None:
             return None
-        mu, var = batch
+        mu, var = batch[0], batch[1] / n
     else:
         mu, var = as64(running_mean), as64(running_var)
     if scale_shift is not None:

@@ -37,6 +37,7 @@ anything else (``TypeError``).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -192,16 +193,9 @@ def compute(
     """(out, cache, var) for checked inputs, xc: (N, D) C-contiguous float32 or float64;
     None when the plain formulas cannot give the result. Writes nothing. ``relu``: out
     is max(out, 0)."""
-
-    def stats() -> tuple[np.ndarray, np.ndarray] | None:
-        sums = columns.stats(xc)  # (D,), (D,) float64
-        return None if sums is None else (sums[0], sums[1] / xc.shape[0])  # biased var
-
-    def normalize(m: Any, s: Any, b: Any, **kw: Any) -> tuple[np.ndarray, bool]:
-        return columns.normalize(xc, m, s, b, **kw)
-
+    moments, normalize = partial(columns.stats, xc), partial(columns.normalize, xc)
     args = (train, eps, gamma, beta, running_mean, running_var, relu)
-    result = _affine.normalize_batch(stats, normalize, xc.dtype, *args)
+    result = _affine.normalize_batch(moments, xc.shape[0], normalize, xc.dtype, *args)
     if result is None:
         return None
     out, mu, m, inv, var = result

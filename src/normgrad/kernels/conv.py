@@ -111,12 +111,12 @@ def conv_forward_fused(
     F, C, HH, WW = w.shape
     xc = contiguous(x)
     K = C * HH * WW
-    ones_row = empty((N, K + 1, H_out * W_out), x.dtype)  # [cols; 1]
+    cols_ones = empty((N, K + 1, H_out * W_out), x.dtype)  # [cols; 1]
     chunks = _chunks(N)
-    args = (xc, HH, WW, stride, pad, H_out, W_out, ones_row, height(N, chunks))
-    run(_im2col, args, chunks, ones_row.size)
-    out = np.matmul(with_bias(w, b), ones_row, out=empty((N, F, H_out * W_out), x.dtype))
-    cols = ones_row[:, :K]  # (N, K, H'*W'), what the backward needs
+    args = (xc, HH, WW, stride, pad, H_out, W_out, cols_ones, height(N, chunks))
+    run(_im2col, args, chunks, cols_ones.size)
+    out = np.matmul(with_bias(w, b), cols_ones, out=empty((N, F, H_out * W_out), x.dtype))
+    cols = cols_ones[:, :K]  # (N, K, H'*W'), what the backward needs
     return out.reshape(N, F, H_out, W_out), FastConvCache(x, w, b, conv_param, cols)
 
 

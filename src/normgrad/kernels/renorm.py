@@ -21,6 +21,7 @@ accepts its cache too.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -53,30 +54,23 @@ def batchrenorm_forward_fused(
     xc = contiguous(x)
     N, D = xc.shape
     g64, b64 = as64(gamma), as64(beta)
-    rd = [np.ones(D), np.zeros(D)]  # (r, d): the identity in test mode
-
-    def batch() -> tuple[np.ndarray, np.ndarray] | None:
-        moments = columns.stats(xc)  # NaN or inf in x, or a shift too far: None
-        return None if moments is None else (moments[0], moments[1] / N)  # biased var
+    r, d = np.ones(D), np.zeros(D)  # the corrections: the identity in test mode
 
     def scale_shift(mu: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        nonlocal r, d
         if train:
             with np.errstate(all="ignore"):  # extreme statistics: the reference's to solve
-                rd[:] = renorm.renorm_corrections(mu, var, stats.mean, stats.var, eps, r_max, d_max)
-        r, d = rd
+                r, d = renorm.renorm_corrections(mu, var, stats.mean, stats.var, eps, r_max, d_max)
         if not (np.isfinite(r).all() and np.isfinite(d).all()):
             return None
         return g64 * r, g64 * d + b64
 
-    def normalize(m: Any, s: Any, b: Any, **kw: Any) -> tuple[np.ndarray, bool]:
-        return columns.normalize(xc, m, s, b, **kw)
-
+    moments, normalize = partial(columns.stats, xc), partial(columns.normalize, xc)
     args = (train, eps, gamma, beta, stats.mean, stats.var, False, scale_shift)
-    result = _affine.normalize_batch(batch, normalize, xc.dtype, *args)
+    result = _affine.normalize_batch(moments, N, normalize, xc.dtype, *args)
     if result is None:
         return renorm.batchrenorm_forward(x, gamma, beta, bn_param)
     out, mu, m, inv, var = result
-    r, d = rd
     (stats.update(mu, var, N) if train else stats).write(bn_param)
     cache = bn.FusedBatchNormCache(xc, mu, m, inv, gamma, train)
     return out, FusedBatchRenormCache(cache, r, d)

@@ -20,6 +20,7 @@ run the reference forward inside the same call, and the fused backward accepts i
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -123,16 +124,10 @@ def _compute(
     """(out, cache, var) for a checked call; None where the plain formulas cannot give it."""
     N, C, H, W = x.shape
     x2 = contiguous(x).reshape(N * C, H * W)  # (N * C, H * W) planes
-
-    def stats() -> tuple[np.ndarray, np.ndarray] | None:
-        sums = columns.merge(*planes.stats(x2, C), N * H * W)
-        return None if sums is None else (sums[0], sums[1] / (N * H * W))  # biased var
-
-    def normalize(m: Any, s: Any, b: Any, **kw: Any) -> tuple[np.ndarray, bool]:
-        return planes.normalize(x2, m, s, b, **kw)
-
+    n = N * H * W  # values per channel
+    moments = lambda: columns.merge(*planes.stats(x2, C), n)  # noqa: E731  (mu, M2)
     args = (train, eps, gamma, beta, running_mean, running_var, relu)
-    result = _affine.normalize_batch(stats, normalize, x.dtype, *args)
+    result = _affine.normalize_batch(moments, n, partial(planes.normalize, x2), x.dtype, *args)
     if result is None:
         return None
     out, mu, m, inv, var = result

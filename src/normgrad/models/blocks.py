@@ -37,11 +37,11 @@ import numpy as np
 
 from normgrad._internal import validate as v
 from normgrad._internal.params import float_params
+from normgrad._internal.validate import flag
 from normgrad.kernels import choose
 from normgrad.norms import registry
 from normgrad.norms.spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
 from normgrad.norms.spec import Block, FusedBlock
-from normgrad.ops._checks import flag
 from normgrad.ops.activations import ACTIVATIONS, relu_forward
 from normgrad.ops.affine import AffineCache
 from normgrad.ops.fast import (

@@ -455,9 +455,7 @@ SPEC = spec.NormSpec(
         ("N", "D"),
         ({"N": 2, "D": 1}, {"N": 3, "D": 2}, {"N": 4, "D": 2}),
         "normgrad.symbolic.batch:build",
-        all_sizes=spec.AllSizes(
-            "normgrad.symbolic.all_n:batch", lambda M: {"N": M, "D": 1}, lambda s: (s["D"],)
-        ),
+        all_sizes=spec.AllSizes.columns(),
     ),
     blocks=(
         spec.Block(

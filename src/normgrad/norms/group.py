@@ -229,7 +229,6 @@ SPEC = spec.NormSpec(
         _symbolic,
         options=("G",),
         all_sizes=spec.AllSizes(
-            "normgrad.symbolic.all_n:group",
             lambda M: {"N": 1, "C": M, "H": 1, "W": 1, "G": 1},
             lambda s: (1, s["C"], 1, 1),
         ),

@@ -182,7 +182,6 @@ SPEC = spec.NormSpec(
         ({"N": 1, "C": 2, "H": 1, "W": 3}, {"N": 2, "C": 1, "H": 2, "W": 2}),
         _symbolic,
         all_sizes=spec.AllSizes(
-            "normgrad.symbolic.all_n:instance",
             lambda M: {"N": 1, "C": 1, "H": 1, "W": M},
             lambda s: (s["C"],),
         ),

@@ -357,9 +357,7 @@ SPEC = spec.NormSpec(
         ("N", "D"),
         ({"N": 2, "D": 3}, {"N": 1, "D": 4}),
         _symbolic,
-        all_sizes=spec.AllSizes(
-            "normgrad.symbolic.all_n:layer", lambda M: {"N": 1, "D": M}, lambda s: (s["D"],)
-        ),
+        all_sizes=spec.AllSizes.rows(),
     ),
     blocks=(
         spec.Block(
@@ -396,7 +394,6 @@ ND_SPEC = spec.NormSpec(
         ({"N": 1, "A": 2, "B": 2},),
         _symbolic_nd,
         all_sizes=spec.AllSizes(
-            "normgrad.symbolic.all_n:layer_nd",
             lambda M: {"N": 1, "A": M, "B": 1},
             lambda s: (s["A"], s["B"]),
         ),

@@ -564,9 +564,7 @@ SPEC = spec.NormSpec(
         ("N", "D"),
         ({"N": 2, "D": 1}, {"N": 3, "D": 2}),
         _symbolic,
-        all_sizes=spec.AllSizes(
-            "normgrad.symbolic.all_n:renorm", lambda M: {"N": M, "D": 1}, lambda s: (s["D"],)
-        ),
+        all_sizes=spec.AllSizes.columns(),
     ),
     # cancels_bias: the backward's db = sum_i dx_i is exactly 0 (r and d constant, and
     # sum_i xbn_i = 0), and the output itself ignores a per-feature bias b wherever d is

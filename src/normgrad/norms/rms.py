@@ -195,9 +195,7 @@ SPEC = spec.NormSpec(
         ("N", "D"),
         ({"N": 2, "D": 3}, {"N": 1, "D": 4}),
         _symbolic,
-        all_sizes=spec.AllSizes(
-            "normgrad.symbolic.all_n:rms", lambda M: {"N": 1, "D": M}, lambda s: (s["D"],)
-        ),
+        all_sizes=spec.AllSizes.rows(),
     ),
     blocks=(
         spec.Block(

@@ -168,7 +168,6 @@ SPEC = spec.NormSpec(
         ({"N": 1, "C": 2, "H": 1, "W": 3}, {"N": 2, "C": 1, "H": 2, "W": 1}),
         "normgrad.symbolic.batch:build_spatial",
         all_sizes=spec.AllSizes(
-            "normgrad.symbolic.all_n:spatial",
             lambda M: {"N": M, "C": 1, "H": 1, "W": 1},
             lambda s: (s["C"],),
         ),

@@ -129,26 +129,42 @@ class Bench:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
+def _features(shape: Mapping[str, int]) -> tuple[int, ...]:
+    return (shape["D"],)
+
+
 @dataclass(frozen=True)
 class AllSizes:
     """The normalization's proof for every group size (``normgrad derive --all``).
 
-    ``build``: ``"module:function"`` (or a callable) returning a
-    ``normgrad.symbolic.all_n.AllSizes`` problem, imported only when called.
     ``group_shape(M)``: the library shape that holds exactly one normalization group of M
     values, for the tie to the NumPy code; ``param_shape(shape)``: gamma's shape there.
+    ``build``: ``"module:function"`` (or a callable) returning a
+    ``normgrad.symbolic.all_n.AllSizes`` problem, imported only when called; by default
+    the function of ``normgrad.symbolic.all_n`` named as the ``Symbolic``.
+    ``rows()`` and ``columns()`` give the two (N, D) layouts.
     """
 
-    build: Callable[[], Any] | str
     group_shape: Callable[[int], Mapping[str, int]]
     param_shape: Callable[[Mapping[str, int]], tuple[int, ...]]
+    build: Callable[[], Any] | str | None = None
 
-    def builder(self) -> Callable[[], Any]:
-        """The build function (imported now when given as a string)."""
+    @classmethod
+    def rows(cls) -> AllSizes:
+        """One group is one row of D features (layer and RMS norm): N = 1, D = M."""
+        return cls(lambda M: {"N": 1, "D": M}, _features)
+
+    @classmethod
+    def columns(cls) -> AllSizes:
+        """One group is one feature's column of N samples (batch norm and its kin)."""
+        return cls(lambda M: {"N": M, "D": 1}, _features)
+
+    def builder(self, name: str) -> Callable[[], Any]:
+        """The build function of the ``Symbolic`` called ``name`` (imported now)."""
         if callable(self.build):
             return self.build
-        module, _, name = self.build.partition(":")
-        fn: Callable[[], Any] = getattr(importlib.import_module(module), name)
+        module, _, function = (self.build or f"normgrad.symbolic.all_n:{name}").partition(":")
+        fn: Callable[[], Any] = getattr(importlib.import_module(module), function)
         return fn
 
 

@@ -604,9 +604,7 @@ SPEC = spec.NormSpec(
         ({"N": 3, "D": 2, "P": 2}, {"N": 6, "D": 1, "P": 3}, {"N": 3, "D": 1, "P": 3}),
         "normgrad.symbolic.sync:build",
         options=("P",),
-        all_sizes=spec.AllSizes(
-            "normgrad.symbolic.all_n:sync", lambda M: {"N": M, "D": 1}, lambda s: (s["D"],)
-        ),
+        all_sizes=spec.AllSizes.columns(),
     ),
     blocks=(
         spec.Block(

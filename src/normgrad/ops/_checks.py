@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from normgrad._internal import validate as v
-from normgrad._internal.validate import flag  # noqa: F401  (re-exported)
 
 #: np.random.seed takes integers in [0, 2**32 - 1].
 SEED_MAX = 2**32 - 1

@@ -22,7 +22,7 @@ import numpy as np
 
 from normgrad._internal import validate as v
 from normgrad._internal.params import float_params
-from normgrad.ops._checks import flag
+from normgrad._internal.validate import flag
 
 
 class AffineCache(NamedTuple):

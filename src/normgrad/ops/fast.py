@@ -35,7 +35,7 @@ import numpy as np
 
 from normgrad._internal import validate as v
 from normgrad._internal.params import float_params
-from normgrad.ops._checks import flag
+from normgrad._internal.validate import flag
 from normgrad.ops.windows import (
     col2im,
     conv_geometry,
@@ -81,10 +81,10 @@ def conv_forward_fast(
     N = x.shape[0]
     F, C, HH, WW = w.shape
     K = C * HH * WW
-    ones_row = np.empty((N, K + 1, H_out * W_out), x.dtype)
-    cols = im2col(pad_hw(x, pad), HH, WW, stride, out=ones_row[:, :K])  # (N, K, H'*W')
-    ones_row[:, K] = 1
-    out = np.matmul(with_bias(w, b), ones_row)  # (N, F, H'*W'), bias included
+    cols_ones = np.empty((N, K + 1, H_out * W_out), x.dtype)
+    cols = im2col(pad_hw(x, pad), HH, WW, stride, out=cols_ones[:, :K])  # (N, K, H'*W')
+    cols_ones[:, K] = 1
+    out = np.matmul(with_bias(w, b), cols_ones)  # (N, F, H'*W'), bias included
     return out.reshape(N, F, H_out, W_out), FastConvCache(x, w, b, conv_param, cols)
 
 

@@ -207,7 +207,7 @@ TWINS: dict[str, spec.AllSizes] = _twins()
 def build(layer: str) -> AllSizes | None:
     """The all-sizes problem of ``layer``, or None when it has no twin (fixed shapes only)."""
     entry = TWINS.get(layer)
-    return entry.builder()() if entry else None
+    return entry.builder(layer)() if entry else None
 
 
 def _library(layer: str, p: AllSizes, shape: dict[str, int], vals: dict, eps: float) -> dict:

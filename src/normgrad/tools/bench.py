@@ -45,7 +45,6 @@ ROUTES = {name: route.backward for name, route in batch.SPEC.routes.items()}
 #: The "Done when" grid: transformer-like (N, D) and conv-like (N, C, H, W) shapes.
 ROW_SHAPES: tuple[tuple[int, ...], ...] = ((16384, 768), (4096, 1024))
 MAP_SHAPES: tuple[tuple[int, ...], ...] = ((64, 64, 56, 56), (256, 256, 14, 14))
-#: Options each normalization is timed with (group norm: 32 groups, PyTorch's usual).
 #: Arrays of x's size a two-pass pass moves: forward (read x twice, write out), backward.
 PASSES = {"forward": 3, "backward": 5, "copy": 2}
 
