@@ -319,55 +319,42 @@ class Bench:
         profile: bool,
         lead: int = LEAD_STEPS,
     ) -> dict[str, Any]:
-        """``run(self, ...)``: what the smoke test and the command line call."""
-        return run(self, steps, repeats, warmup, threads, profile, lead)
-
-
-def run(
-    bench: Bench,
-    steps: int,
-    repeats: int,
-    warmup: int,
-    threads: int | None,
-    profile: bool,
-    lead: int = LEAD_STEPS,
-) -> dict[str, Any]:
-    """Time normgrad (fused), normgrad (reference) and torch on the same minibatches."""
-    threads = set_threads(threads)
-    rng = np.random.default_rng(0)
-    pool_X = rng.standard_normal((4 * bench.batch, *bench.row_shape), dtype=np.float32)
-    pool_y = rng.integers(0, bench.classes, 4 * bench.batch)
-    idx = [rng.integers(0, len(pool_X), bench.batch) for _ in range(max(steps, warmup))]
-    np_batches = [(np.ascontiguousarray(pool_X[i]), pool_y[i]) for i in idx]
-    torch_batches = [(torch.from_numpy(X), torch.from_numpy(y)) for X, y in np_batches]
-    ours = OursStep(bench.model())
-    ref = OursStep(bench.model(), False)
-    theirs = TorchStep(bench.torch_model())
-    rounds = time_rounds(
-        {
-            "normgrad": (ours, np_batches[:steps]),
-            "reference": (ref, np_batches[:steps]),
-            "torch": (theirs, torch_batches[:steps]),
-        },
-        warmup,
-        repeats,
-        lead,
-    )
-    result: dict[str, Any] = {
-        "threads": threads,
-        "batch": bench.batch,
-        "steps_per_round": steps,
-        "lead_steps": lead,
-        "repeats": repeats,
-    }
-    result.update(summarize(rounds, bench.batch))
-    if profile:
-        result["profile_ms_per_step"] = {
-            "normgrad": profile_ours(ours, np_batches[:steps], bench.targets),
-            "reference": profile_ours(ref, np_batches[:steps], bench.targets),
-            "torch": profile_torch(theirs, torch_batches[:steps], bench.torch_category),
+        """Time normgrad (fused), normgrad (reference) and torch on the same minibatches."""
+        threads = set_threads(threads)
+        rng = np.random.default_rng(0)
+        pool_X = rng.standard_normal((4 * self.batch, *self.row_shape), dtype=np.float32)
+        pool_y = rng.integers(0, self.classes, 4 * self.batch)
+        idx = [rng.integers(0, len(pool_X), self.batch) for _ in range(max(steps, warmup))]
+        np_batches = [(np.ascontiguousarray(pool_X[i]), pool_y[i]) for i in idx]
+        torch_batches = [(torch.from_numpy(X), torch.from_numpy(y)) for X, y in np_batches]
+        ours = OursStep(self.model())
+        ref = OursStep(self.model(), False)
+        theirs = TorchStep(self.torch_model())
+        rounds = time_rounds(
+            {
+                "normgrad": (ours, np_batches[:steps]),
+                "reference": (ref, np_batches[:steps]),
+                "torch": (theirs, torch_batches[:steps]),
+            },
+            warmup,
+            repeats,
+            lead,
+        )
+        result: dict[str, Any] = {
+            "threads": threads,
+            "batch": self.batch,
+            "steps_per_round": steps,
+            "lead_steps": lead,
+            "repeats": repeats,
         }
-    return result
+        result.update(summarize(rounds, self.batch))
+        if profile:
+            result["profile_ms_per_step"] = {
+                "normgrad": profile_ours(ours, np_batches[:steps], self.targets),
+                "reference": profile_ours(ref, np_batches[:steps], self.targets),
+                "torch": profile_torch(theirs, torch_batches[:steps], self.torch_category),
+            }
+        return result
 
 
 def main(bench: Bench, description: str, argv: list[str] | None = None) -> int:
