@@ -45,6 +45,7 @@ BATCH, F, K, HIDDEN, C = 50, 32, 7, 100, 10
 TARGETS = [
     (kconv, "conv_forward_fused", "conv (im2col + matmul)"),
     (kconv, "conv_backward_fused", "conv (im2col + matmul)"),
+    (kconv, "conv_forward_channel_major", "conv (im2col + matmul)"),
     (choose, "conv_forward_fast", "conv (im2col + matmul)"),
     (choose, "conv_backward_fast", "conv (im2col + matmul)"),
     (kspatial, "spatial_batchnorm_forward_fused", "spatial batch norm"),

@@ -58,7 +58,14 @@ def norm(block: Block, x: Any) -> FusedBlock | None:
 
     Fused for float32 x when the fused kernels are on and the block has a fused route.
     """
-    if block.fused is None or not isinstance(x, np.ndarray) or x.dtype != np.float32:
+    if not isinstance(x, np.ndarray):
+        return None
+    return norm_for(block, x.dtype)
+
+
+def norm_for(block: Block, dtype: np.dtype) -> FusedBlock | None:
+    """``norm`` for activations of this dtype, before they exist."""
+    if block.fused is None or dtype != np.float32:
         return None
     if not kernels.fused_enabled():
         return None

@@ -39,21 +39,23 @@ from normgrad.ops.windows import conv_geometry
 
 
 @kernel
-def _im2col(x, HH, WW, s, p, H_out, W_out, cols, h, c0, c1):  # pragma: no cover - compiled
+def _im2col(x, HH, WW, s, p, H_out, W_out, cols, cm, h, c0, c1):  # pragma: no cover - compiled
     """cols (N, C*HH*WW + 1, H'*W') from x (N, C, H, W) for the samples of chunks c0..c1:
-    the windows, then a row of ones (the bias's row)."""
+    the windows, then a row of ones (the bias's row). cm: cols is (C*HH*WW + 1, N, H'*W')
+    instead (channel-major: one matrix for the whole batch)."""
     N, C, H, W = x.shape
     K = C * HH * WW
     for c in range(c0, c1):
         for n in range(c * h, min(N, (c + 1) * h)):
-            ones = cols[n, K]
+            ones = cols[K, n] if cm else cols[n, K]
             for j in range(ones.size):
                 ones[j] = 1
             for ch in range(C):
                 plane = x[n, ch]
                 for di in range(HH):
                     for dj in range(WW):
-                        out = cols[n, (ch * HH + di) * WW + dj]
+                        k = (ch * HH + di) * WW + dj
+                        out = cols[k, n] if cm else cols[n, k]
                         for i in range(H_out):
                             r = s * i + di - p
                             base = i * W_out
@@ -68,9 +70,10 @@ def _im2col(x, HH, WW, s, p, H_out, W_out, cols, h, c0, c1):  # pragma: no cover
 
 
 @kernel
-def _col2im(dcols, HH, WW, s, p, H_out, W_out, dx, h, c0, c1):  # pragma: no cover - compiled
+def _col2im(dcols, HH, WW, s, p, H_out, W_out, dx, cm, h, c0, c1):  # pragma: no cover - compiled
     """dx (N, C, H, W) += every window's column, for the samples of chunks c0..c1, in
-    the reference's order: tap by tap (di, dj), starting from 0."""
+    the reference's order: tap by tap (di, dj), starting from 0. cm: dcols is
+    (C*HH*WW, N, H'*W') instead of (N, C*HH*WW, H'*W')."""
     N, C, H, W = dx.shape
     for c in range(c0, c1):
         for n in range(c * h, min(N, (c + 1) * h)):
@@ -79,7 +82,8 @@ def _col2im(dcols, HH, WW, s, p, H_out, W_out, dx, h, c0, c1):  # pragma: no cov
                 plane[:, :] = 0
                 for di in range(HH):
                     for dj in range(WW):
-                        col = dcols[n, (ch * HH + di) * WW + dj]
+                        k = (ch * HH + di) * WW + dj
+                        col = dcols[k, n] if cm else dcols[n, k]
                         for i in range(H_out):
                             r = s * i + di - p
                             if r < 0 or r >= H:
@@ -113,11 +117,50 @@ def conv_forward_fused(
     K = C * HH * WW
     cols_ones = empty((N, K + 1, H_out * W_out), x.dtype)  # [cols; 1]
     chunks = _chunks(N)
-    args = (xc, HH, WW, stride, pad, H_out, W_out, cols_ones, height(N, chunks))
+    args = (xc, HH, WW, stride, pad, H_out, W_out, cols_ones, False, height(N, chunks))
     run(_im2col, args, chunks, cols_ones.size)
     out = np.matmul(with_bias(w, b), cols_ones, out=empty((N, F, H_out * W_out), x.dtype))
     cols = cols_ones[:, :K]  # (N, K, H'*W'), what the backward needs
     return out.reshape(N, F, H_out, W_out), FastConvCache(x, w, b, conv_param, cols)
+
+
+def conv_forward_channel_major(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict[str, Any]
+) -> tuple[np.ndarray, FastConvCache]:
+    """``conv_forward_fused`` as one matrix product for the whole batch, channel-major.
+
+    x: (N, C, H, W), w: (F, C, HH, WW), b: (F,) -> out: (N, F, H', W') with the same
+    values to rounding, as a view of (F, N, H', W') memory: ``[w | b] @ [cols; 1]`` with
+    cols (C*HH*WW, N*H'*W'), one product instead of N (no per-sample calls into BLAS, and
+    no transposed copy of its result). For a consumer that reads that layout in place
+    (spatial batch norm's fused route, ``FusedBlock.channel_major``); any other reader
+    gets an ordinary, if strided, array. The cache's cols are an (N, C*HH*WW, H'*W') view
+    of channel-major memory; ``conv_backward_fused`` sees that and forms dw and db as one
+    product and one sum too (the reference's ``conv_backward_fast`` accepts the cache as
+    well). Calls the kernels do not take run the reference, ``conv_forward_fast``.
+    """
+    w, b = float_params(x, w=w, b=b)
+    stride, pad, H_out, W_out = conv_geometry(x, w, b, conv_param)
+    if not compiled(x) or x.dtype != w.dtype or x.dtype != b.dtype or x.size == 0 or w.size == 0:
+        return conv_forward_fast(x, w, b, conv_param)
+    N = x.shape[0]
+    F, C, HH, WW = w.shape
+    K, L = C * HH * WW, H_out * W_out
+    cols_ones = empty((K + 1, N, L), x.dtype)  # [cols; 1], channel-major
+    chunks = _chunks(N)
+    args = (contiguous(x), HH, WW, stride, pad, H_out, W_out, cols_ones, True, height(N, chunks))
+    run(_im2col, args, chunks, cols_ones.size)
+    out = np.matmul(
+        with_bias(w, b), cols_ones.reshape(K + 1, N * L), out=empty((F, N * L), x.dtype)
+    )
+    cols = cols_ones[:K].transpose(1, 0, 2)  # (N, K, H'*W') view, what the backward needs
+    out4 = out.reshape(F, N, H_out, W_out).transpose(1, 0, 2, 3)  # (N, F, H', W') view
+    return out4, FastConvCache(x, w, b, conv_param, cols)
+
+
+def _channel_major(a: np.ndarray) -> bool:
+    """a (N, ...) is a view of memory laid out with its first two axes swapped."""
+    return not a.flags.c_contiguous and np.swapaxes(a, 0, 1).flags.c_contiguous
 
 
 def conv_backward_fused(
@@ -133,6 +176,8 @@ def conv_backward_fused(
     F, _, HH, WW = w.shape
     if not compiled(x) or dout.dtype != x.dtype or x.size == 0 or w.size == 0:
         return conv_backward_fast(dout, cache, need_dx)
+    if _channel_major(cols):
+        return _backward_channel_major(dout, x, w, cols, stride, pad, H_out, W_out, need_dx)
     dout_cols = dout.reshape(N, F, H_out * W_out)  # (N, F, H'*W')
     db = dout_cols.sum(axis=(0, 2))  # (F,)
     dw = conv_weight_grad(dout_cols, cols, w.shape)
@@ -142,6 +187,39 @@ def conv_backward_fused(
     dcols = np.matmul(w_rows.T, dout_cols, out=empty(cols.shape, x.dtype))  # (N, C*HH*WW, H'*W')
     dx = empty(x.shape, dcols.dtype)
     chunks = _chunks(N)
-    args = (dcols, HH, WW, stride, pad, H_out, W_out, dx, height(N, chunks))
+    args = (dcols, HH, WW, stride, pad, H_out, W_out, dx, False, height(N, chunks))
+    run(_col2im, args, chunks, dcols.size)
+    return dx, dw, db
+
+
+def _backward_channel_major(
+    dout: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    cols: np.ndarray,
+    stride: int,
+    pad: int,
+    H_out: int,
+    W_out: int,
+    need_dx: bool,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """The backward of ``conv_forward_channel_major``: with D = dout as (F, N*H'*W') and
+    cols as (C*HH*WW, N*H'*W'), dw = (cols @ D.T).T, db = D.sum(1), dcols = w.T @ D:
+    one product each. dout in that layout is read in place (spatial batch norm's fused
+    backward returns it so); any other is copied into it once."""
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
+    K, L = C * HH * WW, H_out * W_out
+    d = np.swapaxes(dout, 0, 1)  # (F, N, H', W')
+    d2 = (d if d.flags.c_contiguous else np.ascontiguousarray(d)).reshape(F, N * L)
+    cols2 = np.swapaxes(cols, 0, 1).reshape(K, N * L)  # no copy: channel-major
+    db = d2.sum(axis=1)  # (F,)
+    dw = np.ascontiguousarray(np.matmul(cols2, d2.T).T).reshape(w.shape)
+    if not need_dx:
+        return None, dw, db
+    dcols = np.matmul(w.reshape(F, K).T, d2, out=empty((K, N * L), x.dtype))
+    dx = empty(x.shape, x.dtype)
+    chunks = _chunks(N)
+    args = (dcols.reshape(K, N, L), HH, WW, stride, pad, H_out, W_out, dx, True, height(N, chunks))
     run(_col2im, args, chunks, dcols.size)
     return dx, dw, db

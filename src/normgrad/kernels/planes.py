@@ -1,7 +1,10 @@
 """Per-channel kernels for x: (N, C, L), L = H * W: spatial batch norm without a transpose.
 
 Each (n, c) plane of L values is contiguous in NCHW memory, so x is read as N * C rows of
-L values and every reduction runs along a row, the channel being c = row % C. Chunks are
+L values and every reduction runs along a row, the channel being c = row % C. Channel-major
+memory, (C, N, H, W) seen as an (N, C, H, W) view (what the conv sandwich's one matrix
+product leaves), is read as C * N rows instead, c = row // N, with no copy either: each
+array's flag (``cm`` for x, ``gcm`` for dout) says which order its rows are in. Chunks are
 fixed ranges of rows (``_runtime.n_chunks``), each with one (C,) row of partial sums,
 merged in chunk order (``columns.merge``), so the bits never depend on the thread count.
 
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from normgrad.kernels._runtime import height, kernel, map_rows, n_chunks, reduction, run
+from normgrad.kernels._runtime import height, inline, kernel, map_rows, n_chunks, reduction, run
 
 #: Values per float32 sub-block of a plane's sums (then carried on in float64).
 SPAN = 512
@@ -55,14 +58,29 @@ def _gsums(g, a, m, k0, k1):  # pragma: no cover - compiled
     return s1, s2
 
 
+@inline
+def _row(n, c, N, C, cm):  # pragma: no cover - compiled
+    """The row of plane (n, c): n * C + c in NCHW order, c * N + n channel-major."""
+    return c * N + n if cm else n * C + c
+
+
+@inline
+def _plane(r, N, C, cm):  # pragma: no cover - compiled
+    """(n, c) of row r, the inverse of ``_row``."""
+    if cm:
+        return r % N, r // N
+    return r // C, r % C
+
+
 @kernel
-def _stats(x, shift, s1s, s2s, h, c0, c1):  # pragma: no cover - compiled
+def _stats(x, cm, shift, s1s, s2s, h, c0, c1):  # pragma: no cover - compiled
     """Rows of chunks c0..c1: per channel, float64 sums of x - K and (x - K)^2."""
     R, L = x.shape
     C = shift.shape[0]
+    N = R // C
     for c in range(c0, c1):
         for r in range(c * h, min(R, (c + 1) * h)):
-            ch = r % C
+            ch = _plane(r, N, C, cm)[1]
             row = x[r]
             k = shift[ch]
             t1 = 0.0
@@ -76,15 +94,15 @@ def _stats(x, shift, s1s, s2s, h, c0, c1):  # pragma: no cover - compiled
 
 
 @kernel
-def _shift(x, C):  # pragma: no cover - compiled
+def _shift(x, C, cm):  # pragma: no cover - compiled
     """(C,) in x's dtype: the median of three samples of each channel."""
     R, L = x.shape
     N = R // C
     out = np.empty(C, dtype=x.dtype)
     for ch in range(C):
-        a = x[ch, 0]
-        b = x[(N // 2) * C + ch, L // 2]
-        c = x[(N - 1) * C + ch, L - 1]
+        a = x[_row(0, ch, N, C, cm), 0]
+        b = x[_row(N // 2, ch, N, C, cm), L // 2]
+        c = x[_row(N - 1, ch, N, C, cm), L - 1]
         lo = min(a, b)
         hi = max(a, b)
         out[ch] = max(lo, min(hi, c))
@@ -92,18 +110,19 @@ def _shift(x, C):  # pragma: no cover - compiled
 
 
 @kernel
-def _normalize(x, m, s, b, out, check, relu, flags, h, c0, c1):  # pragma: no cover - compiled
-    """out = (x - m_c) * s_c + b_c for the rows of chunks c0..c1; with ``check``, flags[c]
-    is NaN iff some output of chunk c is inf or NaN."""
+def _normalize(x, cm, m, s, b, out, check, relu, flags, h, c0, c1):  # pragma: no cover - compiled
+    """out = (x - m_c) * s_c + b_c for the rows of chunks c0..c1 (out in NCHW order);
+    with ``check``, flags[c] is NaN iff some output of chunk c is inf or NaN."""
     R, L = x.shape
     C = m.shape[0]
+    N = R // C
     for c in range(c0, c1):
         acc = 0.0
         for r in range(c * h, min(R, (c + 1) * h)):
-            ch = r % C
+            n, ch = _plane(r, N, C, cm)
             mc, sc, bc = m[ch], s[ch], b[ch]
             row = x[r]
-            orow = out[r]
+            orow = out[n * C + ch]
             if check:
                 for i in range(L):
                     value = (row[i] - mc) * sc + bc
@@ -120,17 +139,19 @@ def _normalize(x, m, s, b, out, check, relu, flags, h, c0, c1):  # pragma: no co
 
 
 @kernel
-def _grad_sums(g, x, m, dbetas, dcents, h, c0, c1):  # pragma: no cover - compiled
+def _grad_sums(g, gcm, x, cm, m, dbetas, dcents, h, c0, c1):  # pragma: no cover - compiled
     """Rows of chunks c0..c1: per channel, float64 sums of dout and dout * (x - m_c)."""
     R, L = x.shape
     C = m.shape[0]
+    N = R // C
     for c in range(c0, c1):
         for r in range(c * h, min(R, (c + 1) * h)):
-            ch = r % C
+            n, ch = _plane(r, N, C, cm)
+            g_row = g[_row(n, ch, N, C, gcm)]
             t1 = 0.0
             t2 = 0.0
             for k0 in range(0, L, SPAN):
-                a1, a2 = _gsums(g[r], x[r], m[ch], k0, min(L, k0 + SPAN))
+                a1, a2 = _gsums(g_row, x[r], m[ch], k0, min(L, k0 + SPAN))
                 t1 += a1
                 t2 += a2
             dbetas[c, ch] += t1
@@ -138,57 +159,77 @@ def _grad_sums(g, x, m, dbetas, dcents, h, c0, c1):  # pragma: no cover - compil
 
 
 @kernel
-def _input_grad(g, x, m, a, c1, c0, dx, h, lo, hi):  # pragma: no cover - compiled
-    """dx = a_c * dout - c1_c * (x - m_c) - c0_c for the rows of chunks lo..hi."""
+def _input_grad(g, gcm, x, cm, m, a, c1, c0, dx, h, lo, hi):  # pragma: no cover - compiled
+    """dx = a_c * dout - c1_c * (x - m_c) - c0_c for the rows of chunks lo..hi (dx in
+    x's order)."""
     R, L = x.shape
     C = m.shape[0]
+    N = R // C
     for c in range(lo, hi):
         for r in range(c * h, min(R, (c + 1) * h)):
-            ch = r % C
+            n, ch = _plane(r, N, C, cm)
             ac, bc, cc, mc = a[ch], c1[ch], c0[ch], m[ch]
-            g_row = g[r]
+            g_row = g[_row(n, ch, N, C, gcm)]
             x_row = x[r]
             dx_row = dx[r]
             for i in range(L):
                 dx_row[i] = ac * g_row[i] - bc * (x_row[i] - mc) - cc
 
 
-def stats(x: np.ndarray, C: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(s1s, s2s, shift): the chunks' shifted sums for x: (N * C, L), to merge with
-    ``columns.merge``; s1s, s2s (chunks, C) float64, shift (C,) in x's dtype."""
+def stats(x: np.ndarray, C: int, cm: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(s1s, s2s, shift): the chunks' shifted sums for x: (N * C, L) (channel-major
+    (C * N, L) when ``cm``), to merge with ``columns.merge``; s1s, s2s (chunks, C)
+    float64, shift (C,) in x's dtype."""
     R, L = x.shape
     chunks = n_chunks(R, L)
     s1s = np.zeros((chunks, C))
     s2s = np.zeros((chunks, C))
-    shift = _shift(x, C)
-    run(_stats, (x, shift, s1s, s2s, height(R, chunks)), chunks, x.size)
+    shift = _shift(x, C, cm)
+    run(_stats, (x, cm, shift, s1s, s2s, height(R, chunks)), chunks, x.size)
     return s1s, s2s, shift
 
 
 def normalize(
-    x: np.ndarray, m: np.ndarray, s: np.ndarray, b: np.ndarray, check: bool, relu: bool = False
+    x: np.ndarray,
+    m: np.ndarray,
+    s: np.ndarray,
+    b: np.ndarray,
+    check: bool,
+    relu: bool = False,
+    cm: bool = False,
 ) -> tuple[np.ndarray, bool]:
-    """(out, ok): out = (x - m_c) * s_c + b_c for x: (N * C, L); coefficients (C,).
-
-    ``check`` and ``relu`` as ``columns.normalize``."""
+    """(out, ok): out = (x - m_c) * s_c + b_c for x: (N * C, L), or (C * N, L) when
+    ``cm``; out is always (N * C, L), NCHW order. Coefficients (C,); ``check`` and
+    ``relu`` as ``columns.normalize``."""
     flags = np.zeros(n_chunks(*x.shape))
-    out = map_rows(_normalize, x, (x, m, s, b), (check, relu, flags))
+    out = map_rows(_normalize, x, (x, cm, m, s, b), (check, relu, flags))
     return out, not check or bool(np.sum(flags) == 0.0)
 
 
-def grad_sums(g: np.ndarray, x: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sum dout, sum dout * (x - m_c)) per channel, (C,) float64 each; g, x: (N * C, L)."""
+def grad_sums(
+    g: np.ndarray, x: np.ndarray, m: np.ndarray, gcm: bool = False, cm: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """(sum dout, sum dout * (x - m_c)) per channel, (C,) float64 each; g, x: (N * C, L)
+    planes, each channel-major (C * N, L) instead when its flag (``gcm``, ``cm``) is set."""
     R, L = x.shape
     C = m.shape[0]
     chunks = n_chunks(R, L)
     dbetas = np.zeros((chunks, C))
     dcents = np.zeros((chunks, C))
-    run(_grad_sums, (g, x, m, dbetas, dcents, height(R, chunks)), chunks, x.size)
+    run(_grad_sums, (g, gcm, x, cm, m, dbetas, dcents, height(R, chunks)), chunks, x.size)
     return dbetas.sum(axis=0), dcents.sum(axis=0)
 
 
 def input_grad(
-    g: np.ndarray, x: np.ndarray, m: np.ndarray, a: np.ndarray, c1: np.ndarray, c0: np.ndarray
+    g: np.ndarray,
+    x: np.ndarray,
+    m: np.ndarray,
+    a: np.ndarray,
+    c1: np.ndarray,
+    c0: np.ndarray,
+    gcm: bool = False,
+    cm: bool = False,
 ) -> np.ndarray:
-    """dx = a_c * dout - c1_c * (x - m_c) - c0_c: x's shape (N * C, L) and dtype."""
-    return map_rows(_input_grad, x, (g, x, m, a, c1, c0))
+    """dx = a_c * dout - c1_c * (x - m_c) - c0_c: x's shape, order and dtype (layout
+    flags as ``grad_sums``)."""
+    return map_rows(_input_grad, x, (g, gcm, x, cm, m, a, c1, c0))

@@ -4,7 +4,9 @@ Same contract as ``normgrad.norms.spatial`` (its ``parse_inputs``: x's checks, t
 norm's ``bn_param`` checks; same running statistics, results to rounding), for x:
 (N, C, H, W) float32 or float64. The reference moves the channel axis last (a copy) and
 runs batch norm on the (N*H*W, C) pixel rows; here every (n, c) plane of H*W values is
-reduced in place (``kernels.planes``)::
+reduced in place (``kernels.planes``). x may also be a view of channel-major (C, N, H, W)
+memory (the conv sandwich's layout): it is read in place too, and dx comes back laid out
+as x was (a view of channel-major memory), ready for the convolution's weight gradient::
 
     forward   per channel: S1, S2 of x - K_c over its N planes (one pass over memory),
               mu = K + S1 / (N H W), var = (S2 - S1^2 / (N H W)) / (N H W);
@@ -44,6 +46,7 @@ class FusedSpatialBatchNormCache(NamedTuple):
     gamma: np.ndarray  # (C,) scale: dL/dxhat = dout * gamma; the gradients' dtype
     train: bool  # in test mode the statistics are constants: dx = dout * gamma * inv_std
     shape: tuple[int, int, int, int]  # (N, C, H, W): dout must have it, dx gets it
+    cm: bool = False  # x's planes are channel-major, (C * N, H * W): dx is laid out so too
 
 
 def spatial_batchnorm_forward_fused(
@@ -111,6 +114,24 @@ def _checked(
     return out, cache
 
 
+def planes_of(a: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(planes, cm): a (N, C, H, W) as (N * C, H * W) rows, or as (C * N, H * W) rows with
+    cm True when a is a view of channel-major (C, N, H, W) memory; no copy in either case
+    (any other layout is copied to NCHW)."""
+    N, C, H, W = a.shape
+    if not a.flags.c_contiguous:
+        t = a.transpose(1, 0, 2, 3)
+        if t.flags.c_contiguous:
+            return t.reshape(C * N, H * W), True
+    return contiguous(a).reshape(N * C, H * W), False
+
+
+def _layout(a2: np.ndarray, cm: bool, shape: tuple[int, int, int, int]) -> np.ndarray:
+    """Rows back to an (N, C, H, W) array: a view of channel-major memory when cm."""
+    N, C, H, W = shape
+    return a2.reshape(C, N, H, W).transpose(1, 0, 2, 3) if cm else a2.reshape(shape)
+
+
 def _compute(
     x: np.ndarray,
     gamma: np.ndarray,
@@ -123,15 +144,16 @@ def _compute(
 ) -> tuple[np.ndarray, FusedSpatialBatchNormCache, np.ndarray] | None:
     """(out, cache, var) for a checked call; None where the plain formulas cannot give it."""
     N, C, H, W = x.shape
-    x2 = contiguous(x).reshape(N * C, H * W)  # (N * C, H * W) planes
+    x2, cm = planes_of(x)  # (N * C, H * W) planes, or (C * N, H * W) channel-major
     n = N * H * W  # values per channel
-    moments = lambda: columns.merge(*planes.stats(x2, C), n)  # noqa: E731  (mu, M2)
+    moments = lambda: columns.merge(*planes.stats(x2, C, cm), n)  # noqa: E731  (mu, M2)
     args = (train, eps, gamma, beta, running_mean, running_var, relu)
-    result = _affine.normalize_batch(moments, n, partial(planes.normalize, x2), x.dtype, *args)
+    normalize = partial(planes.normalize, x2, cm=cm)  # out: NCHW planes
+    result = _affine.normalize_batch(moments, n, normalize, x.dtype, *args)
     if result is None:
         return None
     out, mu, m, inv, var = result
-    cache = FusedSpatialBatchNormCache(x2, mu, m, inv, gamma, train, (N, C, H, W))
+    cache = FusedSpatialBatchNormCache(x2, mu, m, inv, gamma, train, (N, C, H, W), cm)
     return out.reshape(N, C, H, W), cache, var
 
 
@@ -150,24 +172,25 @@ def spatial_batchnorm_backward_fused(
     )
     if isinstance(cache, SpatialBatchNormCache):
         return spatial.spatial_batchnorm_backward(dout, cache)
-    x2, mu, m, inv, gamma, train, shape = cache
+    x2, mu, m, inv, gamma, train, shape, cm = cache
     if type(dout) is not np.ndarray or dout.shape != shape or dout.dtype.kind != "f":
         v.float_array(dout, "dout")
         v.shape(dout, "dout", shape, "the shape of the forward output")
-    g = contiguous(dout).reshape(x2.shape)  # (N * C, H * W)
+    g, gcm = planes_of(dout)  # (N * C, H * W), or channel-major
     if g.dtype != x2.dtype:  # one compiled signature per dtype
         g = g.astype(x2.dtype)
     n = x2.size // shape[1]
-    dbeta, dcent = planes.grad_sums(g, x2, m)  # (C,), (C,) float64
+    dbeta, dcent = planes.grad_sums(g, x2, m, gcm, cm)  # (C,), (C,) float64
     co = _affine.backward(dbeta, dcent, mu, m, inv, as64(gamma), n, train)
     if co is None:  # a float32 coefficient overflows: the same maths in float64
         dcent = dcent + (m.astype(F64) - mu) * dbeta  # sum dout * (x - mu)
         co = _affine.backward(dbeta, dcent, mu, mu, inv, as64(gamma), n, train)
         assert co is not None  # float64 coefficients of plain statistics are finite
         dgamma, a, c1, c0 = co
-        dx = planes.input_grad(g.astype(F64), x2.astype(F64), mu, a, c1, c0).astype(x2.dtype)
+        g64, x64 = g.astype(F64), x2.astype(F64)
+        dx = planes.input_grad(g64, x64, mu, a, c1, c0, gcm, cm).astype(x2.dtype)
     else:
         dgamma, a, c1, c0 = co
-        dx = planes.input_grad(g, x2, m, a, c1, c0)
+        dx = planes.input_grad(g, x2, m, a, c1, c0, gcm, cm)  # in x's order
     pdt = gamma.dtype
-    return dx.reshape(shape), dgamma.astype(pdt), dbeta.astype(pdt)
+    return _layout(dx, cm, shape), dgamma.astype(pdt), dbeta.astype(pdt)

@@ -348,10 +348,10 @@ def conv_norm_relu_pool_forward(
     wf, bf = float_params(x, w=w, b=b)
     _, _, H_conv, W_conv = conv_geometry(x, wf, bf, conv_param)
     pool_sizes((x.shape[0], wf.shape[0], H_conv, W_conv), pool_param)
-    a, conv_cache = _conv_forward(x, w, b, conv_param)  # (N, F, H', W')
+    block = None if normalization is None else CONV_BLOCKS[normalization]
+    a, conv_cache = _conv_for(block, x, w, b, wf, bf, conv_param)  # (N, F, H', W')
     norm_cache = fused = None
-    if normalization is not None:
-        block = CONV_BLOCKS[normalization]
+    if block is not None:
         options = {"G": G} if "G" in block.options else {}
         fused = choose.norm(block, a)
         forward = block.forward if fused is None else fused.forward
@@ -369,6 +369,26 @@ def conv_norm_relu_pool_forward(
         conv_cache, norm_cache, relu_cache, pool_cache, normalization, fused
     )
     return out, cache
+
+
+def _conv_for(
+    block: Block | None,
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray,
+    wf: np.ndarray,
+    bf: np.ndarray,
+    conv_param: dict[str, Any],
+) -> tuple[np.ndarray, FastConvCache]:
+    """The convolution, in the layout the normalization after it reads best: one
+    channel-major product for the whole batch when its fused route reads that in place
+    (``FusedBlock.channel_major``: spatial batch norm), else the per-sample NCHW one."""
+    fast = choose.ops("conv")
+    if fast is not None and block is not None:
+        fused = choose.norm_for(block, np.result_type(x, wf, bf))
+        if fused is not None and fused.channel_major:
+            return fast.conv_forward_channel_major(x, w, b, conv_param)
+    return _conv_forward(x, w, b, conv_param)
 
 
 def conv_norm_relu_pool_backward(dout: np.ndarray, cache: Any, need_dx: bool = True) -> Grads5:

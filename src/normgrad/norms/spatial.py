@@ -187,6 +187,7 @@ SPEC = spec.NormSpec(
                 "spatial_batchnorm_forward_fused",
                 "spatial_batchnorm_backward_fused",
                 "spatial_batchnorm_relu_forward_fused",
+                channel_major=True,
             ),
         ),
     ),

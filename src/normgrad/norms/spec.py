@@ -103,12 +103,16 @@ class FusedBlock:
     """A block's fused (numba) forward and backward, with the block's signatures.
 
     ``forward_relu``, when set, is the forward followed by ReLU in the same pass:
-    ``(np.maximum(out, 0), cache)``, the cache for ``backward``.
+    ``(np.maximum(out, 0), cache)``, the cache for ``backward``. ``channel_major``: the
+    forward reads an (N, C, H, W) view of channel-major (C, N, H, W) memory in place and
+    the backward returns dx laid out the same way, so the conv sandwich can hand it its
+    convolution's one-product output (``kernels.conv.conv_forward_channel_major``).
     """
 
     forward: Forward
     backward: Backward
     forward_relu: Forward | None = None
+    channel_major: bool = False
 
 
 def _last_axis(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -287,14 +291,18 @@ def lazy_route(module: str, forward: str, backward: str) -> Callable[[], Route]:
 
 
 def lazy_block(
-    module: str, forward: str, backward: str, forward_relu: str | None = None
+    module: str,
+    forward: str,
+    backward: str,
+    forward_relu: str | None = None,
+    channel_major: bool = False,
 ) -> Callable[[], FusedBlock]:
     """A ``Block.fused`` loader: imports ``module`` (numba kernels) only when called."""
 
     def load() -> FusedBlock:
         mod = importlib.import_module(module)
         relu = None if forward_relu is None else getattr(mod, forward_relu)
-        return FusedBlock(getattr(mod, forward), getattr(mod, backward), relu)
+        return FusedBlock(getattr(mod, forward), getattr(mod, backward), relu, channel_major)
 
     return load
 
