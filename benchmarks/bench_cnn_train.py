@@ -50,6 +50,8 @@ TARGETS = [
     (choose, "conv_backward_fast", "conv (im2col + matmul)"),
     (kspatial, "spatial_batchnorm_forward_fused", "spatial batch norm"),
     (kspatial, "spatial_batchnorm_backward_fused", "spatial batch norm"),
+    (kspatial, "spatial_batchnorm_relu_pool_forward_fused", "bn + relu + pool (one kernel)"),
+    (kspatial, "spatial_batchnorm_relu_pool_backward_fused", "bn + relu + pool (one kernel)"),
     (blocks.CONV_BLOCKS, "batchnorm", "spatial batch norm"),
     (kpool, "relu_pool_forward", "relu + max pool"),
     (kpool, "relu_pool_backward", "relu + max pool"),

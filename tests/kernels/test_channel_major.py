@@ -201,6 +201,7 @@ def test_the_sandwich_runs_channel_major_only_where_the_norm_reads_it(normalizat
         kernels.use_fused(previous)
     (out, grads, cache, param), (ref_out, ref_grads, _, ref_param) = results
     cols = cache.conv.cols
+    assert cache.norm_relu_pool == (normalization == "batchnorm")  # one kernel for all three
     assert (not cols.flags.c_contiguous and cols.transpose(1, 0, 2).flags.c_contiguous) == (
         normalization == "batchnorm"
     )

@@ -111,8 +111,12 @@ def test_extreme_magnitudes_give_the_rescaled_result(
     np.testing.assert_allclose(out, out_r, rtol=1e-12, atol=1e-12 * scale)
     dx = np.ldexp(grads[0], k)  # dL/dx scales by 2**-k
     assert np.max(np.abs(dx - grads_r[0])) <= 1e-10 * np.max(np.abs(grads_r[0])) + 1e-300
+    # dgamma and dbeta are sums of O(|dout|) terms that can cancel (a few rows): their
+    # error scales with the terms' random-walk size, not with the (maybe tiny) sum
+    terms = np.max(np.abs(dout)) * np.sqrt(dout.size)
     for got, want in zip(grads[1:], grads_r[1:], strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-12 * np.max(np.abs(want)))
+        atol = 1e-12 * (np.max(np.abs(want)) + terms)
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=atol)
 
 
 BN_LIKE = [s for s in SPECS if s.param_name == "bn_param"]  # with running statistics

@@ -28,12 +28,17 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from normgrad._internal import validate as v
-from normgrad.kernels import _affine, columns, planes
+from normgrad.kernels import _affine, columns, planes, planes_pool, pool
 from normgrad.kernels import _bnparam as bnp
 from normgrad.kernels import _quick as q
 from normgrad.kernels._runtime import F64, as64, compiled, contiguous
 from normgrad.norms import spatial
 from normgrad.norms.spatial import SpatialBatchNormCache
+from normgrad.ops.fast import FastPoolCache
+from normgrad.ops.windows import pool_geometry
+
+#: The pool ``spatial_batchnorm_relu_pool_forward_fused`` runs as one kernel.
+POOL2 = {"pool_height": 2, "pool_width": 2, "stride": 2}
 
 
 class FusedSpatialBatchNormCache(NamedTuple):
@@ -47,6 +52,25 @@ class FusedSpatialBatchNormCache(NamedTuple):
     train: bool  # in test mode the statistics are constants: dx = dout * gamma * inv_std
     shape: tuple[int, int, int, int]  # (N, C, H, W): dout must have it, dx gets it
     cm: bool = False  # x's planes are channel-major, (C * N, H * W): dx is laid out so too
+
+
+class FusedBnReluPoolCache(NamedTuple):
+    """What ``spatial_batchnorm_relu_pool_backward_fused`` needs after the one-kernel
+    forward: batch norm's cache, its (C,) scale and shift in x's dtype (v is recomputed
+    at each window's winner) and the winners' offsets."""
+
+    bn: FusedSpatialBatchNormCache
+    s: np.ndarray  # (C,) v = (x - m) * s + b, x's dtype
+    b: np.ndarray  # (C,)
+    argmax: np.ndarray  # (N, C, H // 2, W // 2) uint8: 2 di + dj of each window's winner
+
+
+class ComposedBnReluPoolCache(NamedTuple):
+    """The same after a forward that ran the layers one by one (another pool, a
+    reference fallback): batch norm's cache and the ReLU-and-pool cache."""
+
+    bn: FusedSpatialBatchNormCache | SpatialBatchNormCache
+    pool: FastPoolCache  # ``kernels.pool.relu_pool_forward``'s: its x is batch norm's output
 
 
 def spatial_batchnorm_forward_fused(
@@ -69,9 +93,33 @@ def spatial_batchnorm_relu_forward_fused(
     return _forward(x, gamma, beta, bn_param, True)
 
 
+def spatial_batchnorm_relu_pool_forward_fused(
+    x: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    bn_param: dict[str, Any],
+    pool_param: dict[str, Any],
+) -> tuple[np.ndarray, FusedBnReluPoolCache | ComposedBnReluPoolCache]:
+    """max_pool(max(spatial_batchnorm_forward(x, ...), 0), pool_param), batch norm's
+    output never written: x: (N, C, H, W) -> out: (N, C, H', W') and the cache for
+    ``spatial_batchnorm_relu_pool_backward_fused``.
+
+    2x2 pools at stride 2 run as one pass (``kernels.planes_pool``); any other pool runs
+    the fused batch norm, then ``kernels.pool.relu_pool_forward``. pool_param is checked
+    before batch norm runs, so a bad one leaves the running statistics as they were.
+    """
+    pool_geometry(x, pool_param)
+    if pool_param == POOL2:
+        out, cache = _forward(x, gamma, beta, bn_param, True, True)
+        return out, cache
+    a, bn_cache = _forward(x, gamma, beta, bn_param, False)
+    out, pool_cache = pool.relu_pool_forward(a, pool_param)
+    return out, ComposedBnReluPoolCache(bn_cache, pool_cache)
+
+
 def _forward(
-    x: np.ndarray, gamma: Any, beta: Any, bn_param: Any, relu: bool
-) -> tuple[np.ndarray, FusedSpatialBatchNormCache | SpatialBatchNormCache]:
+    x: np.ndarray, gamma: Any, beta: Any, bn_param: Any, relu: bool, pooled: bool = False
+) -> tuple[np.ndarray, Any]:
     p = None
     if q.array(x) and x.ndim == 4:
         N, C, H, W = x.shape
@@ -80,37 +128,40 @@ def _forward(
             if p is not None and not p.train and not bnp.valid(p):
                 p = None
     if p is None:
-        return _checked(x, gamma, beta, bn_param, relu)
+        return _checked(x, gamma, beta, bn_param, relu, pooled)
     n = x.size // x.shape[1]  # N * H * W values per channel
-    result = _compute(x, gamma, beta, p.train, p.eps, p.mean, p.var, relu)
+    result = _compute(x, gamma, beta, p.train, p.eps, p.mean, p.var, relu, pooled)
     if result is None:  # the plain formulas cannot give it: nothing has been written yet
-        return _reference(x, gamma, beta, bn_param, relu)
-    out, cache, var = result
+        return _reference(x, gamma, beta, bn_param, relu, pooled)
+    out, cache, mu, var = result
     stats = lambda: spatial.parse_inputs(x, gamma, beta, bn_param).stats  # noqa: E731
-    bnp.commit(bn_param, p, cache.mu, var, n, stats)
+    bnp.commit(bn_param, p, mu, var, n, stats)
     return out, cache
 
 
 def _reference(
-    x: np.ndarray, gamma: Any, beta: Any, bn_param: Any, relu: bool
-) -> tuple[np.ndarray, SpatialBatchNormCache]:
+    x: np.ndarray, gamma: Any, beta: Any, bn_param: Any, relu: bool, pooled: bool = False
+) -> tuple[np.ndarray, Any]:
     out, cache = spatial.spatial_batchnorm_forward(x, gamma, beta, bn_param)
+    if pooled:
+        out, pool_cache = pool.relu_pool_forward(out, POOL2)
+        return out, ComposedBnReluPoolCache(cache, pool_cache)
     return (np.maximum(out, 0) if relu else out), cache
 
 
 def _checked(
-    x: np.ndarray, gamma: Any, beta: Any, bn_param: Any, relu: bool
-) -> tuple[np.ndarray, FusedSpatialBatchNormCache | SpatialBatchNormCache]:
+    x: np.ndarray, gamma: Any, beta: Any, bn_param: Any, relu: bool, pooled: bool = False
+) -> tuple[np.ndarray, Any]:
     """The unusual call: the reference's checks first, then the kernels where they apply."""
     gamma, beta, train, eps, stats = spatial.parse_inputs(x, gamma, beta, bn_param)
     if not compiled(x, gamma, beta) or x.size == 0:
-        return _reference(x, gamma, beta, bn_param, relu)
-    result = _compute(x, gamma, beta, train, eps, stats.mean, stats.var, relu)
+        return _reference(x, gamma, beta, bn_param, relu, pooled)
+    result = _compute(x, gamma, beta, train, eps, stats.mean, stats.var, relu, pooled)
     if result is None:
-        return _reference(x, gamma, beta, bn_param, relu)
-    out, cache, var = result
+        return _reference(x, gamma, beta, bn_param, relu, pooled)
+    out, cache, mu, var = result
     n = x.size // x.shape[1]
-    (stats.update(cache.mu, var, n) if train else stats).write(bn_param)
+    (stats.update(mu, var, n) if train else stats).write(bn_param)
     return out, cache
 
 
@@ -141,20 +192,31 @@ def _compute(
     running_mean: np.ndarray,
     running_var: np.ndarray,
     relu: bool,
-) -> tuple[np.ndarray, FusedSpatialBatchNormCache, np.ndarray] | None:
-    """(out, cache, var) for a checked call; None where the plain formulas cannot give it."""
+    pooled: bool = False,
+) -> tuple[np.ndarray, Any, np.ndarray, np.ndarray] | None:
+    """(out, cache, mu, var) for a checked call; None where the plain formulas cannot
+    give it. ``pooled``: out is the 2x2 max pool of max(batch norm, 0) (``planes_pool``)."""
     N, C, H, W = x.shape
     x2, cm = planes_of(x)  # (N * C, H * W) planes, or (C * N, H * W) channel-major
     n = N * H * W  # values per channel
     moments = lambda: columns.merge(*planes.stats(x2, C, cm), n)  # noqa: E731  (mu, M2)
-    args = (train, eps, gamma, beta, running_mean, running_var, relu)
-    normalize = partial(planes.normalize, x2, cm=cm)  # out: NCHW planes
+    kept: list[Any] = []
+
+    def normalize_pool(m: Any, s: Any, b: Any, check: bool, relu: bool) -> Any:
+        out, argmax, ok = planes_pool.normalize_pool(x2, C, W, m, s, b, check, cm)
+        kept.extend((s, b, argmax))
+        return out, ok
+
+    normalize = normalize_pool if pooled else partial(planes.normalize, x2, cm=cm)
+    args = (train, eps, gamma, beta, running_mean, running_var, relu and not pooled)
     result = _affine.normalize_batch(moments, n, normalize, x.dtype, *args)
     if result is None:
         return None
     out, mu, m, inv, var = result
     cache = FusedSpatialBatchNormCache(x2, mu, m, inv, gamma, train, (N, C, H, W), cm)
-    return out.reshape(N, C, H, W), cache, var
+    if pooled:
+        return out, FusedBnReluPoolCache(cache, *kept), mu, var
+    return out.reshape(N, C, H, W), cache, mu, var
 
 
 def spatial_batchnorm_backward_fused(
@@ -194,3 +256,43 @@ def spatial_batchnorm_backward_fused(
         dx = planes.input_grad(g, x2, m, a, c1, c0, gcm, cm)  # in x's order
     pdt = gamma.dtype
     return _layout(dx, cm, shape), dgamma.astype(pdt), dbeta.astype(pdt)
+
+
+def spatial_batchnorm_relu_pool_backward_fused(
+    dout: np.ndarray, cache: FusedBnReluPoolCache | ComposedBnReluPoolCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward of ``spatial_batchnorm_relu_pool_forward_fused``: dout (N, C, H', W') ->
+    dx (N, C, H, W; laid out as x was), dgamma, dbeta (C,)."""
+    v.cache_of(
+        cache,
+        (FusedBnReluPoolCache, ComposedBnReluPoolCache),
+        "spatial_batchnorm_relu_pool_backward_fused",
+        "spatial_batchnorm_relu_pool_forward_fused",
+    )
+    if isinstance(cache, ComposedBnReluPoolCache):
+        da = pool.relu_pool_backward(dout, cache.pool)
+        return spatial_batchnorm_backward_fused(da, cache.bn)
+    bn, s, b, argmax = cache
+    x2, mu, m, inv, gamma, train, shape, cm = bn
+    v.float_array(dout, "dout")
+    v.shape(dout, "dout", argmax.shape, "the shape of the forward output")
+    if dout.dtype != x2.dtype or not dout.flags.c_contiguous:  # one signature per dtype
+        return spatial_batchnorm_backward_fused(_pool_grad(dout, cache), bn)
+    W = shape[3]
+    dbeta, dcent = planes_pool.grad_sums(dout, x2, W, m, s, b, argmax, cm)
+    co = _affine.backward(dbeta, dcent, mu, m, inv, as64(gamma), x2.size // shape[1], train)
+    if co is None:  # a float32 coefficient overflows: the layers one by one (in float64)
+        return spatial_batchnorm_backward_fused(_pool_grad(dout, cache), bn)
+    dgamma, a, c1, c0 = co
+    dx = planes_pool.input_grad(dout, x2, W, m, s, b, argmax, a, c1, c0, cm)
+    pdt = gamma.dtype
+    return _layout(dx, cm, shape), dgamma.astype(pdt), dbeta.astype(pdt)
+
+
+def _pool_grad(dout: np.ndarray, cache: FusedBnReluPoolCache) -> np.ndarray:
+    """d(batch norm's output), (N, C, H, W), by the layers one by one: batch norm's output
+    recomputed, then ``relu_pool_backward`` with the pool cache it would have made."""
+    bn, s, b, argmax = cache
+    out, _ = planes.normalize(bn.x, bn.m, s, b, check=False, cm=bn.cm)  # NCHW planes
+    pool_cache = FastPoolCache(out.reshape(bn.shape), POOL2, argmax.astype(np.intp))
+    return pool.relu_pool_backward(dout, pool_cache)

@@ -108,11 +108,13 @@ class ConvNormReluPoolCache(NamedTuple):
 
     conv: FastConvCache  # conv_backward_fast's cache
     norm: Any  # the normalization's cache (its backward checks it); None without one
-    relu: np.ndarray  # relu_backward's cache: the (normalized) conv output
-    pool: FastPoolCache  # max_pool_backward_fast's cache (its x: relu's input if relu_pool)
+    relu: np.ndarray | None  # relu_backward's cache: the (normalized) conv output
+    pool: FastPoolCache | None  # max_pool_backward_fast's cache (its x: relu's input if relu_pool)
     normalization: str | None  # which normalization's backward to run, or None
     fused: FusedBlock | None = None  # the fused pair that made ``norm``; None: the block's
     relu_pool: bool = False  # ReLU and pooling ran as one kernel (``kernels.pool``)
+    norm_relu_pool: bool = False  # norm, ReLU and pooling ran as one (``FusedBlock.relu_pool``):
+    # ``norm`` is that kernel's cache, ``relu`` and ``pool`` are None
 
 
 def affine_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, Any]:
@@ -354,6 +356,11 @@ def conv_norm_relu_pool_forward(
     if block is not None:
         options = {"G": G} if "G" in block.options else {}
         fused = choose.norm(block, a)
+        if fused is not None and fused.relu_pool is not None:  # one pass for all three
+            out, norm_cache = fused.relu_pool[0](a, gamma, beta, norm_param, pool_param)
+            return out, ConvNormReluPoolCache(
+                conv_cache, norm_cache, None, None, normalization, fused, norm_relu_pool=True
+            )
         forward = block.forward if fused is None else fused.forward
         a, norm_cache = forward(a, gamma, beta, norm_param, **options)  # (N, F, H', W')
     fast = choose.ops("pool")
@@ -414,7 +421,13 @@ def _conv_norm_relu_pool_backward(
 ) -> Grads5:
     """``conv_norm_relu_pool_backward`` once its cache is known to be the right kind."""
     flag(need_dx, "need_dx")
-    conv_cache, norm_cache, relu_cache, pool_cache, normalization, fused, relu_pool = cache
+    conv_cache, norm_cache, relu_cache, pool_cache, normalization, fused, relu_pool, nrp = cache
+    if nrp:  # norm, ReLU and pooling as one kernel: its backward gives all three
+        assert fused is not None and fused.relu_pool is not None
+        da, dgamma, dbeta = fused.relu_pool[1](dout, norm_cache)
+        dx, dw, db = _conv_backward(da, conv_cache, need_dx)
+        return dx, dw, db, dgamma, dbeta
+    assert pool_cache is not None  # every other forward pooled on its own
     if relu_pool:  # the pool cache's x is ReLU's input: one pass for both backwards
         v.float_array(dout, "dout")
         v.shape(dout, "dout", pool_cache.argmax.shape, "the shape of the forward output")

@@ -188,6 +188,10 @@ SPEC = spec.NormSpec(
                 "spatial_batchnorm_backward_fused",
                 "spatial_batchnorm_relu_forward_fused",
                 channel_major=True,
+                relu_pool=(
+                    "spatial_batchnorm_relu_pool_forward_fused",
+                    "spatial_batchnorm_relu_pool_backward_fused",
+                ),
             ),
         ),
     ),

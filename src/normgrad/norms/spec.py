@@ -107,12 +107,16 @@ class FusedBlock:
     forward reads an (N, C, H, W) view of channel-major (C, N, H, W) memory in place and
     the backward returns dx laid out the same way, so the conv sandwich can hand it its
     convolution's one-product output (``kernels.conv.conv_forward_channel_major``).
+    ``relu_pool``, when set, is (forward, backward) of the norm, ReLU and a max pool in
+    one pass each way: ``forward(x, gamma, beta, param, pool_param) -> (out, cache)``,
+    ``backward(dout, cache) -> (dx, dgamma, dbeta)``.
     """
 
     forward: Forward
     backward: Backward
     forward_relu: Forward | None = None
     channel_major: bool = False
+    relu_pool: tuple[Callable[..., Any], Callable[..., Any]] | None = None
 
 
 def _last_axis(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -296,13 +300,17 @@ def lazy_block(
     backward: str,
     forward_relu: str | None = None,
     channel_major: bool = False,
+    relu_pool: tuple[str, str] | None = None,
 ) -> Callable[[], FusedBlock]:
     """A ``Block.fused`` loader: imports ``module`` (numba kernels) only when called."""
 
     def load() -> FusedBlock:
         mod = importlib.import_module(module)
         relu = None if forward_relu is None else getattr(mod, forward_relu)
-        return FusedBlock(getattr(mod, forward), getattr(mod, backward), relu, channel_major)
+        pair = (
+            None if relu_pool is None else (getattr(mod, relu_pool[0]), getattr(mod, relu_pool[1]))
+        )
+        return FusedBlock(getattr(mod, forward), getattr(mod, backward), relu, channel_major, pair)
 
     return load
 
