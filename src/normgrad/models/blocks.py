@@ -23,7 +23,11 @@ Fused kernels. With numba installed the sandwiches run ``normgrad.kernels``: the
 convolution (im2col and col2im without copies), max pooling and ReLU kernels in every
 dtype (they give the reference's results bit for bit), and the normalizations' fused
 routes for float32 activations (batch norm and ReLU in one pass where both are there;
-float64 keeps the reference norms, bit for bit the course's values). Which runs is
+float64 keeps the reference norms, bit for bit the course's values). With spatial batch
+norm, ``conv_norm_relu_pool`` goes further: the convolution is one channel-major product
+for the whole batch (``FusedBlock.channel_major``), read in place by one kernel that
+normalizes, applies ReLU and pools (``FusedBlock.relu_pool``), and whose backward hands
+the conv's weight gradient its input in that layout. Which runs is
 decided by ``normgrad.kernels.choose``; ``normgrad.kernels.use_fused(False)`` (or
 ``NORMGRAD_FUSED=0``) makes everything run the reference. A cache remembers the routes
 that made it, so its backward always matches its forward.
