@@ -173,3 +173,24 @@ def test_bad_pool_param_dout_or_cache_change_nothing() -> None:
         spatial.spatial_batchnorm_relu_pool_backward_fused([[1.0]], cache)
     with pytest.raises(TypeError, match="cache"):
         spatial.spatial_batchnorm_relu_pool_backward_fused(out, (cache.bn,))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_dout_gives_the_composed_nan_and_inf(dtype, bad) -> None:
+    rng = np.random.default_rng(6)
+    x = _x((6, 4, 8, 8), rng, dtype, True)
+    gamma = rng.standard_normal(4).astype(dtype)
+    beta = rng.standard_normal(4).astype(dtype)
+    out, cache = spatial.spatial_batchnorm_relu_pool_forward_fused(
+        x, gamma, beta, {"mode": "train"}, POOL2
+    )
+    _, backward = _composed(x, gamma, beta, {"mode": "train"})
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dout[2, 1, 0, 3] = bad
+    with np.errstate(all="ignore"):
+        got = spatial.spatial_batchnorm_relu_pool_backward_fused(dout, cache)
+        want = backward(dout)
+    for g, w in zip(got, want, strict=True):
+        for test in (np.isnan, np.isposinf, np.isneginf):
+            assert np.array_equal(test(g), test(w))

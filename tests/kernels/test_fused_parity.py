@@ -153,3 +153,25 @@ def test_float32_far_from_zero_normalizes_within_1e_3_of_float64(fk, name, ratio
         case, "reference", exact, dout.astype(np.float64), "train", copy.deepcopy(stats)
     )
     assert np.max(np.abs(out32.astype(np.float64) - out64)) < 1e-3
+
+
+@pytest.mark.parametrize("name", FUSED)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_dout_gives_the_reference_nan_and_inf(fk, name, dtype, bad) -> None:
+    """A NaN or inf upstream gradient (a diverged loss) is an answer, not an error: the
+    fused backward gives NaN and inf where the reference does, finite values elsewhere."""
+    case = fk.case(name)
+    for mode in case.modes:
+        for big in (False, True):  # the one-call small path and the chunked one
+            x_shape, p_shape = case.big if big else case.shapes[1]
+            inputs, dout = fk.draw(case, x_shape, p_shape, 5, dtype)
+            dout.reshape(-1)[dout.size // 3] = bad
+            stats = fk.running(case, p_shape, 5, dtype)
+            with np.errstate(all="ignore"):
+                _, grads_r, _ = fk.run_pair(case, "reference", inputs, dout, mode, stats)
+                _, grads_f, _ = fk.run_pair(case, "fused", inputs, dout, mode, stats)
+            for got, want in zip(grads_f, grads_r, strict=True):
+                assert np.array_equal(np.isnan(got), np.isnan(want)), (mode, big)
+                assert np.array_equal(np.isposinf(got), np.isposinf(want)), (mode, big)
+                assert np.array_equal(np.isneginf(got), np.isneginf(want)), (mode, big)

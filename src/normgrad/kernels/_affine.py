@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from normgrad.kernels import columns
-from normgrad.kernels._runtime import F32, LO, as64
+from normgrad.kernels._runtime import F32, F64, LO, as64
 
 #: The lower end of the plain range for statistics summed in float32: below it the
 #: squared deviations, near float32's smallest normal, have lost bits to underflow.
@@ -118,14 +118,29 @@ def backward(
     gamma: np.ndarray,
     n: int,
     train: bool,
+    finite: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """(dgamma (float64), a, c1, c0 (m's dtype)), all (D,), for ``columns.input_grad``;
-    None when a coefficient overflows m's dtype (the caller redoes it in float64)."""
+    None when a coefficient is not finite in m's dtype (the caller redoes it in float64)
+    and ``finite``. ``finite=False`` (the float64 retry) returns them anyway: with plain
+    statistics only a NaN or inf in dout makes them so, and dx then has the reference's
+    NaN and inf."""
     D = mu.shape[0]
     dgamma = np.empty(D)
     a, c1, c0 = np.empty_like(m), np.empty_like(m), np.empty_like(m)
-    if not columns._grad_coefficients(
-        dbeta, dcent, mu, m, inv, gamma, float(n), train, dgamma, a, c1, c0
+    if (
+        not columns._grad_coefficients(
+            dbeta, dcent, mu, m, inv, gamma, float(n), train, dgamma, a, c1, c0
+        )
+        and finite
     ):
         return None
     return dgamma, a, c1, c0
+
+
+def shift_term(m: np.ndarray, mu: np.ndarray, dbeta: np.ndarray) -> np.ndarray:
+    """(m - mu) * dbeta, float64: the correction from sums about m to sums about mu; 0
+    where m == mu or dbeta is not finite (``columns._grad_coefficients`` skips it there
+    too: an inf in dout then gives the reference's inf, not inf - inf = NaN)."""
+    shift = np.where(np.isfinite(dbeta), m.astype(F64) - mu, 0.0)
+    return np.where(shift != 0, shift * np.where(shift != 0, dbeta, 0.0), 0.0)

@@ -255,9 +255,9 @@ def backward(
     dbeta, dcent = columns.grad_sums(g, x, m)  # (D,), (D,) float64
     co = _affine.backward(dbeta, dcent, mu, m, inv, g64, x.shape[0], train)
     if co is None:  # a float32 coefficient overflows: the same maths in float64
-        dcent = dcent + (m.astype(F64) - mu) * dbeta  # sum dout * (x - mu)
-        co = _affine.backward(dbeta, dcent, mu, mu, inv, g64, x.shape[0], train)
-        assert co is not None  # float64 coefficients of plain statistics are finite
+        dcent = dcent + _affine.shift_term(m, mu, dbeta)  # sum dout * (x - mu)
+        co = _affine.backward(dbeta, dcent, mu, mu, inv, g64, x.shape[0], train, finite=False)
+        assert co is not None  # finite=False: always the coefficients
         dgamma, a, c1, c0 = co
         dx = columns.input_grad(g.astype(F64), x.astype(F64), mu, a, c1, c0)
         return dx.astype(x.dtype), dgamma, dbeta

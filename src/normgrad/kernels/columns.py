@@ -199,7 +199,10 @@ def _grad_coefficients(
     False if a coefficient is not finite in x's dtype (float32 beyond 3.4e38)."""
     ok = True
     for j in range(mu.shape[0]):
-        dg = (dcent[j] - (mu[j] - m[j]) * dbeta[j]) * inv[j]
+        # The correction for m != mu, skipped where it is 0 (float64 x) or dbeta is not
+        # finite (an inf in dout): the reference's inf, not inf - inf = NaN, there.
+        shift = mu[j] - m[j] if np.isfinite(dbeta[j]) else 0.0
+        dg = (dcent[j] - shift * dbeta[j] if shift != 0 else dcent[j]) * inv[j]
         dgamma[j] = dg
         aj = gamma[j] * inv[j]
         a[j] = aj
@@ -210,7 +213,7 @@ def _grad_coefficients(
             c1j = 0.0
             c0j = 0.0
         c1[j] = c1j
-        c0[j] = c0j + c1j * (m[j] - mu[j])
+        c0[j] = c0j - c1j * shift if shift != 0 else c0j
         if not (np.isfinite(a[j]) and np.isfinite(c1[j]) and np.isfinite(c0[j])):
             ok = False
     return ok

@@ -245,9 +245,9 @@ def spatial_batchnorm_backward_fused(
     dbeta, dcent = planes.grad_sums(g, x2, m, gcm, cm)  # (C,), (C,) float64
     co = _affine.backward(dbeta, dcent, mu, m, inv, as64(gamma), n, train)
     if co is None:  # a float32 coefficient overflows: the same maths in float64
-        dcent = dcent + (m.astype(F64) - mu) * dbeta  # sum dout * (x - mu)
-        co = _affine.backward(dbeta, dcent, mu, mu, inv, as64(gamma), n, train)
-        assert co is not None  # float64 coefficients of plain statistics are finite
+        dcent = dcent + _affine.shift_term(m, mu, dbeta)  # sum dout * (x - mu)
+        co = _affine.backward(dbeta, dcent, mu, mu, inv, as64(gamma), n, train, finite=False)
+        assert co is not None  # finite=False: always the coefficients
         dgamma, a, c1, c0 = co
         g64, x64 = g.astype(F64), x2.astype(F64)
         dx = planes.input_grad(g64, x64, mu, a, c1, c0, gcm, cm).astype(x2.dtype)
