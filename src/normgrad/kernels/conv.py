@@ -107,21 +107,7 @@ def conv_forward_fused(
 
     x: (N, C, H, W), w: (F, C, HH, WW), b: (F,) -> out: (N, F, H', W').
     """
-    w, b = float_params(x, w=w, b=b)
-    stride, pad, H_out, W_out = conv_geometry(x, w, b, conv_param)
-    if not compiled(x) or x.dtype != w.dtype or x.dtype != b.dtype or x.size == 0 or w.size == 0:
-        return conv_forward_fast(x, w, b, conv_param)
-    N = x.shape[0]
-    F, C, HH, WW = w.shape
-    xc = contiguous(x)
-    K = C * HH * WW
-    cols_ones = empty((N, K + 1, H_out * W_out), x.dtype)  # [cols; 1]
-    chunks = _chunks(N)
-    args = (xc, HH, WW, stride, pad, H_out, W_out, cols_ones, False, height(N, chunks))
-    run(_im2col, args, chunks, cols_ones.size)
-    out = np.matmul(with_bias(w, b), cols_ones, out=empty((N, F, H_out * W_out), x.dtype))
-    cols = cols_ones[:, :K]  # (N, K, H'*W'), what the backward needs
-    return out.reshape(N, F, H_out, W_out), FastConvCache(x, w, b, conv_param, cols)
+    return _forward(x, w, b, conv_param, False)
 
 
 def conv_forward_channel_major(
@@ -139,6 +125,14 @@ def conv_forward_channel_major(
     product and one sum too (the reference's ``conv_backward_fast`` accepts the cache as
     well). Calls the kernels do not take run the reference, ``conv_forward_fast``.
     """
+    return _forward(x, w, b, conv_param, True)
+
+
+def _forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict[str, Any], cm: bool
+) -> tuple[np.ndarray, FastConvCache]:
+    """Both forwards: per-sample products (cols (N, K + 1, L)) or, cm, one product
+    (cols (K + 1, N, L)); K = C*HH*WW, L = H'*W'."""
     w, b = float_params(x, w=w, b=b)
     stride, pad, H_out, W_out = conv_geometry(x, w, b, conv_param)
     if not compiled(x) or x.dtype != w.dtype or x.dtype != b.dtype or x.size == 0 or w.size == 0:
@@ -146,13 +140,16 @@ def conv_forward_channel_major(
     N = x.shape[0]
     F, C, HH, WW = w.shape
     K, L = C * HH * WW, H_out * W_out
-    cols_ones = empty((K + 1, N, L), x.dtype)  # [cols; 1], channel-major
+    cols_ones = empty((K + 1, N, L) if cm else (N, K + 1, L), x.dtype)  # [cols; 1]
     chunks = _chunks(N)
-    args = (contiguous(x), HH, WW, stride, pad, H_out, W_out, cols_ones, True, height(N, chunks))
+    args = (contiguous(x), HH, WW, stride, pad, H_out, W_out, cols_ones, cm, height(N, chunks))
     run(_im2col, args, chunks, cols_ones.size)
-    out = np.matmul(
-        with_bias(w, b), cols_ones.reshape(K + 1, N * L), out=empty((F, N * L), x.dtype)
-    )
+    wb = with_bias(w, b)  # (F, K + 1)
+    if not cm:
+        out = np.matmul(wb, cols_ones, out=empty((N, F, L), x.dtype))
+        cols = cols_ones[:, :K]  # (N, K, H'*W'), what the backward needs
+        return out.reshape(N, F, H_out, W_out), FastConvCache(x, w, b, conv_param, cols)
+    out = np.matmul(wb, cols_ones.reshape(K + 1, N * L), out=empty((F, N * L), x.dtype))
     cols = cols_ones[:K].transpose(1, 0, 2)  # (N, K, H'*W') view, what the backward needs
     out4 = out.reshape(F, N, H_out, W_out).transpose(1, 0, 2, 3)  # (N, F, H', W') view
     return out4, FastConvCache(x, w, b, conv_param, cols)

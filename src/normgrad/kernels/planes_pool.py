@@ -25,8 +25,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from normgrad.kernels._runtime import empty, height, kernel, n_chunks, run
+from normgrad.kernels._runtime import empty, height, inline, kernel, n_chunks, run
 from normgrad.kernels.planes import _plane
+from normgrad.kernels.pool import best_of_four
+
+
+@inline
+def _winner(i, j, k, W):  # pragma: no cover - compiled
+    """The flat offset in an H x W plane of offset k (2 di + dj) of window (i, j)."""
+    return (2 * i + k // 2) * W + 2 * j + k % 2
 
 
 @kernel
@@ -56,23 +63,7 @@ def _forward(x, cm, W, m, s, b, out, argmax, check, flags, h, c0, c1):  # pragma
                     v1 = (row[top + 2 * j + 1] - mc) * sc + bc
                     v2 = (row[bottom + 2 * j] - mc) * sc + bc
                     v3 = (row[bottom + 2 * j + 1] - mc) * sc + bc
-                    v0 = v0 - v0 if v0 < 0 else v0  # np.maximum(v, 0): NaN stays NaN
-                    v1 = v1 - v1 if v1 < 0 else v1
-                    v2 = v2 - v2 if v2 < 0 else v2
-                    v3 = v3 - v3 if v3 < 0 else v3
-                    best = v0
-                    k = 0
-                    take = (v1 > best) | ((v1 != v1) & (best == best))
-                    best = v1 if take else best
-                    k = 1 if take else k
-                    take = (v2 > best) | ((v2 != v2) & (best == best))
-                    best = v2 if take else best
-                    k = 2 if take else k
-                    take = (v3 > best) | ((v3 != v3) & (best == best))
-                    best = v3 if take else best
-                    k = 3 if take else k
-                    o[j] = best
-                    am[j] = k
+                    o[j], am[j] = best_of_four(v0, v1, v2, v3, True)
         flags[c] = acc
 
 
@@ -96,7 +87,7 @@ def _grad_sums(g, x, cm, W, m, s, b, argmax, dbetas, dcents, h, c0, c1):  # prag
                 am = argmax[n, ch, i]
                 for j in range(W_out):
                     k = am[j]
-                    xv = row[(2 * i + k // 2) * W + 2 * j + k % 2]
+                    xv = row[_winner(i, j, k, W)]
                     if (xv - mc) * sc + bc > 0:
                         t1 += gi[j]
                         t2 += gi[j] * (xv - mc)
@@ -126,7 +117,7 @@ def _input_grad(g, x, cm, W, m, s, b, argmax, a, c1, c0, dx, h, lo, hi):  # prag
                 am = argmax[n, ch, i]
                 for j in range(W_out):
                     k = am[j]
-                    q = (2 * i + k // 2) * W + 2 * j + k % 2
+                    q = _winner(i, j, k, W)
                     xv = row[q]
                     if (xv - mc) * sc + bc > 0:
                         d[q] = ac * gi[j] - bc1 * (xv - mc) - cc

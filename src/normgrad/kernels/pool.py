@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from normgrad._internal import validate as v
-from normgrad.kernels._runtime import COMPILED, empty, height, kernel, n_chunks, run
+from normgrad.kernels._runtime import COMPILED, empty, height, inline, kernel, n_chunks, run
 from normgrad.ops._checks import array_cache
 from normgrad.ops.activations import relu_backward
 from normgrad.ops.fast import FastPoolCache, max_pool_backward_fast, max_pool_forward_fast
@@ -89,6 +89,30 @@ def _scatter(dout, x, argmax, pw, s, relu, dx, h, c0, c1):  # pragma: no cover -
                         d[r, q] = g[i, j]
 
 
+@inline
+def best_of_four(v0, v1, v2, v3, relu):  # pragma: no cover - compiled
+    """(max, its offset 0..3) of a 2x2 window's values in row-major order, branch-free:
+    a value wins if it is larger, or NaN while the best is not (``np.argmax``: the first
+    NaN), so ties go to the first maximum. ``relu``: of max(v, 0) (NaN stays NaN)."""
+    if relu:
+        v0 = v0 - v0 if v0 < 0 else v0
+        v1 = v1 - v1 if v1 < 0 else v1
+        v2 = v2 - v2 if v2 < 0 else v2
+        v3 = v3 - v3 if v3 < 0 else v3
+    best = v0
+    k = 0
+    take = (v1 > best) | ((v1 != v1) & (best == best))
+    best = v1 if take else best
+    k = 1 if take else k
+    take = (v2 > best) | ((v2 != v2) & (best == best))
+    best = v2 if take else best
+    k = 2 if take else k
+    take = (v3 > best) | ((v3 != v3) & (best == best))
+    best = v3 if take else best
+    k = 3 if take else k
+    return best, k
+
+
 @kernel
 def _pool2(x, relu, out, argmax, h, c0, c1):  # pragma: no cover - compiled
     """``_pool`` for 2x2 windows at stride 2, branch-free (selects, so it vectorizes).
@@ -109,24 +133,7 @@ def _pool2(x, relu, out, argmax, h, c0, c1):  # pragma: no cover - compiled
                     for j in range(W_out):
                         v0, v1 = r0[2 * j], r0[2 * j + 1]
                         v2, v3 = r1[2 * j], r1[2 * j + 1]
-                        if relu:  # np.maximum(v, 0): NaN stays NaN
-                            v0 = v0 - v0 if v0 < 0 else v0
-                            v1 = v1 - v1 if v1 < 0 else v1
-                            v2 = v2 - v2 if v2 < 0 else v2
-                            v3 = v3 - v3 if v3 < 0 else v3
-                        best = v0
-                        k = 0
-                        take = (v1 > best) | ((v1 != v1) & (best == best))
-                        best = v1 if take else best
-                        k = 1 if take else k
-                        take = (v2 > best) | ((v2 != v2) & (best == best))
-                        best = v2 if take else best
-                        k = 2 if take else k
-                        take = (v3 > best) | ((v3 != v3) & (best == best))
-                        best = v3 if take else best
-                        k = 3 if take else k
-                        o[j] = best
-                        am[j] = k
+                        o[j], am[j] = best_of_four(v0, v1, v2, v3, relu)
 
 
 @kernel
