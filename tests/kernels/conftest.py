@@ -128,9 +128,32 @@ def run_pair(case: FusedCase, route: str, inputs, dout, mode: str, stats: dict[s
 BY_NAME = {c.spec.name: c for c in CASES}
 
 
+def same_bits_on_one_and_two_threads(once) -> None:
+    """``once()`` returns a list of arrays: the same bytes with 1 and 2 numba threads."""
+    import numba
+
+    previous = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = once()
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = once()
+    finally:
+        numba.set_num_threads(previous)
+    assert len(one) == len(two)
+    for a, b in zip(one, two, strict=True):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
 @pytest.fixture
 def fk() -> SimpleNamespace:
-    """The shared helpers: ``fk.case(name)``, ``fk.draw``, ``fk.running``, ``fk.run_pair``."""
+    """The shared helpers: ``fk.case(name)``, ``fk.draw``, ``fk.running``, ``fk.run_pair``,
+    ``fk.same_bits_on_one_and_two_threads``."""
     return SimpleNamespace(
-        case=BY_NAME.__getitem__, names=list(BY_NAME), draw=draw, running=running, run_pair=run_pair
+        case=BY_NAME.__getitem__,
+        names=list(BY_NAME),
+        draw=draw,
+        running=running,
+        run_pair=run_pair,
+        same_bits_on_one_and_two_threads=same_bits_on_one_and_two_threads,
     )

@@ -125,7 +125,7 @@ def test_gradients_by_finite_differences() -> None:
         assert np.max(np.abs(got - num)) < 1e-8 * np.max(np.abs(num))
 
 
-def test_the_same_bits_on_one_and_two_threads() -> None:
+def test_the_same_bits_on_one_and_two_threads(fk) -> None:
     rng = np.random.default_rng(3)
     x = _x((32, 16, 28, 28), rng, np.float32, True)
     gamma = rng.standard_normal(16).astype(np.float32)
@@ -138,16 +138,7 @@ def test_the_same_bits_on_one_and_two_threads() -> None:
         )
         return [out, *spatial.spatial_batchnorm_relu_pool_backward_fused(dout, cache)]
 
-    previous = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one = once()
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        two = once()
-    finally:
-        numba.set_num_threads(previous)
-    for a, b in zip(one, two, strict=True):
-        assert a.tobytes() == b.tobytes()
+    fk.same_bits_on_one_and_two_threads(once)
 
 
 def test_bad_pool_param_dout_or_cache_change_nothing() -> None:

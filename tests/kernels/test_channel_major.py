@@ -89,7 +89,7 @@ def test_spatial_batchnorm_reads_channel_major_in_place(dtype, mode, relu) -> No
             _close(g, r, dtype)
 
 
-def test_channel_major_batchnorm_is_thread_count_independent() -> None:
+def test_channel_major_batchnorm_is_thread_count_independent(fk) -> None:
     rng = np.random.default_rng(1)
     x = _channel_major((32, 16, 28, 28), rng, np.float32)  # 401k values: several threads
     gamma = rng.standard_normal(16).astype(np.float32)
@@ -100,16 +100,7 @@ def test_channel_major_batchnorm_is_thread_count_independent() -> None:
         out, cache = spatial.spatial_batchnorm_forward_fused(x, gamma, beta, {"mode": "train"})
         return [out, *spatial.spatial_batchnorm_backward_fused(dout, cache)]
 
-    previous = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one = once()
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        two = once()
-    finally:
-        numba.set_num_threads(previous)
-    for a, b in zip(one, two, strict=True):
-        assert a.tobytes() == b.tobytes()
+    fk.same_bits_on_one_and_two_threads(once)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
