@@ -166,13 +166,17 @@ def test_channel_major_conv_checks_dout_and_falls_back_for_mixed_dtypes() -> Non
         conv.conv_backward_fused([[0.0]], cache)
 
 
-@pytest.mark.parametrize("normalization", ["batchnorm", "groupnorm"])
-def test_the_sandwich_runs_channel_major_only_where_the_norm_reads_it(normalization) -> None:
+@pytest.mark.parametrize("normalization", list(blocks.CONV_BLOCKS))
+def test_the_sandwich_takes_the_layouts_its_fused_block_declares(normalization) -> None:
+    """Every registered conv norm: channel-major conv iff its fused block reads that
+    layout, one kernel for norm + ReLU + pool iff it has one; results as the reference's."""
+    block = blocks.CONV_BLOCKS[normalization]
+    declared = block.fused() if block.fused is not None else None
     rng = np.random.default_rng(5)
     x = rng.standard_normal((6, 3, 8, 8)).astype(np.float32)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
     b = rng.standard_normal(4).astype(np.float32)
-    shape = blocks.CONV_BLOCKS[normalization].param_shape(4)
+    shape = block.param_shape(4)
     gamma = (1 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
     beta = (0.1 * rng.standard_normal(shape)).astype(np.float32)
     cp, pp = {"stride": 1, "pad": 1}, {"pool_height": 2, "pool_width": 2, "stride": 2}
@@ -181,27 +185,31 @@ def test_the_sandwich_runs_channel_major_only_where_the_norm_reads_it(normalizat
     try:
         for fused in (True, False):
             kernels.use_fused(fused)
-            param = {"mode": "train"} if normalization == "batchnorm" else {}
+            param = block.init_param()
             out, cache = blocks.conv_norm_relu_pool_forward(
-                x, w, b, gamma, beta, cp, pp, param, normalization, G=2
+                x, w, b, gamma, beta if block.shift else None, cp, pp, param, normalization, G=2
             )
             dout = np.random.default_rng(6).standard_normal(out.shape).astype(np.float32)
             grads = blocks.conv_norm_relu_pool_backward(dout, cache)
             results.append((out, grads, cache, param))
     finally:
         kernels.use_fused(previous)
-    (out, grads, cache, param), (ref_out, ref_grads, _, ref_param) = results
+    (out, grads, cache, param), (ref_out, ref_grads, ref_cache, ref_param) = results
+    cm = declared is not None and declared.channel_major
+    one_kernel = declared is not None and declared.relu_pool is not None
     cols = cache.conv.cols
-    assert cache.norm_relu_pool == (normalization == "batchnorm")  # one kernel for all three
-    assert (not cols.flags.c_contiguous and cols.transpose(1, 0, 2).flags.c_contiguous) == (
-        normalization == "batchnorm"
-    )
+    assert (not cols.flags.c_contiguous and cols.transpose(1, 0, 2).flags.c_contiguous) == cm
+    assert (cache.pool is None) == one_kernel
+    assert ref_cache.pool is not None  # the reference pools on its own
     _close(out, ref_out, np.float32)
-    for name, g, r in zip(("dx", "dw", "db", "dgamma", "dbeta"), grads, ref_grads, strict=True):
-        if name == "db" and normalization == "batchnorm":  # ~0: batch norm cancels the bias
+    names = ("dx", "dw", "db", "dgamma", "dbeta")
+    for name, g, r in zip(names, grads, ref_grads, strict=True):
+        if r is None:
+            assert g is None
+        elif name == "db" and block.cancels_bias:  # ~0: the norm cancels the bias
             assert np.max(np.abs(g - r)) < 1e-5
-            continue
-        _close(g, r.astype(g.dtype), np.float32)
-    for key in param:
-        if key != "mode":
-            _close(param[key], ref_param[key], np.float32)
+        else:
+            _close(g, r.astype(g.dtype), np.float32)
+    for key, value in param.items():
+        if isinstance(value, np.ndarray):
+            _close(value, ref_param[key], np.float32)

@@ -121,26 +121,41 @@ def backward(
     finite: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """(dgamma (float64), a, c1, c0 (m's dtype)), all (D,), for ``columns.input_grad``;
-    None when a coefficient is not finite in m's dtype (the caller redoes it in float64)
-    and ``finite``. ``finite=False`` (the float64 retry) returns them anyway: with plain
-    statistics only a NaN or inf in dout makes them so, and dx then has the reference's
-    NaN and inf."""
+    None when a coefficient is not finite in m's dtype and ``finite`` (then
+    ``backward_or_wide`` redoes it in float64, or the caller takes another route)."""
     D = mu.shape[0]
     dgamma = np.empty(D)
     a, c1, c0 = np.empty_like(m), np.empty_like(m), np.empty_like(m)
-    if (
-        not columns._grad_coefficients(
-            dbeta, dcent, mu, m, inv, gamma, float(n), train, dgamma, a, c1, c0
-        )
-        and finite
-    ):
-        return None
-    return dgamma, a, c1, c0
+    ok = columns._grad_coefficients(
+        dbeta, dcent, mu, m, inv, gamma, float(n), train, dgamma, a, c1, c0
+    )
+    return (dgamma, a, c1, c0) if ok or not finite else None
 
 
-def shift_term(m: np.ndarray, mu: np.ndarray, dbeta: np.ndarray) -> np.ndarray:
-    """(m - mu) * dbeta, float64: the correction from sums about m to sums about mu; 0
-    where m == mu or dbeta is not finite (``columns._grad_coefficients`` skips it there
-    too: an inf in dout then gives the reference's inf, not inf - inf = NaN)."""
+def backward_or_wide(
+    dbeta: np.ndarray,
+    dcent: np.ndarray,
+    mu: np.ndarray,
+    m: np.ndarray,
+    inv: np.ndarray,
+    gamma: np.ndarray,
+    n: int,
+    train: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(dgamma, a, c1, c0, centre) for the element-wise pass dx = a dout - c1 (x - centre) - c0.
+
+    About m, in m's dtype, when every coefficient is finite there. Otherwise (a float32
+    coefficient beyond 3.4e38, or NaN or inf in dout) the same maths in float64 about mu,
+    and centre = mu is float64: the caller then runs its pass in float64. The sums about
+    m are moved to mu by dcent += (m - mu) dbeta, skipped where m == mu or dbeta is not
+    finite, as ``columns._grad_coefficients`` skips its own correction: an inf in dout
+    gives the reference's inf there, not inf - inf = NaN. The float64 coefficients are
+    returned even when not finite: dx then has the reference's NaN and inf."""
+    co = backward(dbeta, dcent, mu, m, inv, gamma, n, train)
+    if co is not None:
+        return (*co, m)
     shift = np.where(np.isfinite(dbeta), m.astype(F64) - mu, 0.0)
-    return np.where(shift != 0, shift * np.where(shift != 0, dbeta, 0.0), 0.0)
+    dcent = dcent + np.multiply(shift, dbeta, out=np.zeros_like(shift), where=shift != 0)
+    wide = backward(dbeta, dcent, mu, mu, inv, gamma, n, train, finite=False)
+    assert wide is not None  # finite=False: always the coefficients
+    return (*wide, mu)

@@ -253,13 +253,10 @@ def backward(
         if ok:
             return dx, dgamma, dbeta
     dbeta, dcent = columns.grad_sums(g, x, m)  # (D,), (D,) float64
-    co = _affine.backward(dbeta, dcent, mu, m, inv, g64, x.shape[0], train)
-    if co is None:  # a float32 coefficient overflows: the same maths in float64
-        dcent = dcent + _affine.shift_term(m, mu, dbeta)  # sum dout * (x - mu)
-        co = _affine.backward(dbeta, dcent, mu, mu, inv, g64, x.shape[0], train, finite=False)
-        assert co is not None  # finite=False: always the coefficients
-        dgamma, a, c1, c0 = co
-        dx = columns.input_grad(g.astype(F64), x.astype(F64), mu, a, c1, c0)
+    dgamma, a, c1, c0, centre = _affine.backward_or_wide(
+        dbeta, dcent, mu, m, inv, g64, x.shape[0], train
+    )
+    if centre.dtype != x.dtype:  # float32 coefficients overflow: the pass in float64
+        dx = columns.input_grad(g.astype(F64), x.astype(F64), centre, a, c1, c0)
         return dx.astype(x.dtype), dgamma, dbeta
-    dgamma, a, c1, c0 = co
-    return columns.input_grad(g, x, m, a, c1, c0), dgamma, dbeta
+    return columns.input_grad(g, x, centre, a, c1, c0), dgamma, dbeta

@@ -31,9 +31,11 @@ from normgrad.kernels.pool import best_of_four
 
 
 @inline
-def _winner(i, j, k, W):  # pragma: no cover - compiled
-    """The flat offset in an H x W plane of offset k (2 di + dj) of window (i, j)."""
-    return (2 * i + k // 2) * W + 2 * j + k % 2
+def _live_winner(row, W, i, j, k, mc, sc, bc):  # pragma: no cover - compiled
+    """The flat offset in the H x W plane ``row`` of window (i, j)'s winner (offset k =
+    2 di + dj) when ReLU passed it (v > 0, v recomputed as the forward made it), else -1."""
+    q = (2 * i + k // 2) * W + 2 * j + k % 2
+    return q if (row[q] - mc) * sc + bc > 0 else -1
 
 
 @kernel
@@ -86,11 +88,10 @@ def _grad_sums(g, x, cm, W, m, s, b, argmax, dbetas, dcents, h, c0, c1):  # prag
                 gi = g[n, ch, i]
                 am = argmax[n, ch, i]
                 for j in range(W_out):
-                    k = am[j]
-                    xv = row[_winner(i, j, k, W)]
-                    if (xv - mc) * sc + bc > 0:
+                    q = _live_winner(row, W, i, j, am[j], mc, sc, bc)
+                    if q >= 0:
                         t1 += gi[j]
-                        t2 += gi[j] * (xv - mc)
+                        t2 += gi[j] * (row[q] - mc)
             dbetas[c, ch] += t1
             dcents[c, ch] += t2
 
@@ -116,11 +117,9 @@ def _input_grad(g, x, cm, W, m, s, b, argmax, a, c1, c0, dx, h, lo, hi):  # prag
                 gi = g[n, ch, i]
                 am = argmax[n, ch, i]
                 for j in range(W_out):
-                    k = am[j]
-                    q = _winner(i, j, k, W)
-                    xv = row[q]
-                    if (xv - mc) * sc + bc > 0:
-                        d[q] = ac * gi[j] - bc1 * (xv - mc) - cc
+                    q = _live_winner(row, W, i, j, am[j], mc, sc, bc)
+                    if q >= 0:
+                        d[q] = ac * gi[j] - bc1 * (row[q] - mc) - cc
 
 
 def normalize_pool(

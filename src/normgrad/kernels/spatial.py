@@ -243,17 +243,14 @@ def spatial_batchnorm_backward_fused(
         g = g.astype(x2.dtype)
     n = x2.size // shape[1]
     dbeta, dcent = planes.grad_sums(g, x2, m, gcm, cm)  # (C,), (C,) float64
-    co = _affine.backward(dbeta, dcent, mu, m, inv, as64(gamma), n, train)
-    if co is None:  # a float32 coefficient overflows: the same maths in float64
-        dcent = dcent + _affine.shift_term(m, mu, dbeta)  # sum dout * (x - mu)
-        co = _affine.backward(dbeta, dcent, mu, mu, inv, as64(gamma), n, train, finite=False)
-        assert co is not None  # finite=False: always the coefficients
-        dgamma, a, c1, c0 = co
+    dgamma, a, c1, c0, centre = _affine.backward_or_wide(
+        dbeta, dcent, mu, m, inv, as64(gamma), n, train
+    )
+    if centre.dtype != x2.dtype:  # float32 coefficients overflow: the pass in float64
         g64, x64 = g.astype(F64), x2.astype(F64)
-        dx = planes.input_grad(g64, x64, mu, a, c1, c0, gcm, cm).astype(x2.dtype)
+        dx = planes.input_grad(g64, x64, centre, a, c1, c0, gcm, cm).astype(x2.dtype)
     else:
-        dgamma, a, c1, c0 = co
-        dx = planes.input_grad(g, x2, m, a, c1, c0, gcm, cm)  # in x's order
+        dx = planes.input_grad(g, x2, centre, a, c1, c0, gcm, cm)  # in x's order
     pdt = gamma.dtype
     return _layout(dx, cm, shape), dgamma.astype(pdt), dbeta.astype(pdt)
 

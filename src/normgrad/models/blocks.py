@@ -113,12 +113,12 @@ class ConvNormReluPoolCache(NamedTuple):
     conv: FastConvCache  # conv_backward_fast's cache
     norm: Any  # the normalization's cache (its backward checks it); None without one
     relu: np.ndarray | None  # relu_backward's cache: the (normalized) conv output
-    pool: FastPoolCache | None  # max_pool_backward_fast's cache (its x: relu's input if relu_pool)
+    pool: FastPoolCache | None  # max_pool_backward_fast's (its x: relu's input if relu_pool)
     normalization: str | None  # which normalization's backward to run, or None
     fused: FusedBlock | None = None  # the fused pair that made ``norm``; None: the block's
     relu_pool: bool = False  # ReLU and pooling ran as one kernel (``kernels.pool``)
-    norm_relu_pool: bool = False  # norm, ReLU and pooling ran as one (``FusedBlock.relu_pool``):
-    # ``norm`` is that kernel's cache, ``relu`` and ``pool`` are None
+    # pool None: the norm, ReLU and pooling ran as one kernel (``FusedBlock.relu_pool``),
+    # whose cache ``norm`` is
 
 
 def affine_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, Any]:
@@ -355,16 +355,16 @@ def conv_norm_relu_pool_forward(
     _, _, H_conv, W_conv = conv_geometry(x, wf, bf, conv_param)
     pool_sizes((x.shape[0], wf.shape[0], H_conv, W_conv), pool_param)
     block = None if normalization is None else CONV_BLOCKS[normalization]
-    a, conv_cache = _conv_for(block, x, w, b, wf, bf, conv_param)  # (N, F, H', W')
+    dtype = np.result_type(x, wf, bf)  # the conv output's
+    a, conv_cache = _conv_for(block, dtype, x, w, b, conv_param)  # (N, F, H', W')
     norm_cache = fused = None
     if block is not None:
         options = {"G": G} if "G" in block.options else {}
         fused = choose.norm(block, a)
         if fused is not None and fused.relu_pool is not None:  # one pass for all three
-            out, norm_cache = fused.relu_pool[0](a, gamma, beta, norm_param, pool_param)
-            return out, ConvNormReluPoolCache(
-                conv_cache, norm_cache, None, None, normalization, fused, norm_relu_pool=True
-            )
+            out, norm_cache = fused.relu_pool[0](a, gamma, beta, norm_param, pool_param, **options)
+            cache = ConvNormReluPoolCache(conv_cache, norm_cache, None, None, normalization, fused)
+            return out, cache
         forward = block.forward if fused is None else fused.forward
         a, norm_cache = forward(a, gamma, beta, norm_param, **options)  # (N, F, H', W')
     fast = choose.ops("pool")
@@ -384,11 +384,10 @@ def conv_norm_relu_pool_forward(
 
 def _conv_for(
     block: Block | None,
+    dtype: np.dtype,
     x: np.ndarray,
     w: np.ndarray,
     b: np.ndarray,
-    wf: np.ndarray,
-    bf: np.ndarray,
     conv_param: dict[str, Any],
 ) -> tuple[np.ndarray, FastConvCache]:
     """The convolution, in the layout the normalization after it reads best: one
@@ -396,7 +395,7 @@ def _conv_for(
     (``FusedBlock.channel_major``: spatial batch norm), else the per-sample NCHW one."""
     fast = choose.ops("conv")
     if fast is not None and block is not None:
-        fused = choose.norm_for(block, np.result_type(x, wf, bf))
+        fused = choose.norm_for(block, dtype)
         if fused is not None and fused.channel_major:
             return fast.conv_forward_channel_major(x, w, b, conv_param)
     return _conv_forward(x, w, b, conv_param)
@@ -425,13 +424,12 @@ def _conv_norm_relu_pool_backward(
 ) -> Grads5:
     """``conv_norm_relu_pool_backward`` once its cache is known to be the right kind."""
     flag(need_dx, "need_dx")
-    conv_cache, norm_cache, relu_cache, pool_cache, normalization, fused, relu_pool, nrp = cache
-    if nrp:  # norm, ReLU and pooling as one kernel: its backward gives all three
+    conv_cache, norm_cache, relu_cache, pool_cache, normalization, fused, relu_pool = cache
+    if pool_cache is None:  # norm, ReLU and pooling as one kernel: its backward gives all three
         assert fused is not None and fused.relu_pool is not None
         da, dgamma, dbeta = fused.relu_pool[1](dout, norm_cache)
         dx, dw, db = _conv_backward(da, conv_cache, need_dx)
         return dx, dw, db, dgamma, dbeta
-    assert pool_cache is not None  # every other forward pooled on its own
     if relu_pool:  # the pool cache's x is ReLU's input: one pass for both backwards
         v.float_array(dout, "dout")
         v.shape(dout, "dout", pool_cache.argmax.shape, "the shape of the forward output")

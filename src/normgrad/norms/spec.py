@@ -108,8 +108,8 @@ class FusedBlock:
     the backward returns dx laid out the same way, so the conv sandwich can hand it its
     convolution's one-product output (``kernels.conv.conv_forward_channel_major``).
     ``relu_pool``, when set, is (forward, backward) of the norm, ReLU and a max pool in
-    one pass each way: ``forward(x, gamma, beta, param, pool_param) -> (out, cache)``,
-    ``backward(dout, cache) -> (dx, dgamma, dbeta)``.
+    one pass each way: ``forward(x, gamma, beta, param, pool_param, **options)`` ->
+    (out, cache) and ``backward(dout, cache)`` -> (dx, dgamma, dbeta).
     """
 
     forward: Forward
