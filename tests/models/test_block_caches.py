@@ -163,3 +163,22 @@ def test_bad_conv_param_in_every_conv_sandwich(conv_param, match, name):
 
 def test_case_count():
     assert len(CASES) >= 50
+
+
+def test_one_kernel_cache_without_its_kernel_is_refused():
+    """float32 with batch norm runs norm, ReLU and pool as one kernel (pool cache None);
+    the same cache with its fused pair taken away is a TypeError, not an assert."""
+    pytest.importorskip("numba")
+    x, w, b = (a.astype(np.float32) for a in (X4, W4, B4))
+    g, beta = G4.astype(np.float32), BETA4.astype(np.float32)
+    out, cache = lu.conv_norm_relu_pool_forward(
+        x, w, b, g, beta, CONV, POOL, {"mode": "train"}, "batchnorm"
+    )
+    assert cache.pool is None and cache.fused is not None  # the one-kernel path ran
+    dout = np.random.default_rng(3).standard_normal(out.shape).astype(np.float32)
+    with pytest.raises(
+        TypeError,
+        match="^conv_norm_relu_pool_backward needs the cache that conv_norm_relu_pool_forward returns",
+    ):
+        lu.conv_norm_relu_pool_backward(dout, cache._replace(fused=None))
+    assert lu.conv_norm_relu_pool_backward(dout, cache)[1].shape == w.shape

@@ -118,18 +118,17 @@ def backward(
     gamma: np.ndarray,
     n: int,
     train: bool,
-    finite: bool = True,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """(dgamma (float64), a, c1, c0 (m's dtype)), all (D,), for ``columns.input_grad``;
-    None when a coefficient is not finite in m's dtype and ``finite`` (then
-    ``backward_or_wide`` redoes it in float64, or the caller takes another route)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+    """(dgamma (float64), a, c1, c0 (m's dtype), all (D,), finite) for
+    ``columns.input_grad``; finite is False when a coefficient is not finite in m's dtype
+    (then ``backward_or_wide`` redoes it in float64, or the caller takes another route)."""
     D = mu.shape[0]
     dgamma = np.empty(D)
     a, c1, c0 = np.empty_like(m), np.empty_like(m), np.empty_like(m)
     ok = columns._grad_coefficients(
         dbeta, dcent, mu, m, inv, gamma, float(n), train, dgamma, a, c1, c0
     )
-    return (dgamma, a, c1, c0) if ok or not finite else None
+    return dgamma, a, c1, c0, bool(ok)
 
 
 def backward_or_wide(
@@ -151,11 +150,10 @@ def backward_or_wide(
     finite, as ``columns._grad_coefficients`` skips its own correction: an inf in dout
     gives the reference's inf there, not inf - inf = NaN. The float64 coefficients are
     returned even when not finite: dx then has the reference's NaN and inf."""
-    co = backward(dbeta, dcent, mu, m, inv, gamma, n, train)
-    if co is not None:
-        return (*co, m)
+    dgamma, a, c1, c0, finite = backward(dbeta, dcent, mu, m, inv, gamma, n, train)
+    if finite:
+        return dgamma, a, c1, c0, m
     shift = np.where(np.isfinite(dbeta), m.astype(F64) - mu, 0.0)
     dcent = dcent + np.multiply(shift, dbeta, out=np.zeros_like(shift), where=shift != 0)
-    wide = backward(dbeta, dcent, mu, mu, inv, gamma, n, train, finite=False)
-    assert wide is not None  # finite=False: always the coefficients
-    return (*wide, mu)
+    dgamma, a, c1, c0, _ = backward(dbeta, dcent, mu, mu, inv, gamma, n, train)
+    return dgamma, a, c1, c0, mu

@@ -65,6 +65,19 @@ def _row(n, c, N, C, cm):  # pragma: no cover - compiled
 
 
 @inline
+def value(xv, mc, sc, bc):  # pragma: no cover - compiled
+    """v = (x - m_c) * s_c + b_c, batch norm's output: the one expression of every kernel
+    that makes v or recomputes it (``planes_pool``), so that they give the same bits."""
+    return (xv - mc) * sc + bc
+
+
+@inline
+def grad_value(gv, xv, mc, ac, c1c, c0c):  # pragma: no cover - compiled
+    """dx = a_c * g - c1_c * (x - m_c) - c0_c, for every kernel that writes dx."""
+    return ac * gv - c1c * (xv - mc) - c0c
+
+
+@inline
 def _plane(r, N, C, cm):  # pragma: no cover - compiled
     """(n, c) of row r, the inverse of ``_row``."""
     if cm:
@@ -125,16 +138,16 @@ def _normalize(x, cm, m, s, b, out, check, relu, flags, h, c0, c1):  # pragma: n
             orow = out[n * C + ch]
             if check:
                 for i in range(L):
-                    value = (row[i] - mc) * sc + bc
-                    orow[i] = value
-                    acc += value * 0.0
+                    v = value(row[i], mc, sc, bc)
+                    orow[i] = v
+                    acc += v * 0.0
             elif relu:  # then max(out, 0): batch norm and ReLU in one pass
                 for i in range(L):
-                    value = (row[i] - mc) * sc + bc
-                    orow[i] = value if value > 0 else value - value
+                    v = value(row[i], mc, sc, bc)
+                    orow[i] = v if v > 0 else v - v
             else:
                 for i in range(L):
-                    orow[i] = (row[i] - mc) * sc + bc
+                    orow[i] = value(row[i], mc, sc, bc)
         flags[c] = acc
 
 
@@ -173,7 +186,7 @@ def _input_grad(g, gcm, x, cm, m, a, c1, c0, dx, h, lo, hi):  # pragma: no cover
             x_row = x[r]
             dx_row = dx[r]
             for i in range(L):
-                dx_row[i] = ac * g_row[i] - bc * (x_row[i] - mc) - cc
+                dx_row[i] = grad_value(g_row[i], x_row[i], mc, ac, bc, cc)
 
 
 def stats(x: np.ndarray, C: int, cm: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from normgrad.kernels._runtime import empty, height, inline, kernel, n_chunks, run
-from normgrad.kernels.planes import _plane
+from normgrad.kernels.planes import _plane, grad_value, value
 from normgrad.kernels.pool import best_of_four
 
 
@@ -35,7 +35,7 @@ def _live_winner(row, W, i, j, k, mc, sc, bc):  # pragma: no cover - compiled
     """The flat offset in the H x W plane ``row`` of window (i, j)'s winner (offset k =
     2 di + dj) when ReLU passed it (v > 0, v recomputed as the forward made it), else -1."""
     q = (2 * i + k // 2) * W + 2 * j + k % 2
-    return q if (row[q] - mc) * sc + bc > 0 else -1
+    return q if value(row[q], mc, sc, bc) > 0 else -1
 
 
 @kernel
@@ -54,17 +54,17 @@ def _forward(x, cm, W, m, s, b, out, argmax, check, flags, h, c0, c1):  # pragma
             row = x[r]
             if check:
                 for i in range(L):
-                    acc += ((row[i] - mc) * sc + bc) * 0.0
+                    acc += value(row[i], mc, sc, bc) * 0.0
             for i in range(H_out):
                 o = out[n, ch, i]
                 am = argmax[n, ch, i]
                 top = 2 * i * W
                 bottom = top + W
                 for j in range(W_out):
-                    v0 = (row[top + 2 * j] - mc) * sc + bc
-                    v1 = (row[top + 2 * j + 1] - mc) * sc + bc
-                    v2 = (row[bottom + 2 * j] - mc) * sc + bc
-                    v3 = (row[bottom + 2 * j + 1] - mc) * sc + bc
+                    v0 = value(row[top + 2 * j], mc, sc, bc)
+                    v1 = value(row[top + 2 * j + 1], mc, sc, bc)
+                    v2 = value(row[bottom + 2 * j], mc, sc, bc)
+                    v3 = value(row[bottom + 2 * j + 1], mc, sc, bc)
                     o[j], am[j] = best_of_four(v0, v1, v2, v3, True)
         flags[c] = acc
 
@@ -108,18 +108,18 @@ def _input_grad(g, x, cm, W, m, s, b, argmax, a, c1, c0, dx, h, lo, hi):  # prag
             n, ch = _plane(r, N, C, cm)
             ac, bc1, cc, mc = a[ch], c1[ch], c0[ch], m[ch]
             sc, bc = s[ch], b[ch]
-            zero = ac * (mc - mc)  # a_c * 0, as the composition computes it where da = 0
+            zero = mc - mc  # da = 0 off the winners: a_c * 0, as the composition computes it
             row = x[r]
             d = dx[r]
             for i in range(L):
-                d[i] = zero - bc1 * (row[i] - mc) - cc
+                d[i] = grad_value(zero, row[i], mc, ac, bc1, cc)
             for i in range(H_out):
                 gi = g[n, ch, i]
                 am = argmax[n, ch, i]
                 for j in range(W_out):
                     q = _live_winner(row, W, i, j, am[j], mc, sc, bc)
                     if q >= 0:
-                        d[q] = ac * gi[j] - bc1 * (row[q] - mc) - cc
+                        d[q] = grad_value(gi[j], row[q], mc, ac, bc1, cc)
 
 
 def normalize_pool(

@@ -277,10 +277,10 @@ def spatial_batchnorm_relu_pool_backward_fused(
         return spatial_batchnorm_backward_fused(_pool_grad(dout, cache), bn)
     W = shape[3]
     dbeta, dcent = planes_pool.grad_sums(dout, x2, W, m, s, b, argmax, cm)
-    co = _affine.backward(dbeta, dcent, mu, m, inv, as64(gamma), x2.size // shape[1], train)
-    if co is None:  # a float32 coefficient overflows: the layers one by one (in float64)
+    n = x2.size // shape[1]
+    dgamma, a, c1, c0, finite = _affine.backward(dbeta, dcent, mu, m, inv, as64(gamma), n, train)
+    if not finite:  # a float32 coefficient overflows, or dout has NaN or inf: layer by layer
         return spatial_batchnorm_backward_fused(_pool_grad(dout, cache), bn)
-    dgamma, a, c1, c0 = co
     dx = planes_pool.input_grad(dout, x2, W, m, s, b, argmax, a, c1, c0, cm)
     pdt = gamma.dtype
     return _layout(dx, cm, shape), dgamma.astype(pdt), dbeta.astype(pdt)

@@ -426,7 +426,12 @@ def _conv_norm_relu_pool_backward(
     flag(need_dx, "need_dx")
     conv_cache, norm_cache, relu_cache, pool_cache, normalization, fused, relu_pool = cache
     if pool_cache is None:  # norm, ReLU and pooling as one kernel: its backward gives all three
-        assert fused is not None and fused.relu_pool is not None
+        if fused is None or fused.relu_pool is None:
+            raise TypeError(
+                "conv_norm_relu_pool_backward needs the cache that "
+                "conv_norm_relu_pool_forward returns; got one with no pool cache and no "
+                "one-kernel norm that made it (fused None)"
+            )
         da, dgamma, dbeta = fused.relu_pool[1](dout, norm_cache)
         dx, dw, db = _conv_backward(da, conv_cache, need_dx)
         return dx, dw, db, dgamma, dbeta
