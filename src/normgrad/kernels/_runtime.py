@@ -34,6 +34,7 @@ pages are reused.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from collections import OrderedDict
@@ -126,26 +127,27 @@ def threads_for(size: int, chunks: int) -> int:
     return max(1, min(numba.get_num_threads(), chunks))
 
 
-def run(body: Any, args: tuple[Any, ...], chunks: int, size: int) -> None:
+def run(body: Any, args: tuple[Any, ...], chunks: int, size: int) -> bool:
     """``body(*args, c0, c1)`` over chunks [0, chunks), spread over threads when large.
 
     ``body`` processes chunks c0 <= c < c1, each on its own (results never depend on
-    which thread ran a chunk, or on how the range was split).
+    which thread ran a chunk, or on how the range was split). Returns True when some
+    call of ``body`` returned a true value (a kernel's "redo this call by the reference"
+    flag; kernels without one return None).
     """
     threads = threads_for(size, chunks)
     if threads == 1:
-        body(*args, 0, chunks)
-        return
+        return bool(body(*args, 0, chunks))
     cuts = [chunks * t // threads for t in range(threads + 1)]
     pool = _pool()
     futures: list[Future[Any]] = [
         pool.submit(_chunk_range, body, args, cuts[t], cuts[t + 1]) for t in range(1, threads)
     ]
     try:
-        body(*args, cuts[0], cuts[1])
+        hit = body(*args, cuts[0], cuts[1])
     finally:
-        for f in futures:
-            f.result()
+        hits = [f.result() for f in futures]
+    return bool(hit) or any(hits)
 
 
 def map_rows(
@@ -207,11 +209,12 @@ def empty(shape: tuple[int, ...], dtype: Any, avoid: np.ndarray | None = None) -
     each call hands out a fresh view of one, and a buffer is free when nothing else
     refers to it (every view refers to its buffer).
     """
-    dtype = np.dtype(dtype)
-    shape = tuple(int(s) for s in shape)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
+    if not isinstance(dtype, np.dtype):
+        dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < _POOL_MIN_BYTES:
         return np.empty(shape, dtype)
+    shape = tuple(int(s) for s in shape)
     key = (shape, dtype)
     with _FREE_LOCK:
         kept = _FREE.setdefault(key, [])
@@ -265,8 +268,8 @@ def empty_like(a: np.ndarray) -> np.ndarray:
     return empty(a.shape, a.dtype, avoid=a)
 
 
-def _chunk_range(body: Any, args: tuple[Any, ...], lo: int, hi: int) -> None:
-    body(*args, lo, hi)
+def _chunk_range(body: Any, args: tuple[Any, ...], lo: int, hi: int) -> Any:
+    return body(*args, lo, hi)
 
 
 def contiguous(a: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 from normgrad._internal import validate as v
 from normgrad.kernels import _quick as q
 from normgrad.kernels import rows
-from normgrad.kernels._runtime import as64, compiled, contiguous
+from normgrad.kernels._runtime import compiled, contiguous
 from normgrad.norms import core, group
 from normgrad.norms.group import GroupNormCache
 
@@ -61,9 +61,7 @@ def spatial_groupnorm_forward_fused(
         return group.spatial_groupnorm_forward(x, gamma, beta, G, gn_param)
     G = int(G)
     x2 = contiguous(x).reshape(N * G, -1)  # (N * G, C/G * H * W)
-    result = rows.forward(
-        x2, as64(gamma).reshape(C), as64(beta).reshape(C), C // G, H * W, G, eps, True
-    )
+    result = rows.forward(x2, gamma, beta, C // G, H * W, G, eps, True)
     if result is None:  # extreme statistics, non-finite x, or eps = 0 on a constant group
         return group.spatial_groupnorm_forward(x, gamma, beta, G, gn_param)
     out, mean, rstd = result
@@ -91,9 +89,7 @@ def spatial_groupnorm_backward_fused(
     g = contiguous(dout).reshape(x2.shape)  # (N * G, C/G * H * W)
     if g.dtype != x2.dtype:  # one compiled signature per dtype
         g = g.astype(x2.dtype)
-    dx, dgam, dbet = rows.backward(
-        g, x2, mean, rstd, as64(gamma).reshape(C), C // G, H * W, G, True
-    )
+    dx, dgam, dbet = rows.backward(g, x2, mean, rstd, gamma, C // G, H * W, G, True)
     pshape = (1, C, 1, 1)
     return (
         dx.reshape(shape),

@@ -22,7 +22,7 @@ import numpy as np
 from normgrad._internal import validate as v
 from normgrad.kernels import _quick as q
 from normgrad.kernels import rows
-from normgrad.kernels._runtime import as64, compiled, contiguous
+from normgrad.kernels._runtime import compiled, contiguous
 from normgrad.norms import core, instance
 from normgrad.norms.instance import InstanceNormCache
 
@@ -56,7 +56,7 @@ def instancenorm_forward_fused(
         return instance.instancenorm_forward(x, gamma, beta, in_param)
     N, C = x.shape[:2]
     x2 = contiguous(x).reshape(N * C, -1)  # (N * C, prod(S))
-    result = rows.forward(x2, as64(gamma), as64(beta), 1, x2.shape[1], C, eps, True)
+    result = rows.forward(x2, gamma, beta, 1, x2.shape[1], C, eps, True)
     if result is None:  # extreme statistics, non-finite x, or eps = 0 on a constant slice
         return instance.instancenorm_forward(x, gamma, beta, in_param)
     out, mean, rstd = result
@@ -84,5 +84,5 @@ def instancenorm_backward_fused(
     g = contiguous(dout).reshape(x2.shape)  # (N * C, prod(S))
     if g.dtype != x2.dtype:  # one compiled signature per dtype
         g = g.astype(x2.dtype)
-    dx, dgam, dbet = rows.backward(g, x2, mean, rstd, as64(gamma), 1, x2.shape[1], C, True)
+    dx, dgam, dbet = rows.backward(g, x2, mean, rstd, gamma, 1, x2.shape[1], C, True)
     return dx.reshape(shape), dgam.astype(gamma.dtype), dbet.astype(gamma.dtype)

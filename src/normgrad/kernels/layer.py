@@ -17,6 +17,7 @@ accepts its cache too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -25,7 +26,7 @@ import numpy as np
 from normgrad._internal import validate as v
 from normgrad.kernels import _quick as q
 from normgrad.kernels import rows
-from normgrad.kernels._runtime import as64, compiled, contiguous
+from normgrad.kernels._runtime import compiled, contiguous
 from normgrad.norms import core, layer
 from normgrad.norms.layer import LayerNormCache
 
@@ -87,11 +88,9 @@ def _forward(
     params = [p for p in (gamma, beta) if p is not None]
     if not compiled(x, *params) or x.size == 0:
         return _reference(x, gamma, beta, nd, ln_param, normalized_shape)
-    M = int(np.prod(x.shape[x.ndim - k :]))
+    M = math.prod(x.shape[x.ndim - k :])
     x2 = contiguous(x).reshape(-1, M)  # (R, M)
-    g64 = np.ones(M) if gamma is None else as64(gamma).reshape(M)  # (M,)
-    b64 = np.zeros(M) if beta is None else as64(beta).reshape(M)  # (M,)
-    result = rows.forward(x2, g64, b64, M, 1, 1, eps, True)
+    result = rows.forward(x2, gamma, beta, M, 1, 1, eps, True)
     if result is None:  # extreme statistics, non-finite x, or eps = 0 on a constant row
         return _reference(x, gamma, beta, nd, ln_param, normalized_shape)
     out, mean, rstd = result
@@ -152,8 +151,7 @@ def _backward(
     g = contiguous(dout).reshape(R, M)  # (R, M)
     if g.dtype != x2.dtype:  # one compiled signature per dtype
         g = g.astype(x2.dtype)
-    g64 = np.ones(M) if gamma is None else as64(gamma).reshape(M)  # (M,)
-    dx, dgam, dbet = rows.backward(g, x2, mean, rstd, g64, M, 1, 1, True)
+    dx, dgam, dbet = rows.backward(g, x2, mean, rstd, gamma, M, 1, 1, True)
     pdt = x2.dtype if gamma is None else gamma.dtype  # as the reference
     dgamma = None if gamma is None else dgam.reshape(S).astype(pdt)
     dbeta = dbet.reshape(S).astype(pdt) if has_beta else None

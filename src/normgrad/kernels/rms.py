@@ -21,7 +21,7 @@ import numpy as np
 from normgrad._internal import validate as v
 from normgrad.kernels import _quick as q
 from normgrad.kernels import rows
-from normgrad.kernels._runtime import as64, compiled, contiguous
+from normgrad.kernels._runtime import compiled, contiguous
 from normgrad.norms import core, rms
 from normgrad.norms.rms import RMSNormCache
 
@@ -53,8 +53,7 @@ def rmsnorm_forward_fused(
         return rms.rmsnorm_forward(x, gamma, rms_param)
     M = gamma.size
     x2 = contiguous(x).reshape(-1, M)  # (R, M)
-    g64 = as64(gamma).reshape(M)  # (M,)
-    result = rows.forward(x2, g64, np.zeros(M), M, 1, 1, eps, False)
+    result = rows.forward(x2, gamma, None, M, 1, 1, eps, False)
     if result is None:  # extreme mean squares, non-finite x, or eps = 0 on a zero row
         return rms.rmsnorm_forward(x, gamma, rms_param)
     out, _, rstd = result
@@ -79,8 +78,7 @@ def rmsnorm_backward_fused(
     g = contiguous(dout).reshape(R, M)  # (R, M)
     if g.dtype != x2.dtype:  # one compiled signature per dtype
         g = g.astype(x2.dtype)
-    zeros = np.zeros(R)  # (R,) the mean of an uncentred row
-    dx, dgam, _ = rows.backward(g, x2, zeros, rstd, as64(gamma).reshape(M), M, 1, 1, False)
+    dx, dgam, _ = rows.backward(g, x2, None, rstd, gamma, M, 1, 1, False)
     return dx.reshape(shape), dgam.reshape(gamma.shape).astype(gamma.dtype)
 
 

@@ -19,7 +19,7 @@ every per-element operation in x's dtype (float32: full-width vectors, no conver
           (where that cancels more than 6 bits, K far from the mean: a second pass,
            var = sum((x_r - m)^2) / M - delta^2; never E[x^2] - E[x]^2 unshifted)
     m     = mu in x's dtype; delta = mu - m # x - m is exact for offset float32 data
-    inv   = 1 / sqrt(var + eps)             # var + eps outside [lo, HI]: flag the chunk
+    inv   = 1 / sqrt(var + eps)             # var + eps outside [lo, HI]: flag the call
     out_r = ((x_r - m) - delta) * inv * gamma + beta
 
 Backward, per row, with xhat = ((x_r - m) - delta) * inv recomputed from the cached x
@@ -33,8 +33,9 @@ and dxhat = dout * gamma::
 The row sums are ``reduction`` kernels (vectorized in a fixed lane order). Chunks are
 fixed row ranges (``_runtime.n_chunks``), so results are the same for any thread count.
 float64 x takes the same path in float64 (delta = 0), accurate to about 1e-15; float32
-to about 1e-6, data at 1e6 times its spread included. A flagged call is redone by the
-reference (extreme statistics, NaN or inf, eps = 0 on a constant row).
+to about 1e-6, data at 1e6 times its spread included. The forward also checks that
+gamma and beta cannot take an output near x's largest float. A flagged call is redone
+by the reference (extreme statistics, NaN or inf, eps = 0 on a constant row).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from __future__ import annotations
 import numpy as np
 
 from normgrad.kernels._runtime import (
+    F32,
     HI,
     LO,
     empty_like,
@@ -66,6 +68,10 @@ _PARTIALS = 1 << 20
 #: The lower end of the plain range for statistics summed in float32 (their squares
 #: below 2**-100 have lost bits to underflow); float64 uses ``_runtime.LO``.
 LO32 = 2.0**-100
+#: Outputs must stay below these (a quarter of the largest float32 and float64): else the
+#: reference decides (inf, NaN).
+BIG32 = float(np.finfo(np.float32).max) / 4
+BIG64 = float(np.finfo(np.float64).max) / 4
 
 
 # Every helper below loops over a whole (sliced) view from index 0: numba then knows the
@@ -191,14 +197,28 @@ def _stats(xi, center, buf):  # pragma: no cover - compiled
     return mu, max(q / M - delta * delta, 0.0)
 
 
+@inline
+def _absmax(a):  # pragma: no cover - compiled
+    """max |a| in float64; NaN when a holds a NaN."""
+    m = 0.0
+    for k in range(a.shape[0]):
+        v = abs(a[k])
+        if v > m or v != v:  # once NaN, m stays NaN (no finite v compares above it)
+            m = v
+    return m
+
+
 @kernel
 def _forward(
-    x, gamma, beta, P, Q, G, eps, lo, center, out, mean, rstd, flags, h, c0, c1
+    x, gamma, beta, P, Q, G, eps, lo, big, center, out, mean, rstd, h, c0, c1
 ):  # pragma: no cover
-    """Rows of chunks c0..c1: statistics, then the normalized output. A row whose
-    var + eps leaves [lo, HI] (NaN included) sets flags[c]: the caller then runs the
-    reference route for the whole call."""
+    """Rows of chunks c0..c1: statistics, then the normalized output. Returns 1, with the
+    work left undone, when gamma and beta could take an output to ``big`` or beyond
+    (|xhat| <= sqrt(M)), or when some row's var + eps leaves [lo, HI] (NaN included):
+    the caller then runs the reference route for the whole call; else 0."""
     R, M = x.shape
+    if not (_absmax(gamma) * np.sqrt(M) + _absmax(beta) < big):  # NaN fails too
+        return 1
     buf = np.empty(3, dtype=x.dtype)  # (m, delta, inv) in x's dtype
     for c in range(c0, c1):
         for i in range(c * h, min(R, (c + 1) * h)):
@@ -206,8 +226,7 @@ def _forward(
             mu, var = _stats(xi, center, buf)
             denom = var + eps
             if not (denom >= lo and denom <= HI):
-                flags[c] = 1
-                continue
+                return 1
             inv = 1.0 / np.sqrt(denom)
             mean[i] = mu
             rstd[i] = inv
@@ -222,6 +241,7 @@ def _forward(
                     sl = slice(p * Q, (p + 1) * Q)
                     gp, bp = gamma[base + p], beta[base + p]
                     _normalize_slice(xi[sl], m, delta, iv, gp, bp, oi[sl])
+    return 0
 
 
 @kernel
@@ -291,8 +311,8 @@ def _backward(
 
 def forward(
     x: np.ndarray,
-    gamma: np.ndarray,
-    beta: np.ndarray,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
     P: int,
     Q: int,
     G: int,
@@ -301,43 +321,41 @@ def forward(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Normalize the rows of x: (R, M), C-contiguous float32 or float64.
 
-    gamma, beta: (G * P,), any float dtype (used in x's). Returns (out (R, M) in x's
-    dtype, mean (R,), rstd (R,) float64), or None when some row's var + eps is outside
-    the plain range or gamma and beta could take an output beyond x's dtype (NaN, inf,
-    or max|gamma| sqrt(M) + max|beta| near the largest float): the caller then runs the
-    reference route, which rescales, reports eps = 0 errors or propagates NaN.
+    gamma, beta: G * P values in any shape, float32 or float64 (used in x's dtype); None
+    is ones or zeros. Returns (out (R, M) in x's dtype, mean (R,), rstd (R,) float64),
+    or None when some row's var + eps is outside the plain range or gamma and beta could
+    take an output beyond x's dtype (NaN, inf, or max|gamma| sqrt(M) + max|beta| near
+    the largest float): the caller then runs the reference route, which rescales,
+    reports eps = 0 errors or propagates NaN.
     """
     R, M = x.shape
-    if not _bounded(gamma, beta, M, x.dtype):
-        return None
+    dt = x.dtype
     chunks = n_chunks(R, M)
     out = empty_like(x)
     mean = np.empty(R)
     rstd = np.empty(R)
-    flags = np.zeros(chunks, dtype=np.int64)
-    lo = LO32 if x.dtype == np.float32 else LO
-    params = (gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False))
-    args = (x, *params, P, Q, G, float(eps), lo, center, out, mean, rstd, flags)
-    run(_forward, (*args, height(R, chunks)), chunks, x.size)
-    if flags.any():
+    gam = np.ones(G * P, dt) if gamma is None else flat(gamma, dt)
+    bet = np.zeros(G * P, dt) if beta is None else flat(beta, dt)
+    lo, big = (LO32, BIG32) if dt == F32 else (LO, BIG64)
+    args = (x, gam, bet, P, Q, G, float(eps), lo, big, center, out, mean, rstd, height(R, chunks))
+    if run(_forward, args, chunks, x.size):
         return None
     return out, mean, rstd
 
 
-def _bounded(gamma: np.ndarray, beta: np.ndarray, M: int, dtype: np.dtype) -> bool:
-    """Every output is finite: |xhat| <= sqrt(M), so |out| <= max|gamma| sqrt(M) + max|beta|,
-    which must stay well inside x's dtype (else the reference decides: inf, NaN)."""
-    with np.errstate(all="ignore"):
-        bound = float(np.max(np.abs(gamma))) * np.sqrt(M) + float(np.max(np.abs(beta)))
-    return bool(bound < float(np.finfo(dtype).max) / 4)
+def flat(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """a as a flat, C-contiguous array of ``dtype`` (no copy when it already is one)."""
+    if a.dtype != dtype or not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a, dtype=dtype)
+    return a.reshape(-1)
 
 
 def backward(
     dout: np.ndarray,
     x: np.ndarray,
-    mean: np.ndarray,
+    mean: np.ndarray | None,
     rstd: np.ndarray,
-    gamma: np.ndarray,
+    gamma: np.ndarray | None,
     P: int,
     Q: int,
     G: int,
@@ -345,7 +363,8 @@ def backward(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """dx (R, M) in x's dtype, and dgamma, dbeta (G * P,) float64, for ``forward``'s rows.
 
-    dout: (R, M) C-contiguous, of x's dtype; gamma: (G * P,), any float dtype.
+    dout: (R, M) C-contiguous, of x's dtype; gamma: G * P values, float32 or float64, or
+    None (ones); mean: None for uncentred rows (zeros).
     """
     R, M = x.shape
     # one (G * P,) row of float64 partials per chunk: at most _PARTIALS values in all
@@ -353,7 +372,8 @@ def backward(
     dx = empty_like(x)
     dgam = np.zeros((chunks, G * P))
     dbet = np.zeros((chunks, G * P))
-    gam = gamma.astype(x.dtype, copy=False)
-    args = (dout, x, mean, rstd, gam, P, Q, G, center, dx, dgam, dbet, height(R, chunks))
+    gam = np.ones(G * P, x.dtype) if gamma is None else flat(gamma, x.dtype)
+    mu = np.zeros(R) if mean is None else mean
+    args = (dout, x, mu, rstd, gam, P, Q, G, center, dx, dgam, dbet, height(R, chunks))
     run(_backward, args, chunks, x.size)
     return dx, dgam.sum(axis=0), dbet.sum(axis=0)
