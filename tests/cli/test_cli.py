@@ -96,14 +96,48 @@ def test_python_dash_m_is_the_same_cli():
     assert "12 passed, 0 failed" in result.stdout
 
 
-def test_time_call_returns_the_median(monkeypatch):
+class _Clock:
+    """A fake perf_counter: each call of ``work`` advances it by the next duration."""
+
+    def __init__(self, durations):
+        self.now = 0.0
+        self.durations = iter(durations)
+        self.calls = 0
+
+    def perf_counter(self):
+        return self.now
+
+    def work(self):
+        self.calls += 1
+        self.now += next(self.durations)
+
+
+def test_time_call_returns_the_median_after_the_warmup_calls(monkeypatch):
     from normgrad.tools import bench
 
-    ticks = iter([0.0, 5.0, 10.0, 11.0, 20.0, 23.0])  # three timed calls: 5, 1 and 3 s
-    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(ticks))
-    calls = []
-    assert bench.time_call(lambda: calls.append(1), warmup=2, repeats=3) == 3.0
-    assert len(calls) == 5  # the two warm-up calls are not timed
+    clock = _Clock([1.0, 1.0, 5.0, 1.0, 3.0])  # slow calls: warm-up ends after 2
+    monkeypatch.setattr(bench.time, "perf_counter", clock.perf_counter)
+    assert bench.time_call(clock.work, warmup=2, repeats=3) == 3.0
+    assert clock.calls == 5  # the two warm-up calls are not timed
+
+
+def test_time_call_warms_up_for_a_minimum_time(monkeypatch):
+    from normgrad.tools import bench
+
+    fast = bench.WARMUP_S / 7.5  # the 8th warm-up call passes the minimum warm-up time
+    clock = _Clock([fast] * 8 + [2.0, 7.0, 4.0])
+    monkeypatch.setattr(bench.time, "perf_counter", clock.perf_counter)
+    assert bench.time_call(clock.work, warmup=2, repeats=3) == 4.0
+    assert clock.calls == 11
+
+
+def test_time_call_warms_up_at_most_warmup_max_calls(monkeypatch):
+    from normgrad.tools import bench
+
+    clock = _Clock([0.0] * bench.WARMUP_MAX + [1.0, 2.0, 3.0])  # calls that take no time
+    monkeypatch.setattr(bench.time, "perf_counter", clock.perf_counter)
+    assert bench.time_call(clock.work, warmup=2, repeats=3) == 2.0
+    assert clock.calls == bench.WARMUP_MAX + 3
 
 
 def test_bench_refuses_to_time_an_implementation_that_disagrees(monkeypatch):

@@ -60,9 +60,24 @@ class Record:
     median_s: float
 
 
+#: Warm-up runs for at least this long (and at least ``warmup`` calls): a library's first
+#: calls fault in its buffers and wake its threads, and at large sizes both sides need
+#: 5 to 10 calls to reach their steady state.
+WARMUP_S = 0.1
+#: ... but never more than this many warm-up calls.
+WARMUP_MAX = 50
+
+
 def time_call(fn: Callable[[], Any], warmup: int = 2, repeats: int = 7) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls, after ``warmup`` calls."""
-    for _ in range(warmup):
+    """Median wall time of ``fn()`` over ``repeats`` calls, after the warm-up.
+
+    The warm-up is ``warmup`` calls, continued until ``WARMUP_S`` seconds have passed
+    (at most ``WARMUP_MAX`` calls): the same rule for every side of a comparison.
+    """
+    t_end = time.perf_counter() + WARMUP_S
+    for i in range(WARMUP_MAX):
+        if i >= warmup and time.perf_counter() >= t_end:
+            break
         fn()
     times = []
     for _ in range(repeats):
