@@ -140,27 +140,6 @@ def test_time_call_warms_up_at_most_warmup_max_calls(monkeypatch):
     assert clock.calls == bench.WARMUP_MAX + 3
 
 
-def test_time_interleaved_alternates_the_calls_and_keeps_each_median(monkeypatch):
-    from normgrad.tools import bench
-
-    clock = _Clock([])
-    order = []
-
-    def call(name, durations):
-        it = iter(durations)
-
-        def fn():
-            order.append(name)
-            clock.now += next(it)
-
-        return fn
-
-    monkeypatch.setattr(bench.time, "perf_counter", clock.perf_counter)
-    fns = {"a": call("a", [1.0, 1.0, 5.0, 1.0, 3.0]), "b": call("b", [1.0, 1.0, 2.0, 9.0, 4.0])}
-    assert bench.time_interleaved(fns, warmup=2, repeats=3) == {"a": 3.0, "b": 4.0}
-    assert order == ["a", "a", "b", "b"] + ["a", "b"] * 3  # warm-ups, then rounds in turn
-
-
 def test_bench_refuses_to_time_an_implementation_that_disagrees(monkeypatch):
     from normgrad.tools import bench
 

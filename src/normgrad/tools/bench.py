@@ -68,49 +68,23 @@ WARMUP_S = 0.1
 WARMUP_MAX = 50
 
 
-def _warm(fn: Callable[[], Any], warmup: int) -> None:
-    """``warmup`` calls, continued until ``WARMUP_S`` seconds have passed (at most
-    ``WARMUP_MAX`` calls)."""
-    t_end = time.perf_counter() + WARMUP_S
-    for i in range(WARMUP_MAX):
-        if i >= warmup and time.perf_counter() >= t_end:
-            return
-        fn()
-
-
 def time_call(fn: Callable[[], Any], warmup: int = 2, repeats: int = 7) -> float:
     """Median wall time of ``fn()`` over ``repeats`` calls, after the warm-up.
 
     The warm-up is ``warmup`` calls, continued until ``WARMUP_S`` seconds have passed
     (at most ``WARMUP_MAX`` calls): the same rule for every side of a comparison.
     """
-    _warm(fn, warmup)
+    t_end = time.perf_counter() + WARMUP_S
+    for i in range(WARMUP_MAX):
+        if i >= warmup and time.perf_counter() >= t_end:
+            break
+        fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
     return median(times)
-
-
-def time_interleaved(
-    fns: dict[Any, Callable[[], Any]], warmup: int = 2, repeats: int = 7
-) -> dict[Any, float]:
-    """Median wall time of each ``fns[k]()``, the calls interleaved: round r times every
-    function once, in turn, so that a slow drift of the machine (other tenants, clock
-    changes) falls on every side alike rather than on whichever was timed last.
-
-    Each function is first warmed up by ``time_call``'s rule.
-    """
-    for fn in fns.values():
-        _warm(fn, warmup)
-    times: dict[Any, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: median(t) for k, t in times.items()}
 
 
 def ops() -> list[str]:
@@ -293,27 +267,27 @@ def _inputs(spec: Any, shape: tuple[int, ...], dtype: str, rng: np.random.Genera
     return inputs, rng.standard_normal(shape).astype(dtype)
 
 
-def _ours(spec: Any, route: Any, inputs, dout, options):
-    """(forward callable, backward callable, grads) of one of our routes."""
+def _ours(spec: Any, route: Any, inputs, dout, options, warmup: int, repeats: int):
+    """(forward s, backward s, grads) of one of our routes."""
     fwd = spec.call(route, **options)
     backward = (route or next(iter(spec.routes.values()))).backward
     if route is None and "alt" in spec.routes:
         backward = spec.routes["alt"].backward
     args = tuple(inputs.values())
     _, cache = fwd(*args)
-    grads = [g for g in backward(dout, cache) if g is not None]
-    return (lambda: fwd(*args)), (lambda: backward(dout, cache)), grads
+    grads = backward(dout, cache)
+    t_f = time_call(lambda: fwd(*args), warmup, repeats)
+    t_b = time_call(lambda: backward(dout, cache), warmup, repeats)
+    return t_f, t_b, [g for g in grads if g is not None]
 
 
-def _torch_norm(spec: Any, inputs, dout, options):
-    """(forward callable, backward callable, grads) of the spec's PyTorch oracle.
-
-    The forward runs on tensors that need no gradient (no graph is recorded); the
-    backward is autograd's through one recorded forward.
-    """
+def _torch_norm(spec: Any, inputs, dout, options, warmup: int, repeats: int):
+    """(forward s, backward s, grads) of the spec's PyTorch oracle."""
     import torch
 
     plain = {k: torch.from_numpy(a) for k, a in inputs.items()}
+    with torch.no_grad():
+        t_f = time_call(lambda: spec.torch(torch, plain, **options), warmup, repeats)
     leaves = {k: torch.from_numpy(a.copy()).requires_grad_(True) for k, a in inputs.items()}
     out = spec.torch(torch, leaves, **options)
     td = torch.from_numpy(dout)
@@ -323,7 +297,7 @@ def _torch_norm(spec: Any, inputs, dout, options):
         return torch.autograd.grad(out, leaf_list, td, retain_graph=True)
 
     grads = [g.numpy() for g in bwd()]
-    return (lambda: spec.torch(torch, plain, **options)), bwd, grads
+    return t_f, time_call(bwd, warmup, repeats), grads
 
 
 def run_norm(
@@ -352,26 +326,22 @@ def run_norm(
     for shape in shapes or default_shapes(name):
         for dtype in dtypes:
             inputs, dout = _inputs(spec, tuple(shape), dtype, rng)
-            calls: dict[str, tuple[Any, Any, list[np.ndarray]]] = {}
+            results: dict[str, tuple[float, float, list[np.ndarray]]] = {}
             if with_reference:
-                calls["reference"] = _ours(spec, None, inputs, dout, options)
+                results["reference"] = _ours(spec, None, inputs, dout, options, warmup, repeats)
             if fused is not None:
-                calls["fused"] = _ours(spec, fused, inputs, dout, options)
+                results["fused"] = _ours(spec, fused, inputs, dout, options, warmup, repeats)
             if torch_ok:
-                calls["torch"] = _torch_norm(spec, inputs, dout, options)
-            base = next(iter(calls), None)
+                results["torch"] = _torch_norm(spec, inputs, dout, options, warmup, repeats)
+            base = next(iter(results), None)
             if base is not None:
                 tol = 1e-9 if dtype == "float64" else 1e-4
-                others = {k: r[2] for k, r in calls.items() if k != base}
-                _agree(others, calls[base][2], tol, base, inputs["x"])
-            fns = {}
-            for impl, (f, b, _) in calls.items():
-                fns[(impl, "forward")], fns[(impl, "backward")] = f, b
-            medians = time_interleaved(fns, warmup, repeats)
-            records += [
-                Record(f"{name}_{op}", impl, dtype, list(shape), t)
-                for (impl, op), t in medians.items()
-            ]
+                others = {k: r[2] for k, r in results.items() if k != base}
+                _agree(others, results[base][2], tol, base, inputs["x"])
+            for impl, (t_f, t_b, _) in results.items():
+                records += [
+                    Record(f"{name}_{op}", impl, dtype, list(shape), t) for op, t in _fb(t_f, t_b)
+                ]
             records.append(_copy_record(inputs["x"], dtype, warmup, repeats))
     return records
 
