@@ -140,6 +140,19 @@ def test_time_call_warms_up_at_most_warmup_max_calls(monkeypatch):
     assert clock.calls == bench.WARMUP_MAX + 3
 
 
+def test_run_norm_idles_before_each_side(monkeypatch):
+    """Every side's block starts after ``settle`` seconds idle (other pools' spinning
+    workers go to sleep first), and the records keep every side's medians."""
+    from normgrad.tools import bench
+
+    slept = []
+    monkeypatch.setattr(bench.time, "sleep", slept.append)
+    monkeypatch.setattr(bench, "WARMUP_S", 0.0)
+    records = bench.run_norm("layernorm", [(6, 5)], ["float64"], 1, 1, settle=0.125)
+    impls = {r.impl for r in records if r.op == "layernorm_forward"}
+    assert slept == [0.125] * len(impls) and {"reference", "fused", "torch"} <= impls
+
+
 def test_bench_refuses_to_time_an_implementation_that_disagrees(monkeypatch):
     from normgrad.tools import bench
 

@@ -66,6 +66,12 @@ class Record:
 WARMUP_S = 0.1
 #: ... but never more than this many warm-up calls.
 WARMUP_MAX = 50
+#: ``run_norm`` idles this long before timing each side: PyTorch's OpenMP workers spin
+#: for milliseconds after each parallel region (libgomp's default), and on a 2-core
+#: machine a spinning worker takes a core from whatever runs next (layer norm at
+#: (4096, 1024) on 2 threads: 2.3-2.8 ms right after torch, 1.3-1.4 ms alone). Within a
+#: side's block each library pays for its own pools' spinning, as it would alone.
+SETTLE_S = 0.3
 
 
 def time_call(fn: Callable[[], Any], warmup: int = 2, repeats: int = 7) -> float:
@@ -311,11 +317,13 @@ def run_norm(
     seed: int = 0,
     with_reference: bool = True,
     with_fused: bool = True,
+    settle: float = SETTLE_S,
 ) -> list[Record]:
     """Time one normalization's reference and fused routes and PyTorch; return the records.
 
     The fused route and PyTorch are checked against the reference (or each other,
-    without it) before their timings are kept (``RuntimeError`` otherwise).
+    without it) before their timings are kept (``RuntimeError`` otherwise). Each side's
+    block (forward, then backward) starts after ``settle`` seconds idle.
     """
     spec = registry.by_name(name)
     torch_ok, kernels = _setup(threads, with_torch and spec.torch is not None, with_fused)
@@ -328,10 +336,13 @@ def run_norm(
             inputs, dout = _inputs(spec, tuple(shape), dtype, rng)
             results: dict[str, tuple[float, float, list[np.ndarray]]] = {}
             if with_reference:
+                time.sleep(settle)
                 results["reference"] = _ours(spec, None, inputs, dout, options, warmup, repeats)
             if fused is not None:
+                time.sleep(settle)
                 results["fused"] = _ours(spec, fused, inputs, dout, options, warmup, repeats)
             if torch_ok:
+                time.sleep(settle)
                 results["torch"] = _torch_norm(spec, inputs, dout, options, warmup, repeats)
             base = next(iter(results), None)
             if base is not None:
