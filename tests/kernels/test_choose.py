@@ -168,14 +168,14 @@ def test_the_environment_variable_forces_the_reference() -> None:
 def test_a_second_process_loads_the_kernels_without_compiling() -> None:
     code = """
         import numpy as np
-        from normgrad.kernels import batchnorm, layer, rows, columns
+        from normgrad.kernels import batchnorm, columns, flatrows, layer, rows
         x = np.random.default_rng(0).standard_normal((8, 5))
         p = {"mode": "train"}
         out, cache = batchnorm.batchnorm_forward_fused(x, np.ones(5), np.zeros(5), p)
         batchnorm.batchnorm_backward_fused(out, cache)
         out, cache = layer.layernorm_forward_fused(x, np.ones(5), np.zeros(5), {})
         layer.layernorm_backward_fused(out, cache)
-        used = (rows._forward, rows._backward, columns._train_small, columns._backward_small)
+        used = (flatrows._forward, rows._backward, columns._train_small, columns._backward_small)
         misses = sum(sum(k.stats.cache_misses.values()) for k in used)
         hits = sum(sum(k.stats.cache_hits.values()) for k in used)
         print(misses, hits)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from normgrad.kernels import flatrows
 from normgrad.kernels import group as fgroup
 from normgrad.kernels import layer as flayer
 from normgrad.kernels import rms as frms
-from normgrad.kernels.rows import BLOCK, SPAN
+from normgrad.kernels._rowmath import BLOCK, SPAN
 from normgrad.norms import group, layer, rms
 
-L = 32  # 4 AVX2 vectors of float32
+L = flatrows.LANES  # the pipelined forward's partial sums
 ROW_SHAPES = [(1, 1), (2, L - 1), (3, L), (5, L + 3), (BLOCK + 7, 70), (130, 257),
               (4, SPAN), (3, 2 * SPAN + L + 5), (2100, 24)]  # fmt: skip
 

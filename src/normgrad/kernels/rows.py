@@ -42,6 +42,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from normgrad.kernels import flatrows
+from normgrad.kernels._rowmath import BIG32, BIG64, BLOCK, LO32, SPAN, params_bounded, stats
 from normgrad.kernels._runtime import (
     F32,
     HI,
@@ -55,58 +57,11 @@ from normgrad.kernels._runtime import (
     run,
 )
 
-#: Values per span of a row summed in x's dtype (vectorized: 32 partial sums, so about
-#: 64 terms each) before the sum goes on in float64.
-SPAN = 2048
-#: Rows per block of the column partials kept in x's dtype.
-BLOCK = 32
-#: The one-pass variance may lose at most this many bits to its shift.
-CANCEL = 6
 #: The backward's float64 partials hold at most this many values (chunks * G * P): a
 #: layer norm over (C, H, W) has huge rows, and few chunks of them are enough.
 _PARTIALS = 1 << 20
-#: The lower end of the plain range for statistics summed in float32 (their squares
-#: below 2**-100 have lost bits to underflow); float64 uses ``_runtime.LO``.
-LO32 = 2.0**-100
-#: Outputs must stay below these (a quarter of the largest float32 and float64): else the
-#: reference decides (inf, NaN).
-BIG32 = float(np.finfo(np.float32).max) / 4
-BIG64 = float(np.finfo(np.float64).max) / 4
-
-
 # Every helper below loops over a whole (sliced) view from index 0: numba then knows the
 # index is never negative (no wraparound select per access), and LLVM vectorizes.
-
-
-@reduction
-def _span_sum(a, k):  # pragma: no cover - compiled
-    """sum(a - k), in a's dtype."""
-    s = k - k
-    for i in range(a.shape[0]):
-        s += a[i] - k
-    return s
-
-
-@reduction
-def _span_moments(a, k):  # pragma: no cover - compiled
-    """(sum(a - k), sum((a - k)^2)), in a's dtype."""
-    s1 = k - k
-    s2 = k - k
-    for i in range(a.shape[0]):
-        d = a[i] - k
-        s1 += d
-        s2 += d * d
-    return s1, s2
-
-
-@reduction
-def _span_sq(a, m):  # pragma: no cover - compiled
-    """sum((a - m)^2), in a's dtype."""
-    s = m - m
-    for i in range(a.shape[0]):
-        d = a[i] - m
-        s += d * d
-    return s
 
 
 @reduction
@@ -138,13 +93,6 @@ def _grad_slice(g, a, m, delta, inv):  # pragma: no cover - compiled
 
 
 @inline
-def _normalize(a, m, delta, inv, gamma, beta, out):  # pragma: no cover - compiled
-    """out = ((a - m) - delta) * inv * gamma + beta."""
-    for k in range(a.shape[0]):
-        out[k] = ((a[k] - m) - delta) * inv * gamma[k] + beta[k]
-
-
-@inline
 def _normalize_slice(a, m, delta, inv, gamma, beta, out):  # pragma: no cover - compiled
     """``_normalize`` with one gamma and beta for the whole slice."""
     for k in range(a.shape[0]):
@@ -167,63 +115,22 @@ def _dx_slice(g, a, m, delta, inv, gamma, m1, m2, dx):  # pragma: no cover - com
         dx[k] = inv * (g[k] * gamma - m1 - xh * m2)
 
 
-@inline
-def _stats(xi, center, buf):  # pragma: no cover - compiled
-    """(mu, var) of one row in float64; buf: (2,) of x's dtype, set to (m, delta).
-
-    One pass: S1, S2 of x - K (K = x[0]), var = (S2 - S1^2 / M) / M. Where that loses more
-    than ``CANCEL`` bits (K far from the mean), a second pass centres at m exactly."""
-    M = xi.shape[0]
-    k = xi[0] if center else xi[0] - xi[0]
-    s1 = 0.0
-    s2 = 0.0
-    for k0 in range(0, M, SPAN):
-        a1, a2 = _span_moments(xi[k0 : k0 + SPAN], k)
-        s1 += a1
-        s2 += a2
-    mu = k + s1 / M if center else 0.0
-    buf[0] = mu
-    m = buf[0]
-    delta = mu - m
-    buf[1] = delta
-    if not center:
-        return 0.0, s2 / M
-    m2 = s2 - s1 * s1 / M
-    if m2 * 2.0**CANCEL >= s2:  # NaN fails too: the second pass, then the range check
-        return mu, m2 / M
-    q = 0.0
-    for k0 in range(0, M, SPAN):
-        q += _span_sq(xi[k0 : k0 + SPAN], m)
-    return mu, max(q / M - delta * delta, 0.0)
-
-
-@inline
-def _absmax(a):  # pragma: no cover - compiled
-    """max |a| in float64; NaN when a holds a NaN."""
-    m = 0.0
-    for k in range(a.shape[0]):
-        v = abs(a[k])
-        if v > m or v != v:  # once NaN, m stays NaN (no finite v compares above it)
-            m = v
-    return m
-
-
 @kernel
 def _forward(
     x, gamma, beta, P, Q, G, eps, lo, big, center, out, mean, rstd, h, c0, c1
 ):  # pragma: no cover
-    """Rows of chunks c0..c1: statistics, then the normalized output. Returns 1, with the
+    """Q > 1 rows of chunks c0..c1: statistics, then the normalized output. Returns 1, with the
     work left undone, when gamma and beta could take an output to ``big`` or beyond
     (|xhat| <= sqrt(M)), or when some row's var + eps leaves [lo, HI] (NaN included):
     the caller then runs the reference route for the whole call; else 0."""
     R, M = x.shape
-    if not (_absmax(gamma) * np.sqrt(M) + _absmax(beta) < big):  # NaN fails too
+    if not params_bounded(gamma, beta, M, big):  # NaN fails too
         return 1
     buf = np.empty(3, dtype=x.dtype)  # (m, delta, inv) in x's dtype
     for c in range(c0, c1):
         for i in range(c * h, min(R, (c + 1) * h)):
             xi = x[i]
-            mu, var = _stats(xi, center, buf)
+            mu, var = stats(xi, center, buf)
             denom = var + eps
             if not (denom >= lo and denom <= HI):
                 return 1
@@ -234,13 +141,10 @@ def _forward(
             base = (i % G) * P
             m, delta, iv = buf[0], buf[1], buf[2]
             oi = out[i]
-            if Q == 1:
-                _normalize(xi, m, delta, iv, gamma[base : base + P], beta[base : base + P], oi)
-            else:
-                for p in range(P):
-                    sl = slice(p * Q, (p + 1) * Q)
-                    gp, bp = gamma[base + p], beta[base + p]
-                    _normalize_slice(xi[sl], m, delta, iv, gp, bp, oi[sl])
+            for p in range(P):
+                sl = slice(p * Q, (p + 1) * Q)
+                gp, bp = gamma[base + p], beta[base + p]
+                _normalize_slice(xi[sl], m, delta, iv, gp, bp, oi[sl])
     return 0
 
 
@@ -337,8 +241,12 @@ def forward(
     gam = np.ones(G * P, dt) if gamma is None else flat(gamma, dt)
     bet = np.zeros(G * P, dt) if beta is None else flat(beta, dt)
     lo, big = (LO32, BIG32) if dt == F32 else (LO, BIG64)
-    args = (x, gam, bet, P, Q, G, float(eps), lo, big, center, out, mean, rstd, height(R, chunks))
-    if run(_forward, args, chunks, x.size):
+    tail = (float(eps), lo, big, center, out, mean, rstd, height(R, chunks))
+    if Q == 1:  # a scale per element: the pipelined forward
+        flagged = run(flatrows._forward, (x, gam, bet, G, *tail), chunks, x.size)
+    else:
+        flagged = run(_forward, (x, gam, bet, P, Q, G, *tail), chunks, x.size)
+    if flagged:
         return None
     return out, mean, rstd
 
