@@ -106,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         args.repeats,
         args.reference,
     )
-    text = f"threads: {args.threads}; medians of {args.repeats} calls after {args.warmup}\n\n"
+    text = (
+        f"threads: {args.threads}; medians of {args.repeats} calls, after at least "
+        f"{args.warmup} warm-up calls and {bench.WARMUP_S} s; each side after "
+        f"{bench.SETTLE_S} s idle\n\n"
+    )
     text += table(records)
     print(text)
     if args.md:
