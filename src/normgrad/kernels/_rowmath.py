@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from normgrad.kernels._runtime import inline, reduction
+from normgrad.kernels._runtime import HI, inline, reduction
 
 #: Values per span of a row summed in x's dtype before the sum goes on in float64.
 SPAN = 2048
@@ -100,6 +100,20 @@ def stats(xi, center, buf):  # pragma: no cover - compiled
         s1 += a1
         s2 += a2
     return finish(xi, center, k, s1, s2, buf)
+
+
+@inline
+def row_scale(i, mu, var, eps, lo, mean, rstd, buf):  # pragma: no cover - compiled
+    """Row i's mean[i] = mu and rstd[i] = buf[2] = 1 / sqrt(var + eps); False (nothing
+    stored) when var + eps leaves [lo, HI], NaN included: the call goes to the reference."""
+    denom = var + eps
+    if not (denom >= lo and denom <= HI):
+        return False
+    inv = 1.0 / np.sqrt(denom)
+    mean[i] = mu
+    rstd[i] = inv
+    buf[2] = inv
+    return True
 
 
 @inline

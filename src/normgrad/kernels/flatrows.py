@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from normgrad.kernels._rowmath import SPAN, finish, params_bounded, shift_of
-from normgrad.kernels._runtime import HI, inline, kernel
+from normgrad.kernels._rowmath import SPAN, finish, params_bounded, row_scale, shift_of
+from normgrad.kernels._runtime import inline, kernel
 
 #: Independent partial sums per row sum (in x's dtype): 2 AVX2 vectors of float32 (32
 #: lanes measured slower; the backward's wider loop did not vectorize this way at all).
@@ -132,13 +132,8 @@ def _forward(
         for i in range(first, last):
             xi = x[i]
             mu, var = finish(xi, center, k, s1, s2, buf)
-            denom = var + eps
-            if not (denom >= lo and denom <= HI):
+            if not row_scale(i, mu, var, eps, lo, mean, rstd, buf):
                 return 1
-            inv = 1.0 / np.sqrt(denom)
-            mean[i] = mu
-            rstd[i] = inv
-            buf[2] = inv
             m, delta, iv = buf[0], buf[1], buf[2]
             base = (i % G) * M
             gam = gamma[base : base + M]

@@ -43,10 +43,18 @@ from __future__ import annotations
 import numpy as np
 
 from normgrad.kernels import flatrows
-from normgrad.kernels._rowmath import BIG32, BIG64, BLOCK, LO32, SPAN, params_bounded, stats
+from normgrad.kernels._rowmath import (
+    BIG32,
+    BIG64,
+    BLOCK,
+    LO32,
+    SPAN,
+    params_bounded,
+    row_scale,
+    stats,
+)
 from normgrad.kernels._runtime import (
     F32,
-    HI,
     LO,
     empty_like,
     height,
@@ -131,13 +139,8 @@ def _forward(
         for i in range(c * h, min(R, (c + 1) * h)):
             xi = x[i]
             mu, var = stats(xi, center, buf)
-            denom = var + eps
-            if not (denom >= lo and denom <= HI):
+            if not row_scale(i, mu, var, eps, lo, mean, rstd, buf):
                 return 1
-            inv = 1.0 / np.sqrt(denom)
-            mean[i] = mu
-            rstd[i] = inv
-            buf[2] = inv
             base = (i % G) * P
             m, delta, iv = buf[0], buf[1], buf[2]
             oi = out[i]
