@@ -2,7 +2,9 @@
 
 For each normalization with a fused route and each of its spec's check cases (shapes
 and options: batch renorm's plain, clipped and test-mode cases), each input variant
-below (layouts, dtypes, non-finite and extreme values, empty batches), train and test
+below (layouts, dtypes, non-finite and extreme values, empty batches; NaN, inf and
+near-overflow parameters: float32 gamma of 1e38, whose outputs could leave float32),
+train and test
 mode (unless the case fixes the mode), and each upstream
 gradient variant: the fused route must accept exactly what the reference accepts, reject
 the rest with the same exception type and message, and otherwise agree to rounding,
@@ -23,6 +25,7 @@ from normgrad.norms import registry
 X_VARIANTS = (
     "c", "fortran", "transposed", "strided", "float32", "float16", "int", "bool",
     "nan", "inf", "1e200", "1e-200", "float32 gamma", "empty",
+    "nan gamma", "inf beta", "huge gamma",
 )  # fmt: skip
 DOUT_VARIANTS = ("c", "fortran", "float32", "int", "flat", "None", "list")
 FUSED = [s for s in registry.SPECS if s.fused is not None]
@@ -46,7 +49,7 @@ def _drawn(case: Any) -> dict[str, np.ndarray]:
 
 def _x(variant: str, base: np.ndarray) -> np.ndarray:
     x = 3.0 * base + 1.0
-    if variant == "float32":
+    if variant in ("float32", "huge gamma"):
         return x.astype(np.float32)
     if variant == "float16":
         return x.astype(np.float16)
@@ -72,8 +75,16 @@ def _x(variant: str, base: np.ndarray) -> np.ndarray:
 
 
 def _params(drawn: dict[str, np.ndarray], variant: str) -> list[np.ndarray]:
-    dtype = np.float32 if variant in ("float32", "float32 gamma") else np.float64
-    return [a.astype(dtype) for k, a in drawn.items() if k not in ("x", "dout")]
+    low = variant in ("float32", "float32 gamma", "huge gamma")
+    dtype = np.float32 if low else np.float64
+    params = [a.astype(dtype) for k, a in drawn.items() if k not in ("x", "dout")]
+    if variant == "nan gamma":
+        params[0].flat[0] = np.nan
+    if variant == "inf beta":  # gamma where the layer has no shift (RMS norm)
+        params[-1].flat[-1] = np.inf
+    if variant == "huge gamma":
+        params[0].flat[0] = 1e38
+    return params
 
 
 def _outcome(fn: Any) -> tuple[str, Any]:

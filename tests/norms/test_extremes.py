@@ -271,7 +271,9 @@ def test_matches_exact_arithmetic_from_1e_minus_300_to_1e300(
     base = relative_offset + rng.standard_normal(shape)
     top = np.max(np.abs(base))
     with np.errstate(all="ignore"):
-        x = base * (magnitude / top)  # the largest |x| is `magnitude` (to rounding)
+        # the largest |x| is `magnitude` (to rounding); base / top first, for magnitude /
+        # top overflows to inf when top < 1 and magnitude is near the largest float
+        x = (base / top) * magnitude
         eps = float(relative_eps * (magnitude / top) ** 2)  # eps comparable to the variance
     eps = eps if np.isfinite(eps) else 0.0
     D = shape[1]

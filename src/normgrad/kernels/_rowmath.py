@@ -103,6 +103,19 @@ def stats(xi, center, buf):  # pragma: no cover - compiled
 
 
 @inline
+def xhat(a, m, delta, inv):  # pragma: no cover - compiled
+    """The standardized value ((a - m) - delta) * inv: a - m is exact for offset float32
+    data, and delta = mu - m carries what m could not hold of the float64 mean."""
+    return ((a - m) - delta) * inv
+
+
+@inline
+def value(a, m, delta, inv, g, b):  # pragma: no cover - compiled
+    """The layer's output for one value: xhat * g + b."""
+    return xhat(a, m, delta, inv) * g + b
+
+
+@inline
 def row_scale(i, mu, var, eps, lo, mean, rstd, buf):  # pragma: no cover - compiled
     """Row i's mean[i] = mu and rstd[i] = buf[2] = 1 / sqrt(var + eps); False (nothing
     stored) when var + eps leaves [lo, HI], NaN included: the call goes to the reference."""

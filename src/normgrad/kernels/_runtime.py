@@ -277,8 +277,13 @@ def contiguous(a: np.ndarray) -> np.ndarray:
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
+def contiguous_as(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``a`` as a C-contiguous array of ``dtype`` (no copy when it already is one)."""
+    if a.dtype == dtype and a.flags.c_contiguous:
+        return a
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
 def as64(a: np.ndarray) -> np.ndarray:
     """``a`` as a contiguous float64 array (no copy when it already is one)."""
-    if a.dtype == F64 and a.flags.c_contiguous:
-        return a
-    return np.ascontiguousarray(a, dtype=F64)
+    return contiguous_as(a, F64)

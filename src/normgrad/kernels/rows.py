@@ -52,10 +52,13 @@ from normgrad.kernels._rowmath import (
     params_bounded,
     row_scale,
     stats,
+    value,
+    xhat,
 )
 from normgrad.kernels._runtime import (
     F32,
     LO,
+    contiguous_as,
     empty_like,
     height,
     inline,
@@ -78,7 +81,7 @@ def _grad_cols(g, a, m, delta, inv, gamma, bdg, bdb):  # pragma: no cover - comp
     s1 = m - m
     s2 = m - m
     for p in range(a.shape[0]):
-        xh = ((a[p] - m) - delta) * inv
+        xh = xhat(a[p], m, delta, inv)
         gp = g[p]
         bdg[p] += gp * xh
         bdb[p] += gp
@@ -96,22 +99,22 @@ def _grad_slice(g, a, m, delta, inv):  # pragma: no cover - compiled
     for k in range(a.shape[0]):
         gk = g[k]
         s1 += gk
-        s2 += gk * (((a[k] - m) - delta) * inv)
+        s2 += gk * xhat(a[k], m, delta, inv)
     return s1, s2
 
 
 @inline
 def _normalize_slice(a, m, delta, inv, gamma, beta, out):  # pragma: no cover - compiled
-    """``_normalize`` with one gamma and beta for the whole slice."""
+    """out = xhat * gamma + beta, one gamma and beta for the whole slice (Q > 1)."""
     for k in range(a.shape[0]):
-        out[k] = ((a[k] - m) - delta) * inv * gamma + beta
+        out[k] = value(a[k], m, delta, inv, gamma, beta)
 
 
 @inline
 def _dx(g, a, m, delta, inv, gamma, m1, m2, dx):  # pragma: no cover - compiled
     """dx = inv * (g * gamma - m1 - xhat * m2)."""
     for k in range(a.shape[0]):
-        xh = ((a[k] - m) - delta) * inv
+        xh = xhat(a[k], m, delta, inv)
         dx[k] = inv * (g[k] * gamma[k] - m1 - xh * m2)
 
 
@@ -119,7 +122,7 @@ def _dx(g, a, m, delta, inv, gamma, m1, m2, dx):  # pragma: no cover - compiled
 def _dx_slice(g, a, m, delta, inv, gamma, m1, m2, dx):  # pragma: no cover - compiled
     """``_dx`` with one gamma for the whole slice."""
     for k in range(a.shape[0]):
-        xh = ((a[k] - m) - delta) * inv
+        xh = xhat(a[k], m, delta, inv)
         dx[k] = inv * (g[k] * gamma - m1 - xh * m2)
 
 
@@ -241,8 +244,8 @@ def forward(
     out = empty_like(x)
     mean = np.empty(R)
     rstd = np.empty(R)
-    gam = np.ones(G * P, dt) if gamma is None else flat(gamma, dt)
-    bet = np.zeros(G * P, dt) if beta is None else flat(beta, dt)
+    gam = np.ones(G * P, dt) if gamma is None else contiguous_as(gamma, dt).reshape(-1)
+    bet = np.zeros(G * P, dt) if beta is None else contiguous_as(beta, dt).reshape(-1)
     lo, big = (LO32, BIG32) if dt == F32 else (LO, BIG64)
     tail = (float(eps), lo, big, center, out, mean, rstd, height(R, chunks))
     if Q == 1:  # a scale per element: the pipelined forward
@@ -252,13 +255,6 @@ def forward(
     if flagged:
         return None
     return out, mean, rstd
-
-
-def flat(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """a as a flat, C-contiguous array of ``dtype`` (no copy when it already is one)."""
-    if a.dtype != dtype or not a.flags.c_contiguous:
-        a = np.ascontiguousarray(a, dtype=dtype)
-    return a.reshape(-1)
 
 
 def backward(
@@ -283,7 +279,7 @@ def backward(
     dx = empty_like(x)
     dgam = np.zeros((chunks, G * P))
     dbet = np.zeros((chunks, G * P))
-    gam = np.ones(G * P, x.dtype) if gamma is None else flat(gamma, x.dtype)
+    gam = np.ones(G * P, x.dtype) if gamma is None else contiguous_as(gamma, x.dtype).reshape(-1)
     mu = np.zeros(R) if mean is None else mean
     args = (dout, x, mu, rstd, gam, P, Q, G, center, dx, dgam, dbet, height(R, chunks))
     run(_backward, args, chunks, x.size)
