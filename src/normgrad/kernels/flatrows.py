@@ -10,9 +10,9 @@ it reads row r + 1 for the first time::
     out_r = ((x_r - m) - delta) * inv * gamma + beta   and   S1, S2 of x_{r+1}
 
 so every element's memory traffic meets some arithmetic (layer norm at (4096, 1024)
-float32 on 1 thread: 2.6 against 3.0 ms). The backward keeps ``rows``' two passes: the
-same pipelining of its wider loop (nine arrays) did not vectorize and ran 2.7x slower.
-The sums run in ``LANES``
+float32 on 1 thread: 2.35 against 2.78 ms; in cache it costs 1.1x to 1.25x, see
+``LANES``). The backward keeps ``rows``' two passes: the same pipelining of its wider
+loop (nine arrays) did not vectorize and ran 2.7x slower. The sums run in ``LANES``
 independent partial sums in x's dtype (element-wise updates: they vectorize with no
 reassociation, so the element-wise arithmetic stays exactly as written), merged in lane
 order into float64 once per span of ``SPAN`` values. Chunks are fixed row ranges and
