@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -136,8 +137,34 @@ def test_time_call_warms_up_at_most_warmup_max_calls(monkeypatch):
 
     clock = _Clock([0.0] * bench.WARMUP_MAX + [1.0, 2.0, 3.0])  # calls that take no time
     monkeypatch.setattr(bench.time, "perf_counter", clock.perf_counter)
+    monkeypatch.setattr(bench, "SAMPLE_MAX", 1)  # one call per sample
     assert bench.time_call(clock.work, warmup=2, repeats=3) == 2.0
     assert clock.calls == bench.WARMUP_MAX + 3
+
+
+def test_time_call_repeats_short_calls_within_a_sample(monkeypatch):
+    """Calls shorter than SAMPLE_S are timed SAMPLE_S / (the fastest warm-up call) at a
+    time, and a sample's time is their mean: the median is over those means."""
+    from normgrad.tools import bench
+
+    monkeypatch.setattr(bench, "SAMPLE_S", 1.0)
+    monkeypatch.setattr(bench, "WARMUP_S", 1.0)
+    warm = [0.5, 0.25, 1.0]  # the fastest: 0.25, so 4 calls a sample
+    timed = [0.25] * 4 + [0.75] * 4 + [0.5] * 4  # sample means 0.25, 0.75, 0.5
+    clock = _Clock(warm + timed)
+    monkeypatch.setattr(bench.time, "perf_counter", clock.perf_counter)
+    assert bench.time_call(clock.work, warmup=3, repeats=3) == 0.5
+    assert clock.calls == 3 + 12
+
+
+@pytest.mark.parametrize(
+    "seconds, calls",
+    [(1.0, 1), (2e-3, 1), (1.1e-3, 2), (3e-4, 7), (1e-6, 100), (0.0, 100), (math.inf, 1)],
+)
+def test_calls_per_sample(seconds, calls):
+    from normgrad.tools import bench
+
+    assert bench.calls_per_sample(seconds) == calls
 
 
 def test_run_norm_idles_before_each_side(monkeypatch):

@@ -3,7 +3,8 @@
 Row lengths below, at and above a vector's width and ``rows.SPAN`` (vector tails, several
 spans, a span tail), chunks of one row and of more rows than a ``BLOCK`` of column
 partials, and per-group scales (group norm with H = W = 1 is Q = 1 with G > 1): every
-result against the reference, float64 to 1e-12 and float32 to 1e-5 relative.
+result against the reference, float64 to 1e-12 and float32 to 1e-5 relative. Every
+forward runs both of ``flatrows``' loops (pipelined and two-pass), whatever x's size.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from normgrad.kernels import flatrows
+from normgrad.kernels import flatrows, rows
 from normgrad.kernels import group as fgroup
 from normgrad.kernels import layer as flayer
 from normgrad.kernels import rms as frms
@@ -21,6 +22,13 @@ from normgrad.norms import group, layer, rms
 L = flatrows.LANES  # the pipelined forward's partial sums
 ROW_SHAPES = [(1, 1), (2, L - 1), (3, L), (5, L + 3), (BLOCK + 7, 70), (130, 257),
               (4, SPAN), (3, 2 * SPAN + L + 5), (2100, 24)]  # fmt: skip
+
+
+@pytest.fixture(params=[True, False], ids=["piped", "two-pass"], autouse=True)
+def piped(request, monkeypatch) -> bool:
+    """Each test once with every Q = 1 forward pipelined and once with none of them."""
+    monkeypatch.setattr(flatrows, "PIPED_MIN", 0 if request.param else 1 << 62)
+    return request.param
 
 
 def _draw(shape, dtype, seed=0, offset=7.0):
@@ -99,3 +107,32 @@ def test_float32_rows_far_from_zero_keep_the_contract(offset) -> None:
     got, cache = flayer.layernorm_forward_fused(x32, g.astype(np.float32), b.astype(np.float32), {})
     assert type(cache).__name__ == "FusedLayerNormCache"
     assert float(np.abs(got - want).max()) < 1e-3
+
+
+@pytest.mark.parametrize("shape", ROW_SHAPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_both_loops_agree_to_rounding(shape, dtype, piped) -> None:
+    """The pipelined and two-pass loops sum in different orders: equal to rounding."""
+    x, g, b, _ = _draw(shape, dtype)
+    runs = [rows.forward(x, g, b, shape[-1], 1, 1, 1e-5, True, piped=p) for p in (True, False)]
+    assert runs[0] is not None and runs[1] is not None
+    for a, w in zip(*runs, strict=True):
+        _close(a, w, dtype)
+
+
+def test_the_loop_is_chosen_by_size_alone(monkeypatch) -> None:
+    """x below ``PIPED_MIN`` bytes takes two passes, x at it is pipelined, whatever the
+    thread count (the choice never changes a result's bits across thread counts)."""
+    seen = []
+    real = flatrows._forward
+
+    def spy(*args):
+        seen.append(args[8])  # piped
+        return real(*args)
+
+    monkeypatch.setattr(flatrows, "_forward", spy)
+    x, g, b, _ = _draw((64, 96), np.float64)
+    for limit in (x.nbytes + 1, x.nbytes):
+        monkeypatch.setattr(flatrows, "PIPED_MIN", limit)
+        rows.forward(x, g, b, 96, 1, 1, 1e-5, True)
+    assert seen == [False, True]

@@ -9,10 +9,17 @@ it reads row r + 1 for the first time::
 
     out_r = ((x_r - m) - delta) * inv * gamma + beta   and   S1, S2 of x_{r+1}
 
-so every element's memory traffic meets some arithmetic (layer norm at (4096, 1024)
-float32 on 1 thread: 2.35 against 2.78 ms; in cache it costs 1.1x to 1.25x, see
-``LANES``). The backward keeps ``rows``' two passes: the same pipelining of its wider
-loop (nine arrays) did not vectorize and ran 2.7x slower. The sums run in ``LANES``
+so every element's memory traffic meets some arithmetic. That pays only out of cache:
+an A/B in one process (2026-12-04, 1 thread; the machine is noisy) gave pipelined /
+two-pass 0.87 to 0.91 for float64 (4096, 1024), 0.94 to 1.16 for float32 (4096, 1024),
+but 1.2 to 1.5 for problems that fit in cache, (64, 1024) to (1024, 1024), where the
+two-pass loop's sums (``_rowmath.stats``: vectorized reductions) are faster than the
+lanes below. So x of at least ``PIPED_MIN`` bytes is pipelined and smaller x takes two
+passes. The choice depends on x's size alone (never the thread count), so results are
+still the same bits for every run and thread count; the two orders of summation agree
+to rounding (1e-15 float64, 1e-7 float32), not bit for bit. The backward keeps
+``rows``' two passes: the same pipelining of its wider loop (nine arrays) did not
+vectorize and ran 2.7x slower. The sums run in ``LANES``
 independent partial sums in x's dtype (element-wise updates: they vectorize with no
 reassociation, so the element-wise arithmetic stays exactly as written), merged in lane
 order into float64 once per span of ``SPAN`` values. Chunks are fixed row ranges and
@@ -24,7 +31,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from normgrad.kernels._rowmath import SPAN, finish, params_bounded, row_scale, shift_of, value
+from normgrad.kernels._rowmath import (
+    SPAN,
+    finish,
+    params_bounded,
+    row_scale,
+    shift_of,
+    stats,
+    value,
+)
 from normgrad.kernels._runtime import inline, kernel
 
 #: Independent partial sums per row sum (in x's dtype): 4 AVX2 vectors of float32. With
@@ -32,6 +47,10 @@ from normgrad.kernels._runtime import inline, kernel
 #: 26 us); with 32 it is 1.1x to 1.25x (48 against 38 us, 87 against 80 us at 256 x 768),
 #: and out of cache it is 0.85x to 0.93x (4096 x 1024: 2.35 against 2.78 ms float32).
 LANES = 32
+#: x of at least this many bytes (16 MiB: half this machine's L3 with its output) is
+#: pipelined; smaller x takes the two-pass loop.
+PIPED_MIN = 1 << 24
+PIPED_MIN = 1 << 22
 
 
 @inline
@@ -113,11 +132,12 @@ def _normalize(a, m, delta, inv, gamma, beta, out):  # pragma: no cover - compil
 
 @kernel
 def _forward(
-    x, gamma, beta, G, eps, lo, big, center, out, mean, rstd, h, c0, c1
+    x, gamma, beta, G, eps, lo, big, center, piped, out, mean, rstd, h, c0, c1
 ):  # pragma: no cover
-    """Rows of chunks c0..c1, pipelined: row i's output with row i + 1's moments.
-    Returns 1, with the work left undone, when gamma and beta could take an output to
-    ``big`` or beyond, or some row's var + eps leaves [lo, HI] (NaN included); else 0."""
+    """Rows of chunks c0..c1. ``piped``: row i's output with row i + 1's moments (lane
+    sums); else each row's statistics (``_rowmath.stats``), then its output. Returns 1,
+    with the work left undone, when gamma and beta could take an output to ``big`` or
+    beyond, or some row's var + eps leaves [lo, HI] (NaN included); else 0."""
     R, M = x.shape
     if not params_bounded(gamma, beta, M, big):  # NaN fails too
         return 1
@@ -130,17 +150,20 @@ def _forward(
         if first >= last:
             continue
         k = shift_of(x[first], center)
-        s1, s2 = _moments(x[first], k, a1, a2)
+        s1, s2 = _moments(x[first], k, a1, a2) if piped else (0.0, 0.0)
         for i in range(first, last):
             xi = x[i]
-            mu, var = finish(xi, center, k, s1, s2, buf)
+            if piped:
+                mu, var = finish(xi, center, k, s1, s2, buf)
+            else:
+                mu, var = stats(xi, center, buf)
             if not row_scale(i, mu, var, eps, lo, mean, rstd, buf):
                 return 1
             m, delta, iv = buf[0], buf[1], buf[2]
             base = (i % G) * M
             gam = gamma[base : base + M]
             bet = beta[base : base + M]
-            if i + 1 < last:
+            if piped and i + 1 < last:
                 xn = x[i + 1]
                 k = shift_of(xn, center)
                 s1, s2 = _normalize_and_moments(xi, m, delta, iv, gam, bet, out[i], xn, k, a1, a2)

@@ -228,6 +228,7 @@ def forward(
     G: int,
     eps: float,
     center: bool,
+    piped: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Normalize the rows of x: (R, M), C-contiguous float32 or float64.
 
@@ -236,7 +237,8 @@ def forward(
     or None when some row's var + eps is outside the plain range or gamma and beta could
     take an output beyond x's dtype (NaN, inf, or max|gamma| sqrt(M) + max|beta| near
     the largest float): the caller then runs the reference route, which rescales,
-    reports eps = 0 errors or propagates NaN.
+    reports eps = 0 errors or propagates NaN. ``piped`` (Q = 1 only): the pipelined
+    forward or the two-pass one; None chooses by x's size (``flatrows.PIPED_MIN``).
     """
     R, M = x.shape
     dt = x.dtype
@@ -247,11 +249,14 @@ def forward(
     gam = np.ones(G * P, dt) if gamma is None else contiguous_as(gamma, dt).reshape(-1)
     bet = np.zeros(G * P, dt) if beta is None else contiguous_as(beta, dt).reshape(-1)
     lo, big = (LO32, BIG32) if dt == F32 else (LO, BIG64)
-    tail = (float(eps), lo, big, center, out, mean, rstd, height(R, chunks))
-    if Q == 1:  # a scale per element: the pipelined forward
-        flagged = run(flatrows._forward, (x, gam, bet, G, *tail), chunks, x.size)
+    numerics = (float(eps), lo, big, center)
+    results = (out, mean, rstd, height(R, chunks))
+    if Q == 1:  # a scale per element: flatrows' loops
+        piped = x.nbytes >= flatrows.PIPED_MIN if piped is None else bool(piped)
+        args = (x, gam, bet, G, *numerics, piped, *results)
+        flagged = run(flatrows._forward, args, chunks, x.size)
     else:
-        flagged = run(_forward, (x, gam, bet, P, Q, G, *tail), chunks, x.size)
+        flagged = run(_forward, (x, gam, bet, P, Q, G, *numerics, *results), chunks, x.size)
     if flagged:
         return None
     return out, mean, rstd

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -66,6 +67,10 @@ class Record:
 WARMUP_S = 0.1
 #: ... but never more than this many warm-up calls.
 WARMUP_MAX = 50
+#: A timed sample lasts at least this long: shorter calls are repeated back to back ...
+SAMPLE_S = 2e-3
+#: ... at most this many times.
+SAMPLE_MAX = 100
 #: ``run_norm`` idles this long before timing each side: PyTorch's OpenMP workers spin
 #: for milliseconds after each parallel region (libgomp's default), and on a 2-core
 #: machine a spinning worker takes a core from whatever runs next (layer norm at
@@ -75,22 +80,38 @@ SETTLE_S = 0.3
 
 
 def time_call(fn: Callable[[], Any], warmup: int = 2, repeats: int = 7) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls, after the warm-up.
+    """Median wall time of one ``fn()`` over ``repeats`` timed samples, after the warm-up.
 
     The warm-up is ``warmup`` calls, continued until ``WARMUP_S`` seconds have passed
-    (at most ``WARMUP_MAX`` calls): the same rule for every side of a comparison.
+    (at most ``WARMUP_MAX`` calls): the same rule for every side of a comparison. A
+    sample is one call, or for calls shorter than ``SAMPLE_S`` (the warm-up's fastest)
+    enough calls back to back to last that long (at most ``SAMPLE_MAX``), divided by
+    their number: a 40 us call timed alone is at the mercy of one interrupt.
     """
     t_end = time.perf_counter() + WARMUP_S
+    fastest = math.inf
     for i in range(WARMUP_MAX):
-        if i >= warmup and time.perf_counter() >= t_end:
+        t0 = time.perf_counter()
+        if i >= warmup and t0 >= t_end:
             break
         fn()
+        fastest = min(fastest, time.perf_counter() - t0)
+    calls = calls_per_sample(fastest)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
+        for _ in range(calls):
+            fn()
+        times.append((time.perf_counter() - t0) / calls)
     return median(times)
+
+
+def calls_per_sample(seconds: float) -> int:
+    """Calls of ``seconds`` each that one timed sample makes: enough to last ``SAMPLE_S``,
+    1 to ``SAMPLE_MAX``."""
+    if seconds >= SAMPLE_S:
+        return 1
+    return SAMPLE_MAX if seconds <= 0 else min(SAMPLE_MAX, math.ceil(SAMPLE_S / seconds))
 
 
 def ops() -> list[str]:
