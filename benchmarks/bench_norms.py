@@ -107,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         args.reference,
     )
     text = (
-        f"threads: {args.threads}; medians of {args.repeats} calls, after at least "
-        f"{args.warmup} warm-up calls and {bench.WARMUP_S} s; each side after "
-        f"{bench.SETTLE_S} s idle\n\n"
+        f"threads: {args.threads}; medians of {args.repeats} samples (one call, or calls "
+        f"back to back for {bench.SAMPLE_S * 1e3:g} ms), after at least {args.warmup} "
+        f"warm-up calls and {bench.WARMUP_S} s; each side after {bench.SETTLE_S} s idle\n\n"
     )
     text += table(records)
     print(text)
