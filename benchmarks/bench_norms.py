@@ -1,6 +1,7 @@
 """The "Done when" grid: every normalization's fused route against PyTorch, in one run.
 
-    python benchmarks/bench_norms.py [--threads 1] [--repeats 7] [--reference] [--json F] [--md F]
+    python benchmarks/bench_norms.py [--threads 1] [--repeats 7] [--rounds 3] [--reference]
+        [--json F] [--md F]
 
 For every registered normalization with a fused route, forward and backward, float32 and
 float64, at the transformer-like (16384, 768) and (4096, 1024) for the (N, D) layers and
@@ -25,7 +26,7 @@ from normgrad.norms import registry
 from normgrad.tools import bench
 
 
-def grid(names, dtypes, threads: int, warmup: int, repeats: int, reference: bool):
+def grid(names, dtypes, threads: int, warmup: int, repeats: int, reference: bool, rounds: int = 1):
     records = []
     for name in names:
         print(f"timing {name} ...", file=sys.stderr, flush=True)
@@ -40,6 +41,7 @@ def grid(names, dtypes, threads: int, warmup: int, repeats: int, reference: bool
             repeats=repeats,
             threads=threads,
             with_reference=reference,
+            rounds=rounds,
         )
     return records
 
@@ -94,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch and numba threads")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternate fused and torch this many times per cell; each keeps its median round",
+    )
     ap.add_argument("--reference", action="store_true", help="also time the NumPy reference")
     ap.add_argument("--json", help="write every record here")
     ap.add_argument("--md", help="write the markdown table here")
@@ -105,9 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         args.warmup,
         args.repeats,
         args.reference,
+        args.rounds,
     )
     text = (
-        f"threads: {args.threads}; medians of {args.repeats} samples (one call, or calls "
+        f"threads: {args.threads}; per cell and side, the median of {args.rounds} rounds "
+        f"(the sides alternate), each the median of {args.repeats} samples (one call, or calls "
         f"back to back for {bench.SAMPLE_S * 1e3:g} ms), after at least {args.warmup} "
         f"warm-up calls and {bench.WARMUP_S} s; each side after {bench.SETTLE_S} s idle\n\n"
     )

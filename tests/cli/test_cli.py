@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from normgrad import cli
@@ -78,7 +79,14 @@ def test_bench_writes_records(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "args", [["--shapes", "8by3"], ["--dtypes", "float16"], ["--shapes", "1x3"]]
+    "args",
+    [
+        ["--shapes", "8by3"],
+        ["--dtypes", "float16"],
+        ["--shapes", "1x3"],
+        ["--rounds", "2"],  # batch norm's every-route table times each route once
+        ["--op", "conv", "--rounds", "3"],
+    ],
 )
 def test_bench_rejects_bad_options(args, capsys):
     assert cli.main(["bench", *args]) == 2
@@ -178,6 +186,55 @@ def test_run_norm_idles_before_each_side(monkeypatch):
     records = bench.run_norm("layernorm", [(6, 5)], ["float64"], 1, 1, settle=0.125)
     impls = {r.impl for r in records if r.op == "layernorm_forward"}
     assert slept == [0.125] * len(impls) and {"reference", "fused", "torch"} <= impls
+
+
+def test_run_norm_rounds_alternate_the_sides_and_keep_the_median_round(monkeypatch):
+    """With rounds=3 the sides' blocks run fused, torch, fused, torch, fused, torch (each
+    after its idle), and each record is the median of its side's three rounds."""
+    from normgrad.tools import bench
+
+    order = []
+    times = {"fused": iter([(5.0, 50.0), (1.0, 10.0), (3.0, 30.0)]),
+             "torch": iter([(2.0, 20.0), (9.0, 90.0), (4.0, 40.0)])}  # fmt: skip
+
+    def side(impl):
+        def timed(*args):
+            order.append(impl)
+            t_f, t_b = next(times[impl])
+            return t_f, t_b, [np.zeros(3)]
+
+        return timed
+
+    monkeypatch.setattr(bench, "_ours", side("fused"))
+    monkeypatch.setattr(bench, "_torch_norm", side("torch"))
+    monkeypatch.setattr(bench.time, "sleep", lambda s: order.append("idle"))
+    records = bench.run_norm(
+        "layernorm", [(6, 5)], ["float64"], 1, 1, with_reference=False, rounds=3
+    )
+    assert order == ["idle", "fused", "idle", "torch"] * 3
+    got = {(r.op, r.impl): r.median_s for r in records if r.impl != "numpy"}
+    assert got == {
+        ("layernorm_forward", "fused"): 3.0,
+        ("layernorm_backward", "fused"): 30.0,
+        ("layernorm_forward", "torch"): 4.0,
+        ("layernorm_backward", "torch"): 40.0,
+    }
+
+
+def test_bench_rounds_must_be_positive(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "--op", "layernorm", "--rounds", "0"])
+    assert exc.value.code == 2 and "--rounds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rounds", [0, -1, 1.5, True, "3"])
+def test_run_norm_rejects_bad_rounds(rounds):
+    """``run_norm`` checks its own argument (the command line's --rounds 0 stops earlier,
+    in argparse: see test_bench_rounds_must_be_positive)."""
+    from normgrad.tools import bench
+
+    with pytest.raises(ValueError, match="rounds must be an int >= 1"):
+        bench.run_norm("layernorm", [(6, 5)], ["float64"], 1, 1, rounds=rounds)
 
 
 def test_bench_refuses_to_time_an_implementation_that_disagrees(monkeypatch):

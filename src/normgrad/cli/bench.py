@@ -75,6 +75,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip the reference NumPy route (--op other than batchnorm): fused vs torch only",
     )
+    p.add_argument(
+        "--rounds",
+        type=_args.positive_int,
+        default=1,
+        help="--op other than batchnorm and conv: alternate the sides' blocks this many "
+        "times and keep each side's median round",
+    )
     p.add_argument("--json", help="write the records to this file")
 
 
@@ -82,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
     from normgrad.tools import bench
 
     _args.output_file("--json", args.json)
+    if args.rounds > 1 and args.op in ("batchnorm", "conv"):
+        raise UsageError(
+            f"--rounds is for --op other than batchnorm and conv (--op {args.op} times "
+            "each side once); drop --rounds, or use it with e.g. --op layernorm."
+        )
     records: Sequence[Any]
     if args.op == "conv":
         from normgrad.tools import bench_conv
@@ -100,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
             dtypes = parse_dtypes(args.dtypes) if args.dtypes else bench.DEFAULT_DTYPES
             if shapes and args.op == "batchnorm" and any(len(s) != 2 for s in shapes):
                 raise ValueError("batchnorm takes (N, D) shapes such as 4096x1024.")
+
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         common = dict(
@@ -112,7 +125,12 @@ def run(args: argparse.Namespace) -> int:
             records = bench.run(shapes or bench.DEFAULT_SHAPES, dtypes, **common)
         else:
             records = bench.run_norm(
-                args.op, shapes, dtypes, with_reference=not args.no_reference, **common
+                args.op,
+                shapes,
+                dtypes,
+                with_reference=not args.no_reference,
+                rounds=args.rounds,
+                **common,
             )
         print(bench.format_report(records))
     if args.json:

@@ -339,13 +339,19 @@ def run_norm(
     with_reference: bool = True,
     with_fused: bool = True,
     settle: float = SETTLE_S,
+    rounds: int = 1,
 ) -> list[Record]:
     """Time one normalization's reference and fused routes and PyTorch; return the records.
 
     The fused route and PyTorch are checked against the reference (or each other,
     without it) before their timings are kept (``RuntimeError`` otherwise). Each side's
-    block (forward, then backward) starts after ``settle`` seconds idle.
+    block (forward, then backward) starts after ``settle`` seconds idle. With ``rounds``
+    > 1 the sides' blocks alternate that many times, and each record keeps the median
+    of its side's per-round medians: a drift of the machine during the run then reaches
+    every side alike.
     """
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds must be an int >= 1, got {rounds!r}.")
     spec = registry.by_name(name)
     torch_ok, kernels = _setup(threads, with_torch and spec.torch is not None, with_fused)
     fused = spec.all_routes().get("fused") if kernels is not None else None
@@ -355,22 +361,31 @@ def run_norm(
     for shape in shapes or default_shapes(name):
         for dtype in dtypes:
             inputs, dout = _inputs(spec, tuple(shape), dtype, rng)
-            results: dict[str, tuple[float, float, list[np.ndarray]]] = {}
+            sides: dict[str, Callable[[], tuple[float, float, list[np.ndarray]]]] = {}
             if with_reference:
-                time.sleep(settle)
-                results["reference"] = _ours(spec, None, inputs, dout, options, warmup, repeats)
+                sides["reference"] = functools.partial(
+                    _ours, spec, None, inputs, dout, options, warmup, repeats
+                )
             if fused is not None:
-                time.sleep(settle)
-                results["fused"] = _ours(spec, fused, inputs, dout, options, warmup, repeats)
+                sides["fused"] = functools.partial(
+                    _ours, spec, fused, inputs, dout, options, warmup, repeats
+                )
             if torch_ok:
-                time.sleep(settle)
-                results["torch"] = _torch_norm(spec, inputs, dout, options, warmup, repeats)
-            base = next(iter(results), None)
+                sides["torch"] = functools.partial(
+                    _torch_norm, spec, inputs, dout, options, warmup, repeats
+                )
+            runs: dict[str, list[tuple[float, float, list[np.ndarray]]]] = {k: [] for k in sides}
+            for _ in range(rounds):
+                for impl, side in sides.items():
+                    time.sleep(settle)
+                    runs[impl].append(side())
+            base = next(iter(runs), None)
             if base is not None:
                 tol = 1e-9 if dtype == "float64" else 1e-4
-                others = {k: r[2] for k, r in results.items() if k != base}
-                _agree(others, results[base][2], tol, base, inputs["x"])
-            for impl, (t_f, t_b, _) in results.items():
+                others = {k: r[0][2] for k, r in runs.items() if k != base}
+                _agree(others, runs[base][0][2], tol, base, inputs["x"])
+            for impl, rs in runs.items():
+                t_f, t_b = median(r[0] for r in rs), median(r[1] for r in rs)
                 records += [
                     Record(f"{name}_{op}", impl, dtype, list(shape), t) for op, t in _fb(t_f, t_b)
                 ]
