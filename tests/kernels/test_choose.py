@@ -183,3 +183,28 @@ def test_a_second_process_loads_the_kernels_without_compiling() -> None:
     _subprocess(code)  # the first process compiles (or loads) and writes the cache
     misses, hits = _subprocess(code).split()
     assert misses == "0" and int(hits) == 4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    __import__("numba").config.NUMBA_NUM_THREADS < 2, reason="needs at least 2 numba threads"
+)
+def test_a_second_process_loads_the_parallel_drivers_without_compiling() -> None:
+    code = """
+        import numba
+        import numpy as np
+        from normgrad.kernels import _parallel, flatrows, layer, rows
+        numba.set_num_threads(2)
+        x = np.random.default_rng(0).standard_normal((512, 1024))  # threads: 2
+        out, cache = layer.layernorm_forward_fused(x, np.ones(1024), np.zeros(1024), {})
+        layer.layernorm_backward_fused(out, cache)
+        used = [_parallel.driver(k) for k in (flatrows._forward, rows._backward)]
+        misses = sum(sum(k.stats.cache_misses.values()) for k in used)
+        hits = sum(sum(k.stats.cache_hits.values()) for k in used)
+        print(_parallel.ENABLED, misses, hits)
+        """
+    env = {"NORMGRAD_THREADS": "numba"}
+    first = _subprocess(code, env).split()  # compiles (or loads) and writes the cache
+    if first[0] != "True":
+        pytest.skip("no thread-safe numba threading layer here: run() keeps its pool")
+    assert _subprocess(code, env).split() == ["True", "0", "2"]

@@ -17,8 +17,9 @@ the bits are the same on every run and for every ``numba.set_num_threads`` setti
 Threads. ``run`` calls a kernel once over all chunks when the problem is small (below
 ``PARALLEL_MIN`` elements: no thread is woken), and otherwise hands contiguous ranges of
 chunks to ``numba.get_num_threads()`` threads: the calling one and a small pool of
-Python threads, each running the GIL-free compiled code. No numba ``parallel=True``
-region is compiled (each costs about a second of compile time per dtype).
+Python threads, each running the GIL-free compiled code; or, with
+``NORMGRAD_THREADS=numba``, numba's own threads through a compiled driver per kernel
+(``kernels._parallel``, which says why that is not the default).
 
 Memory. A fresh multi-megabyte array costs a page fault per 4 KiB on its first write
 (the allocator hands big blocks back to the system when they are freed), which for an
@@ -44,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from normgrad.kernels import _parallel
 from normgrad.norms.core import plain_range
 
 try:
@@ -138,6 +140,8 @@ def run(body: Any, args: tuple[Any, ...], chunks: int, size: int) -> bool:
     threads = threads_for(size, chunks)
     if threads == 1:
         return bool(body(*args, 0, chunks))
+    if _parallel.ENABLED:  # NORMGRAD_THREADS=numba: see kernels._parallel
+        return bool(_parallel.driver(body)(*args, _parallel.cuts(chunks, threads)))
     cuts = [chunks * t // threads for t in range(threads + 1)]
     pool = _pool()
     futures: list[Future[Any]] = [
