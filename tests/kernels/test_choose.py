@@ -208,3 +208,23 @@ def test_a_second_process_loads_the_parallel_drivers_without_compiling() -> None
     if first[0] != "True":
         pytest.skip("no thread-safe numba threading layer here: run() keeps its pool")
     assert _subprocess(code, env).split() == ["True", "0", "2"]
+
+
+def test_layer_norm_takes_two_passes_in_cache_and_pipelines_out_of_it(monkeypatch) -> None:
+    """flatrows' choice at its real threshold: a 4 MiB float32 x (in cache on the machines
+    we measured) takes the two-pass loop, 16 MiB and more the pipelined one."""
+    from normgrad.kernels import flatrows, layer
+
+    seen = []
+    real = flatrows._forward
+
+    def spy(*args):
+        seen.append(args[8])  # piped
+        return real(*args)
+
+    monkeypatch.setattr(flatrows, "_forward", spy)
+    for rows in (1024, 4096):  # x: 4 MiB, then 16 MiB of float32
+        x = np.ones((rows, 1024), np.float32)
+        x[:, 0] = 2.0
+        layer.layernorm_forward_fused(x, np.ones(1024, np.float32), np.zeros(1024, np.float32), {})
+    assert seen and seen[0] is False and seen[-1] is True

@@ -50,7 +50,6 @@ LANES = 32
 #: x of at least this many bytes (16 MiB: half this machine's L3 with its output) is
 #: pipelined; smaller x takes the two-pass loop.
 PIPED_MIN = 1 << 24
-PIPED_MIN = 1 << 22
 
 
 @inline
