@@ -23,7 +23,7 @@ import sys
 from dataclasses import asdict
 
 from normgrad.norms import registry
-from normgrad.tools import bench
+from normgrad.tools import bench, timing
 
 
 def grid(names, dtypes, threads: int, warmup: int, repeats: int, reference: bool, rounds: int = 1):
@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     text = (
         f"threads: {args.threads}; per cell and side, the median of {args.rounds} rounds "
         f"(the sides alternate), each the median of {args.repeats} samples (one call, or calls "
-        f"back to back for {bench.SAMPLE_S * 1e3:g} ms), after at least {args.warmup} "
-        f"warm-up calls and {bench.WARMUP_S} s; each side after {bench.SETTLE_S} s idle\n\n"
+        f"back to back for {timing.SAMPLE_S * 1e3:g} ms), after at least {args.warmup} "
+        f"warm-up calls and {timing.WARMUP_S} s; each side after {timing.SETTLE_S} s idle\n\n"
     )
     text += table(records)
     print(text)

@@ -122,46 +122,46 @@ class _Clock:
 
 
 def test_time_call_returns_the_median_after_the_warmup_calls(monkeypatch):
-    from normgrad.tools import bench
+    from normgrad.tools import timing
 
     clock = _Clock([1.0, 1.0, 5.0, 1.0, 3.0])  # slow calls: warm-up ends after 2
-    monkeypatch.setattr(bench.time, "perf_counter", clock.perf_counter)
-    assert bench.time_call(clock.work, warmup=2, repeats=3) == 3.0
+    monkeypatch.setattr(timing.time, "perf_counter", clock.perf_counter)
+    assert timing.time_call(clock.work, warmup=2, repeats=3) == 3.0
     assert clock.calls == 5  # the two warm-up calls are not timed
 
 
 def test_time_call_warms_up_for_a_minimum_time(monkeypatch):
-    from normgrad.tools import bench
+    from normgrad.tools import timing
 
-    fast = bench.WARMUP_S / 7.5  # the 8th warm-up call passes the minimum warm-up time
+    fast = timing.WARMUP_S / 7.5  # the 8th warm-up call passes the minimum warm-up time
     clock = _Clock([fast] * 8 + [2.0, 7.0, 4.0])
-    monkeypatch.setattr(bench.time, "perf_counter", clock.perf_counter)
-    assert bench.time_call(clock.work, warmup=2, repeats=3) == 4.0
+    monkeypatch.setattr(timing.time, "perf_counter", clock.perf_counter)
+    assert timing.time_call(clock.work, warmup=2, repeats=3) == 4.0
     assert clock.calls == 11
 
 
 def test_time_call_warms_up_at_most_warmup_max_calls(monkeypatch):
-    from normgrad.tools import bench
+    from normgrad.tools import timing
 
-    clock = _Clock([0.0] * bench.WARMUP_MAX + [1.0, 2.0, 3.0])  # calls that take no time
-    monkeypatch.setattr(bench.time, "perf_counter", clock.perf_counter)
-    monkeypatch.setattr(bench, "SAMPLE_MAX", 1)  # one call per sample
-    assert bench.time_call(clock.work, warmup=2, repeats=3) == 2.0
-    assert clock.calls == bench.WARMUP_MAX + 3
+    clock = _Clock([0.0] * timing.WARMUP_MAX + [1.0, 2.0, 3.0])  # calls that take no time
+    monkeypatch.setattr(timing.time, "perf_counter", clock.perf_counter)
+    monkeypatch.setattr(timing, "SAMPLE_MAX", 1)  # one call per sample
+    assert timing.time_call(clock.work, warmup=2, repeats=3) == 2.0
+    assert clock.calls == timing.WARMUP_MAX + 3
 
 
 def test_time_call_repeats_short_calls_within_a_sample(monkeypatch):
     """Calls shorter than SAMPLE_S are timed SAMPLE_S / (the fastest warm-up call) at a
     time, and a sample's time is their mean: the median is over those means."""
-    from normgrad.tools import bench
+    from normgrad.tools import timing
 
-    monkeypatch.setattr(bench, "SAMPLE_S", 1.0)
-    monkeypatch.setattr(bench, "WARMUP_S", 1.0)
+    monkeypatch.setattr(timing, "SAMPLE_S", 1.0)
+    monkeypatch.setattr(timing, "WARMUP_S", 1.0)
     warm = [0.5, 0.25, 1.0]  # the fastest: 0.25, so 4 calls a sample
     timed = [0.25] * 4 + [0.75] * 4 + [0.5] * 4  # sample means 0.25, 0.75, 0.5
     clock = _Clock(warm + timed)
-    monkeypatch.setattr(bench.time, "perf_counter", clock.perf_counter)
-    assert bench.time_call(clock.work, warmup=3, repeats=3) == 0.5
+    monkeypatch.setattr(timing.time, "perf_counter", clock.perf_counter)
+    assert timing.time_call(clock.work, warmup=3, repeats=3) == 0.5
     assert clock.calls == 3 + 12
 
 
@@ -170,19 +170,19 @@ def test_time_call_repeats_short_calls_within_a_sample(monkeypatch):
     [(1.0, 1), (2e-3, 1), (1.1e-3, 2), (3e-4, 7), (1e-6, 100), (0.0, 100), (math.inf, 1)],
 )
 def test_calls_per_sample(seconds, calls):
-    from normgrad.tools import bench
+    from normgrad.tools import timing
 
-    assert bench.calls_per_sample(seconds) == calls
+    assert timing.calls_per_sample(seconds) == calls
 
 
 def test_run_norm_idles_before_each_side(monkeypatch):
     """Every side's block starts after ``settle`` seconds idle (other pools' spinning
     workers go to sleep first), and the records keep every side's medians."""
-    from normgrad.tools import bench
+    from normgrad.tools import bench, timing
 
     slept = []
     monkeypatch.setattr(bench.time, "sleep", slept.append)
-    monkeypatch.setattr(bench, "WARMUP_S", 0.0)
+    monkeypatch.setattr(timing, "WARMUP_S", 0.0)
     records = bench.run_norm("layernorm", [(6, 5)], ["float64"], 1, 1, settle=0.125)
     impls = {r.impl for r in records if r.op == "layernorm_forward"}
     assert slept == [0.125] * len(impls) and {"reference", "fused", "torch"} <= impls

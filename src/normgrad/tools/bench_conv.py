@@ -2,7 +2,7 @@
 
 The default problem is the course's: x (50, 3, 32, 32), 32 filters of 3x3, stride 1,
 pad 1, float64. Each timing is the median of ``repeats`` calls after ``warmup`` untimed
-calls (``normgrad.tools.bench.time_call``), for the forward pass, the backward pass, and the
+calls (``normgrad.tools.timing.time_call``), for the forward pass, the backward pass, and the
 two together. The naive loop is slow, so it gets its own (smaller) repeat count.
 
 Before timing, the fast and naive results are compared (outputs and every gradient), so a
@@ -26,7 +26,7 @@ from normgrad._internal.tables import format_table
 from normgrad._internal.threads import blas_limit
 from normgrad.ops.conv import conv_backward_naive, conv_forward_naive
 from normgrad.ops.fast import conv_backward_fast, conv_forward_fast
-from normgrad.tools.bench import time_call
+from normgrad.tools.timing import time_call
 
 DEFAULT_X_SHAPE: tuple[int, int, int, int] = (50, 3, 32, 32)
 DEFAULT_FILTERS = 32
