@@ -64,18 +64,31 @@ def test_one_driver_per_kernel() -> None:
     "layer, env, expected",
     [
         ("default", "numba", True),
-        ("omp", "NUMBA", True),
+        ("omp", " NUMBA ", True),
         ("default", "", False),  # the default: the Python pool
         ("default", "pool", False),
-        ("workqueue", "numba", False),  # not thread-safe: never
     ],
 )
-def test_drivers_are_opt_in_and_need_a_threadsafe_layer(monkeypatch, layer, env, expected):
+def test_drivers_are_opt_in(monkeypatch, layer, env, expected):
     if expected:
         pytest.importorskip("numba.np.ufunc.omppool")
     monkeypatch.setattr(numba.config, "THREADING_LAYER", layer)
     monkeypatch.setenv("NORMGRAD_THREADS", env)
     assert _parallel.wanted() is expected
+
+
+@pytest.mark.parametrize(
+    "layer, env, message",
+    [
+        ("workqueue", "numba", "needs a thread-safe numba threading layer"),
+        ("default", "omp", "is not 'pool' or 'numba'"),
+    ],
+)
+def test_a_choice_it_cannot_honour_warns_and_keeps_the_pool(monkeypatch, layer, env, message):
+    monkeypatch.setattr(numba.config, "THREADING_LAYER", layer)
+    monkeypatch.setenv("NORMGRAD_THREADS", env)
+    with pytest.warns(RuntimeWarning, match=message):
+        assert _parallel.wanted() is False
 
 
 @pytest.mark.parametrize("chunks, threads", [(64, 2), (3, 2), (18, 2), (7, 3)])

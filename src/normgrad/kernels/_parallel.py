@@ -43,6 +43,7 @@ import inspect
 import os
 import sys
 import threading
+import warnings
 from typing import Any
 
 import numba
@@ -92,8 +93,29 @@ def _layer_is_threadsafe() -> bool:
 
 
 def wanted() -> bool:
-    """``NORMGRAD_THREADS=numba`` is set and numba has a thread-safe layer."""
-    return os.environ.get("NORMGRAD_THREADS", "").lower() == "numba" and _layer_is_threadsafe()
+    """``NORMGRAD_THREADS=numba`` is set and numba has a thread-safe layer. Any value but
+    ``numba``, ``pool`` or nothing, and ``numba`` without such a layer, warn (and keep
+    the pool)."""
+    choice = os.environ.get("NORMGRAD_THREADS", "").strip().lower()
+    if choice in ("", "pool"):
+        return False
+    if choice != "numba":
+        warnings.warn(
+            f"NORMGRAD_THREADS={choice!r} is not 'pool' or 'numba'; normgrad uses its "
+            "Python thread pool. Set NORMGRAD_THREADS=numba for numba's threads.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+    if not _layer_is_threadsafe():
+        warnings.warn(
+            "NORMGRAD_THREADS=numba needs a thread-safe numba threading layer (OpenMP or "
+            "TBB: pip install tbb, or a system libgomp); normgrad uses its Python pool.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+    return True
 
 
 #: Whether ``run`` uses the compiled drivers (see the module docstring).
