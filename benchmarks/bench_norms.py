@@ -22,6 +22,7 @@ import json
 import sys
 from dataclasses import asdict
 
+from normgrad.cli._args import positive_int
 from normgrad.norms import registry
 from normgrad.tools import bench, timing
 
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument(
         "--rounds",
-        type=int,
+        type=positive_int,
         default=3,
         help="alternate fused and torch this many times per cell; each keeps its median round",
     )
