@@ -157,3 +157,19 @@ def fk() -> SimpleNamespace:
         run_pair=run_pair,
         same_bits_on_one_and_two_threads=same_bits_on_one_and_two_threads,
     )
+
+
+@pytest.fixture
+def piped_calls(monkeypatch) -> list[bool]:
+    """Every call of flatrows' forward kernel appends its ``piped`` flag here."""
+    from normgrad.kernels import flatrows
+
+    seen: list[bool] = []
+    real = flatrows._forward
+
+    def spy(*args):
+        seen.append(args[8])  # piped
+        return real(*args)
+
+    monkeypatch.setattr(flatrows, "_forward", spy)
+    return seen
