@@ -140,9 +140,10 @@ def run(body: Any, args: tuple[Any, ...], chunks: int, size: int) -> bool:
     threads = threads_for(size, chunks)
     if threads == 1:
         return bool(body(*args, 0, chunks))
+    cuts = _parallel.cuts(chunks, threads)
     if _parallel.ENABLED:  # NORMGRAD_THREADS=numba: see kernels._parallel
-        return bool(_parallel.driver(body)(*args, _parallel.cuts(chunks, threads)))
-    cuts = [chunks * t // threads for t in range(threads + 1)]
+        return bool(_parallel.driver(body)(*args, cuts))
+    cuts = cuts.tolist()
     pool = _pool()
     futures: list[Future[Any]] = [
         pool.submit(_chunk_range, body, args, cuts[t], cuts[t + 1]) for t in range(1, threads)

@@ -19,10 +19,10 @@ passes. The choice depends on x's size alone (never the thread count), so result
 still the same bits for every run and thread count; the two orders of summation agree
 to rounding (1e-15 float64, 1e-7 float32), not bit for bit. The backward keeps
 ``rows``' two passes: the same pipelining of its wider loop (nine arrays) did not
-vectorize and ran 2.7x slower. The sums run in ``LANES``
-independent partial sums in x's dtype (element-wise updates: they vectorize with no
-reassociation, so the element-wise arithmetic stays exactly as written), merged in lane
-order into float64 once per span of ``SPAN`` values. Chunks are fixed row ranges and
+vectorize and ran 2.7x slower. The pipelined sums run in ``LANES`` independent partial
+sums in x's dtype (element-wise updates: they vectorize with no reassociation, so the
+element-wise arithmetic stays exactly as written), merged in lane order into float64
+once per span of ``SPAN`` values. Chunks are fixed row ranges and
 the pipeline restarts at each chunk's first row, so results are the same bits on every
 run and for every thread count.
 """
@@ -63,6 +63,14 @@ def _lanes_total(a):  # pragma: no cover - compiled
 
 
 @inline
+def _accumulate(a1, a2, j, v, k):  # pragma: no cover - compiled
+    """Lane j of the moments about k: a1[j] += v - k, a2[j] += (v - k)^2."""
+    d = v - k
+    a1[j] += d
+    a2[j] += d * d
+
+
+@inline
 def _moments(xn, k, a1, a2):  # pragma: no cover - compiled
     """(sum(xn - k), sum((xn - k)^2)) of a whole row, in float64 from ``LANES`` lanes."""
     M = xn.shape[0]
@@ -74,13 +82,9 @@ def _moments(xn, k, a1, a2):  # pragma: no cover - compiled
         full = n - n % LANES
         for b in range(0, full, LANES):
             for j in range(LANES):
-                d = xs[b + j] - k
-                a1[j] += d
-                a2[j] += d * d
+                _accumulate(a1, a2, j, xs[b + j], k)
         for t in range(full, n):
-            d = xs[t] - k
-            a1[0] += d
-            a2[0] += d * d
+            _accumulate(a1, a2, 0, xs[t], k)
         s1 += _lanes_total(a1)
         s2 += _lanes_total(a2)
     return s1, s2
@@ -96,14 +100,10 @@ def _norm_span(xi, m, delta, inv, gam, bet, oi, xn, k, a1, a2):  # pragma: no co
         for j in range(LANES):
             e = b + j
             oi[e] = value(xi[e], m, delta, inv, gam[e], bet[e])
-            d = xn[e] - k
-            a1[j] += d
-            a2[j] += d * d
+            _accumulate(a1, a2, j, xn[e], k)
     for e in range(full, n):
         oi[e] = value(xi[e], m, delta, inv, gam[e], bet[e])
-        d = xn[e] - k
-        a1[0] += d
-        a2[0] += d * d
+        _accumulate(a1, a2, 0, xn[e], k)
 
 
 @inline
@@ -148,8 +148,11 @@ def _forward(
         last = min(R, (c + 1) * h)
         if first >= last:
             continue
-        k = shift_of(x[first], center)
-        s1, s2 = _moments(x[first], k, a1, a2) if piped else (0.0, 0.0)
+        k = x[first, 0] - x[first, 0]  # the pipeline's shift and sums of its next row
+        s1 = s2 = 0.0
+        if piped:
+            k = shift_of(x[first], center)
+            s1, s2 = _moments(x[first], k, a1, a2)
         for i in range(first, last):
             xi = x[i]
             if piped:

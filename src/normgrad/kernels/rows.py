@@ -228,7 +228,6 @@ def forward(
     G: int,
     eps: float,
     center: bool,
-    piped: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Normalize the rows of x: (R, M), C-contiguous float32 or float64.
 
@@ -237,8 +236,8 @@ def forward(
     or None when some row's var + eps is outside the plain range or gamma and beta could
     take an output beyond x's dtype (NaN, inf, or max|gamma| sqrt(M) + max|beta| near
     the largest float): the caller then runs the reference route, which rescales,
-    reports eps = 0 errors or propagates NaN. ``piped`` (Q = 1 only): the pipelined
-    forward or the two-pass one; None chooses by x's size (``flatrows.PIPED_MIN``).
+    reports eps = 0 errors or propagates NaN. Q = 1 rows of at least
+    ``flatrows.PIPED_MIN`` bytes in all take the pipelined loop, smaller ones two passes.
     """
     R, M = x.shape
     dt = x.dtype
@@ -246,20 +245,24 @@ def forward(
     out = empty_like(x)
     mean = np.empty(R)
     rstd = np.empty(R)
-    gam = np.ones(G * P, dt) if gamma is None else contiguous_as(gamma, dt).reshape(-1)
-    bet = np.zeros(G * P, dt) if beta is None else contiguous_as(beta, dt).reshape(-1)
+    gam = _flat_param(gamma, G * P, dt, 1.0)
+    bet = _flat_param(beta, G * P, dt, 0.0)
     lo, big = (LO32, BIG32) if dt == F32 else (LO, BIG64)
     numerics = (float(eps), lo, big, center)
     results = (out, mean, rstd, height(R, chunks))
     if Q == 1:  # a scale per element: flatrows' loops
-        piped = x.nbytes >= flatrows.PIPED_MIN if piped is None else bool(piped)
-        args = (x, gam, bet, G, *numerics, piped, *results)
+        args = (x, gam, bet, G, *numerics, x.nbytes >= flatrows.PIPED_MIN, *results)
         flagged = run(flatrows._forward, args, chunks, x.size)
     else:
         flagged = run(_forward, (x, gam, bet, P, Q, G, *numerics, *results), chunks, x.size)
     if flagged:
         return None
     return out, mean, rstd
+
+
+def _flat_param(a: np.ndarray | None, size: int, dtype: np.dtype, fill: float) -> np.ndarray:
+    """gamma or beta as a flat C-contiguous (size,) array of x's dtype; None: ``fill``."""
+    return np.full(size, fill, dtype) if a is None else contiguous_as(a, dtype).reshape(-1)
 
 
 def backward(
@@ -284,7 +287,7 @@ def backward(
     dx = empty_like(x)
     dgam = np.zeros((chunks, G * P))
     dbet = np.zeros((chunks, G * P))
-    gam = np.ones(G * P, x.dtype) if gamma is None else contiguous_as(gamma, x.dtype).reshape(-1)
+    gam = _flat_param(gamma, G * P, x.dtype, 1.0)
     mu = np.zeros(R) if mean is None else mean
     args = (dout, x, mu, rstd, gam, P, Q, G, center, dx, dgam, dbet, height(R, chunks))
     run(_backward, args, chunks, x.size)

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from normgrad._internal import validate as v
 from normgrad._internal.io import atomic_write
 from normgrad._internal.tables import format_table
 from normgrad.norms import batch, registry
@@ -297,8 +298,7 @@ def run_norm(
     of its side's per-round medians: a drift of the machine during the run then reaches
     every side alike.
     """
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise ValueError(f"rounds must be an int >= 1, got {rounds!r}.")
+    rounds = v.integer(rounds, "rounds", example=3, low=1)
     spec = registry.by_name(name)
     torch_ok, kernels = _setup(threads, with_torch and spec.torch is not None, with_fused)
     fused = spec.all_routes().get("fused") if kernels is not None else None
