@@ -18,6 +18,7 @@ callees), torch by ``torch.profiler`` self CPU time per operator.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import statistics
 import time
 from collections import defaultdict
@@ -31,6 +32,7 @@ import torch
 from normgrad import kernels
 from normgrad.kernels import choose
 from normgrad.optim import adam
+from normgrad.tools import timing
 
 
 def blas_threads() -> int:
@@ -95,12 +97,6 @@ class TorchStep:
         return float(loss.detach())
 
 
-#: Seconds of idle before each round: long enough for the thread pools of the side that
-#: ran before (OpenBLAS's busy-waits about 0.1 s after a product, torch's OpenMP pool
-#: for a while too) to go to sleep, so that no round runs beside another side's spinning
-#: threads. Within a round each side pays for its own pools' spinning, as it would alone.
-SETTLE_S = 0.3
-
 #: Untimed steps at the start of each round, after the idle: the first one or two steps
 #: after 0.3 s of sleep run 1.3-1.8x slower than the steady state on this VM (idle vCPUs
 #: descheduled, caches and thread pools cold), for either side. A training loop runs its
@@ -112,22 +108,25 @@ LEAD_STEPS = 2
 def time_rounds(
     sides: dict[str, tuple[Callable, list]], warmup: int, repeats: int, lead: int = LEAD_STEPS
 ):
-    """Seconds per step, one value per round; rounds alternate between the sides. Each
-    round idles ``SETTLE_S``, runs ``lead`` untimed steps, then times its batches."""
+    """Seconds per step, one value per round; the sides take turns
+    (``normgrad.tools.timing.alternate``). Each round idles ``timing.SETTLE_S`` (long
+    enough for the pools of the side that ran before, OpenBLAS's and torch's OpenMP
+    workers, to go to sleep), runs ``lead`` untimed steps, then times its batches.
+    Within a round each side pays for its own pools' spinning, as it would alone."""
     for step, batches in sides.values():
         for X, y in batches[:warmup]:
             step(X, y)
-    per_step: dict[str, list[float]] = defaultdict(list)
-    for _ in range(repeats):
-        for name, (step, batches) in sides.items():
-            time.sleep(SETTLE_S)
-            for X, y in batches[:lead]:
-                step(X, y)
-            start = time.perf_counter()
-            for X, y in batches:
-                step(X, y)
-            per_step[name].append((time.perf_counter() - start) / len(batches))
-    return per_step
+
+    def block(step: Callable, batches: list) -> float:
+        for X, y in batches[:lead]:
+            step(X, y)
+        start = time.perf_counter()
+        for X, y in batches:
+            step(X, y)
+        return (time.perf_counter() - start) / len(batches)
+
+    blocks = {name: functools.partial(block, *side) for name, side in sides.items()}
+    return timing.alternate(blocks, repeats, timing.SETTLE_S)
 
 
 def summarize(rounds: dict[str, list[float]], batch: int) -> dict[str, Any]:

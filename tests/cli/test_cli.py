@@ -84,7 +84,6 @@ def test_bench_writes_records(tmp_path, capsys):
         ["--shapes", "8by3"],
         ["--dtypes", "float16"],
         ["--shapes", "1x3"],
-        ["--rounds", "2"],  # batch norm's every-route table times each route once
         ["--op", "conv", "--rounds", "3"],
     ],
 )
@@ -181,17 +180,53 @@ def test_run_norm_idles_before_each_side(monkeypatch):
     from normgrad.tools import bench, timing
 
     slept = []
-    monkeypatch.setattr(bench.time, "sleep", slept.append)
+    monkeypatch.setattr(timing.time, "sleep", slept.append)
     monkeypatch.setattr(timing, "WARMUP_S", 0.0)
     records = bench.run_norm("layernorm", [(6, 5)], ["float64"], 1, 1, settle=0.125)
     impls = {r.impl for r in records if r.op == "layernorm_forward"}
     assert slept == [0.125] * len(impls) and {"reference", "fused", "torch"} <= impls
 
 
+def test_alternate_takes_turns_after_each_idle(monkeypatch):
+    from normgrad.tools import timing
+
+    order = []
+    monkeypatch.setattr(timing.time, "sleep", lambda s: order.append(("idle", s)))
+    count = {"a": 0, "b": 0}
+
+    def side(name):
+        def block():
+            order.append(name)
+            count[name] += 1
+            return (name, count[name])
+
+        return block
+
+    runs = timing.alternate({"a": side("a"), "b": side("b")}, 2, 0.25)
+    assert order == [("idle", 0.25), "a", ("idle", 0.25), "b"] * 2
+    assert runs == {"a": [("a", 1), ("a", 2)], "b": [("b", 1), ("b", 2)]}
+
+
+def test_batchnorm_rounds_keep_each_records_median_round(monkeypatch):
+    """Batch norm's every-route table takes turns too: each record is the median of its
+    side's rounds, and each side's records keep their order."""
+    from normgrad.tools import bench, timing
+
+    monkeypatch.setattr(timing.time, "sleep", lambda s: None)
+    records = bench.run([(8, 3)], ["float64"], warmup=0, repeats=1, with_torch=False, rounds=3)
+    keys = [(r.op, r.impl) for r in records]
+    assert keys == [(r.op, r.impl) for r in bench.run([(8, 3)], ["float64"], 0, 1, False)]
+    rounds = [[bench.Record("op", "x", "float64", [1], t), bench.Record("op", "y", "float64",
+              [1], 10 * t)] for t in (5.0, 1.0, 3.0)]  # fmt: skip
+    assert [r.median_s for r in bench._median_records(rounds)] == [3.0, 30.0]
+    with pytest.raises(ValueError, match="rounds must be >= 1"):
+        bench.run([(8, 3)], ["float64"], rounds=0)
+
+
 def test_run_norm_rounds_alternate_the_sides_and_keep_the_median_round(monkeypatch):
     """With rounds=3 the sides' blocks run fused, torch, fused, torch, fused, torch (each
     after its idle), and each record is the median of its side's three rounds."""
-    from normgrad.tools import bench
+    from normgrad.tools import bench, timing
 
     order = []
     times = {"fused": iter([(5.0, 50.0), (1.0, 10.0), (3.0, 30.0)]),
@@ -207,7 +242,7 @@ def test_run_norm_rounds_alternate_the_sides_and_keep_the_median_round(monkeypat
 
     monkeypatch.setattr(bench, "_ours", side("fused"))
     monkeypatch.setattr(bench, "_torch_norm", side("torch"))
-    monkeypatch.setattr(bench.time, "sleep", lambda s: order.append("idle"))
+    monkeypatch.setattr(timing.time, "sleep", lambda s: order.append("idle"))
     records = bench.run_norm(
         "layernorm", [(6, 5)], ["float64"], 1, 1, with_reference=False, rounds=3
     )

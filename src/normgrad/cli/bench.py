@@ -79,8 +79,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--rounds",
         type=_args.positive_int,
         default=1,
-        help="--op other than batchnorm and conv: alternate the sides' blocks this many "
-        "times and keep each side's median round",
+        help="a normalization's sides (reference, fused, torch) take this many turns; "
+        "each keeps its median round (not for --op conv)",
     )
     p.add_argument("--json", help="write the records to this file")
 
@@ -89,10 +89,10 @@ def run(args: argparse.Namespace) -> int:
     from normgrad.tools import bench
 
     _args.output_file("--json", args.json)
-    if args.rounds > 1 and args.op in ("batchnorm", "conv"):
+    if args.rounds > 1 and args.op == "conv":
         raise UsageError(
-            f"--rounds is for --op other than batchnorm and conv (--op {args.op} times "
-            "each side once); drop --rounds, or use it with e.g. --op layernorm."
+            "--rounds is for the normalizations (--op conv times naive, fast and torch "
+            "once each); drop --rounds, or use it with e.g. --op layernorm."
         )
     records: Sequence[Any]
     if args.op == "conv":
@@ -122,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
         )
         if args.op == "batchnorm":
-            records = bench.run(shapes or bench.DEFAULT_SHAPES, dtypes, **common)
+            records = bench.run(
+                shapes or bench.DEFAULT_SHAPES, dtypes, rounds=args.rounds, **common
+            )
         else:
             records = bench.run_norm(
                 args.op,

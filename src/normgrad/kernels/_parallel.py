@@ -82,8 +82,8 @@ def _layer_is_threadsafe() -> bool:
     layer = str(numba.config.THREADING_LAYER).lower()  # type: ignore[attr-defined]
     if layer == "workqueue":
         return False
-    wanted = {"default": ("tbb", "omp"), "safe": ("tbb",), "threadsafe": ("tbb", "omp")}
-    for name in wanted.get(layer, (layer,)):
+    candidates = {"default": ("tbb", "omp"), "safe": ("tbb",), "threadsafe": ("tbb", "omp")}
+    for name in candidates.get(layer, (layer,)):
         try:
             __import__(f"numba.np.ufunc.{name}pool")
         except ImportError:

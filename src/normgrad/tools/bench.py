@@ -1,8 +1,10 @@
 """``normgrad bench``: time every normalization's forward and backward, against PyTorch.
 
 Each timing is ``tools.timing.time_call``'s: the median of ``repeats`` samples after a
-warm-up, with ``time.perf_counter``. Everything runs in one process, on the same arrays, with the
-same thread count for PyTorch (``torch.set_num_threads``) and the fused numba kernels
+warm-up, with ``time.perf_counter``; the implementations take turns
+(``timing.alternate``, ``rounds`` of them, each after ``settle`` seconds idle).
+Everything runs in one process, on the same arrays, with the same thread count for
+PyTorch (``torch.set_num_threads``) and the fused numba kernels
 (``numba.set_num_threads``). Speed claims live here, never in unit tests.
 
 - ``--op batchnorm`` (the default, ``run``): batch norm's three reference routes, the
@@ -26,9 +28,8 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -39,7 +40,7 @@ from normgrad._internal import validate as v
 from normgrad._internal.io import atomic_write
 from normgrad._internal.tables import format_table
 from normgrad.norms import batch, registry
-from normgrad.tools.timing import SETTLE_S, time_call
+from normgrad.tools.timing import SETTLE_S, alternate, time_call
 
 DEFAULT_SHAPES: tuple[tuple[int, ...], ...] = ((100, 500), (4096, 1024), (65536, 256))
 DEFAULT_DTYPES: tuple[str, ...] = ("float32", "float64")
@@ -195,8 +196,16 @@ def run(
     threads: int = 1,
     seed: int = 0,
     with_fused: bool = True,
+    settle: float = SETTLE_S,
+    rounds: int = 1,
 ) -> list[Record]:
-    """Time batch norm's every implementation at every (shape, dtype); return the records."""
+    """Time batch norm's every implementation at every (shape, dtype); return the records.
+
+    The reference routes, the fused kernel and PyTorch are each a side of
+    ``timing.alternate``: ``rounds`` turns, each after ``settle`` seconds idle, and each
+    record the median of its side's rounds.
+    """
+    rounds = _rounds(rounds)
     torch_ok, fused = _setup(threads, with_torch, with_fused)
     rng = np.random.default_rng(seed)
     records: list[Record] = []
@@ -211,22 +220,39 @@ def run(
             def fwd(x=x, gamma=gamma, beta=beta):
                 return batch.batchnorm_forward(x, gamma, beta, {"mode": "train"})
 
-            t_fwd = time_call(fwd, warmup, repeats)
-            # One forward pass serves all three reference routes; record it under each.
-            records += [Record("batchnorm_forward", r, dtype, list(shape), t_fwd) for r in ROUTES]
             _, cache = fwd()
             check_agreement(x, gamma, beta, dout, cache, fused, torch_ok)
-            for name, route in ROUTES.items():
-                t = time_call(functools.partial(route, dout, cache), warmup, repeats)
-                records.append(Record("batchnorm_backward", name, dtype, list(shape), t))
+
+            def reference(fwd=fwd, cache=cache, dtype=dtype, shape=shape, dout=dout):
+                t_fwd = time_call(fwd, warmup, repeats)
+                # One forward pass serves all three reference routes: one record each.
+                out = [Record("batchnorm_forward", r, dtype, list(shape), t_fwd) for r in ROUTES]
+                for name, route in ROUTES.items():
+                    t = time_call(functools.partial(route, dout, cache), warmup, repeats)
+                    out.append(Record("batchnorm_backward", name, dtype, list(shape), t))
+                return out
+
+            args = (x, gamma, beta, dout, dtype, shape, warmup, repeats)
+            sides: dict[str, Callable[[], list[Record]]] = {"reference": reference}
             if fused is not None:
-                records += _fused_records(
-                    fused, x, gamma, beta, dout, dtype, shape, warmup, repeats
-                )
+                sides["fused"] = functools.partial(_fused_records, fused, *args)
             if torch_ok:
-                records += _torch_records(x, gamma, beta, dout, dtype, shape, warmup, repeats)
+                sides["torch"] = functools.partial(_torch_records, *args)
+            for runs in alternate(sides, rounds, settle).values():
+                records += _median_records(runs)
             records.append(_copy_record(x, dtype, warmup, repeats))
     return records
+
+
+def _rounds(rounds: Any) -> int:
+    return v.integer(rounds, "rounds", example=3, low=1)
+
+
+def _median_records(runs: list[list[Record]]) -> list[Record]:
+    """One side's records, each the median of its rounds (every round: the same records,
+    in the same order)."""
+    by_record = zip(*runs, strict=True)
+    return [replace(rs[0], median_s=median(r.median_s for r in rs)) for rs in by_record]
 
 
 # ---- any normalization: reference, fused and PyTorch ---------------------------------------
@@ -293,12 +319,10 @@ def run_norm(
 
     The fused route and PyTorch are checked against the reference (or each other,
     without it) before their timings are kept (``RuntimeError`` otherwise). Each side's
-    block (forward, then backward) starts after ``settle`` seconds idle. With ``rounds``
-    > 1 the sides' blocks alternate that many times, and each record keeps the median
-    of its side's per-round medians: a drift of the machine during the run then reaches
-    every side alike.
+    block (forward, then backward) is a side of ``timing.alternate``: ``rounds`` turns,
+    each after ``settle`` seconds idle, and each record the median of its side's rounds.
     """
-    rounds = v.integer(rounds, "rounds", example=3, low=1)
+    rounds = _rounds(rounds)
     spec = registry.by_name(name)
     torch_ok, kernels = _setup(threads, with_torch and spec.torch is not None, with_fused)
     fused = spec.all_routes().get("fused") if kernels is not None else None
@@ -321,11 +345,7 @@ def run_norm(
                 sides["torch"] = functools.partial(
                     _torch_norm, spec, inputs, dout, options, warmup, repeats
                 )
-            runs: dict[str, list[tuple[float, float, list[np.ndarray]]]] = {k: [] for k in sides}
-            for _ in range(rounds):
-                for impl, side in sides.items():
-                    time.sleep(settle)
-                    runs[impl].append(side())
+            runs = alternate(sides, rounds, settle)
             base = next(iter(runs), None)
             if base is not None:
                 tol = 1e-9 if dtype == "float64" else 1e-4

@@ -4,7 +4,8 @@
 by: a warm-up of at least ``warmup`` calls and ``WARMUP_S`` seconds (at most
 ``WARMUP_MAX`` calls), then ``repeats`` timed samples, each one call or, for calls
 shorter than ``SAMPLE_S``, several back to back; the result is the median sample's time
-per call. ``SETTLE_S`` is how long the callers idle before each side's block.
+per call. ``alternate`` runs the sides of a comparison in turns, each after
+``SETTLE_S`` seconds idle.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import math
 import time
 from collections.abc import Callable
 from statistics import median
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: Warm-up runs for at least this long (and at least ``warmup`` calls): a library's first
 #: calls fault in its buffers and wake its threads, and at large sizes both sides need
@@ -66,3 +69,15 @@ def calls_per_sample(seconds: float) -> int:
     if seconds >= SAMPLE_S:
         return 1
     return SAMPLE_MAX if seconds <= 0 else min(SAMPLE_MAX, math.ceil(SAMPLE_S / seconds))
+
+
+def alternate(sides: dict[str, Callable[[], T]], rounds: int, settle: float) -> dict[str, list[T]]:
+    """Every side's block ``rounds`` times, the sides taking turns (a, b, a, b, ...), each
+    block after ``settle`` seconds idle; per side, its blocks' results in order. A drift
+    of the machine during the run then reaches every side alike."""
+    runs: dict[str, list[T]] = {name: [] for name in sides}
+    for _ in range(rounds):
+        for name, side in sides.items():
+            time.sleep(settle)
+            runs[name].append(side())
+    return runs
