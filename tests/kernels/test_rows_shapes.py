@@ -1,6 +1,6 @@
 """The per-row kernels' Q = 1 path (``kernels.rows``) at the shapes its loops split on.
 
-Row lengths below, at and above a vector's width and ``rows.SPAN`` (vector tails, several
+Row lengths below, at and above a vector's width and ``_rowmath.SPAN`` (vector tails, several
 spans, a span tail), chunks of one row and of more rows than a ``BLOCK`` of column
 partials, and per-group scales (group norm with H = W = 1 is Q = 1 with G > 1): every
 result against the reference, float64 to 1e-12 and float32 to 1e-5 relative. Every
