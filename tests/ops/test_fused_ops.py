@@ -16,7 +16,7 @@ pytest.importorskip("numba")
 
 from normgrad.kernels import conv, pool  # noqa: E402
 from normgrad.ops import activations as act  # noqa: E402
-from normgrad.ops import fast  # noqa: E402
+from normgrad.ops import fast, windows  # noqa: E402
 
 DTYPES = [np.float64, np.float32]
 
@@ -52,6 +52,50 @@ def test_conv_is_the_reference_bit_for_bit(dtype, x_shape, w_shape, conv_param) 
         conv.conv_backward_fused(dout, cache), fast.conv_backward_fast(dout, ref_cache), strict=True
     ):
         _equal(got, want)
+
+
+def _geometries():
+    """Every (H, W, HH, WW, stride, pad) of a small grid that makes a valid convolution:
+    windows wholly in the padding (pad >= HH), strides up to 3, non-square kernels and
+    planes, windows as large as the padded plane."""
+    for H, W in [(1, 1), (4, 7), (5, 5)]:
+        for HH, WW in [(1, 1), (2, 3), (3, 3), (5, 2)]:
+            for stride in (1, 2, 3):
+                for pad in (0, 1, 3, 5):
+                    if (H + 2 * pad - HH) % stride or (W + 2 * pad - WW) % stride:
+                        continue
+                    if H + 2 * pad < HH or W + 2 * pad < WW:
+                        continue
+                    yield H, W, HH, WW, stride, pad
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channel_major", [False, True])
+def test_im2col_and_col2im_match_the_reference_on_every_geometry(dtype, channel_major) -> None:
+    """The kernels copy each tap's valid rectangle and zero the rest, or sum it back: every
+    edge case of that split (a tap that misses x entirely, on one side or both) against
+    ``ops.windows``, bit for bit, in both layouts."""
+    rng = np.random.default_rng(7)
+    cases = list(_geometries())
+    assert len(cases) > 40  # the grid is not filtered away
+    N, C = 3, 2
+    for H, W, HH, WW, s, p in cases:
+        x = rng.standard_normal((N, C, H, W)).astype(dtype)
+        H_out, W_out = (H + 2 * p - HH) // s + 1, (W + 2 * p - WW) // s + 1
+        K, L = C * HH * WW, H_out * W_out
+        want = windows.im2col(windows.pad_hw(x, p), HH, WW, s)  # (N, K, L)
+        cols = np.full((K + 1, N, L) if channel_major else (N, K + 1, L), np.nan, dtype)
+        conv._im2col(x, HH, WW, s, p, H_out, W_out, cols, channel_major, 1, 0, N)
+        got = cols.transpose(1, 0, 2) if channel_major else cols
+        _equal(np.ascontiguousarray(got[:, :K]), want)
+        assert np.all(got[:, K] == 1)  # the bias's row
+        dcols = rng.standard_normal((N, K, L)).astype(dtype)
+        padded = (N, C, H + 2 * p, W + 2 * p)
+        want_dx = windows.unpad_hw(windows.col2im(dcols, padded, HH, WW, s), p)
+        arg = np.ascontiguousarray(dcols.transpose(1, 0, 2)) if channel_major else dcols
+        dx = np.full(x.shape, np.nan, dtype)
+        conv._col2im(arg, HH, WW, s, p, H_out, W_out, dx, channel_major, 1, 0, N)
+        _equal(dx, np.ascontiguousarray(want_dx))
 
 
 def test_conv_with_mixed_or_other_dtypes_and_integer_weights_is_the_reference() -> None:

@@ -90,6 +90,14 @@ def reduction(fn: Callable[..., Any]) -> Any:
     return njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})(fn)
 
 
+@inline
+def nonfinite(v):  # pragma: no cover - compiled
+    """True for inf and NaN: v - v is 0 for every finite v. A kernel ORs it into a flag
+    (``bad |= nonfinite(v)``): an integer reduction, which vectorizes as written, where
+    a float sum of v * 0 is a serial chain of additions."""
+    return (v - v) != 0
+
+
 def compiled(*arrays: np.ndarray) -> bool:
     """True when every array has a dtype the kernels are compiled for."""
     return all(a.dtype in COMPILED for a in arrays)

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from normgrad.kernels._runtime import HI, height, kernel, map_rows, n_chunks, run
+from normgrad.kernels._runtime import HI, height, kernel, map_rows, n_chunks, nonfinite, run
 
 #: Rows per block of the float32 sums: their rounding error grows with it.
 BLOCK = 32
@@ -108,10 +108,10 @@ def _shift(x):  # pragma: no cover - compiled
 @kernel
 def _normalize(x, m, s, b, out, check, relu, flags, h, c0, c1):  # pragma: no cover - compiled
     """out = (x - m) * s + b for the rows of chunks c0..c1. With ``check``, flags[c] is
-    NaN iff some output of chunk c is inf or NaN (sum of out * 0: branch-free)."""
+    1 iff some output of chunk c is inf or NaN (``_runtime.nonfinite``), else 0."""
     N, D = x.shape
     for c in range(c0, c1):
-        acc = 0.0
+        bad = False
         for i in range(c * h, min(N, (c + 1) * h)):
             row = x[i]
             orow = out[i]
@@ -119,7 +119,7 @@ def _normalize(x, m, s, b, out, check, relu, flags, h, c0, c1):  # pragma: no co
                 for j in range(D):
                     value = (row[j] - m[j]) * s[j] + b[j]
                     orow[j] = value
-                    acc += value * 0.0
+                    bad |= nonfinite(value)
             elif relu:  # then max(out, 0): batch norm and ReLU in one pass
                 for j in range(D):
                     value = (row[j] - m[j]) * s[j] + b[j]
@@ -127,7 +127,7 @@ def _normalize(x, m, s, b, out, check, relu, flags, h, c0, c1):  # pragma: no co
             else:
                 for j in range(D):
                     orow[j] = (row[j] - m[j]) * s[j] + b[j]
-        flags[c] = acc
+        flags[c] = bad
 
 
 @kernel

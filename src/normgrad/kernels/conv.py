@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from normgrad._internal.params import float_params
-from normgrad.kernels._runtime import compiled, contiguous, empty, height, kernel, run
+from normgrad.kernels._runtime import compiled, contiguous, empty, height, inline, kernel, run
 from normgrad.ops.fast import (
     FastConvCache,
     check_conv_gradient_inputs,
@@ -37,6 +37,26 @@ from normgrad.ops.fast import (
 )
 from normgrad.ops.windows import conv_geometry
 
+# Flat indices below are cast to unsigned: numba then emits no negative-index
+# wraparound select per access, and the short row copies vectorize (a view per row
+# instead costs two atomic reference counts, more than copying its 32 values).
+
+
+@inline
+def _inside(d, s, p, size, n_out):  # pragma: no cover - compiled
+    """The outputs t in [t0, t1) whose input index s*t + d - p lies in [0, size): a tap's
+    whole valid range, so the loops below copy it without a bounds test per element."""
+    t0 = max(0, -((d - p) // s))  # ceil((p - d) / s)
+    t1 = min(n_out, (size - 1 + p - d) // s + 1)
+    return t0, max(t0, t1)
+
+
+@inline
+def _zero(a, e0, e1):  # pragma: no cover - compiled
+    """a[e0:e1] = 0 for a flat a."""
+    for e in range(e0, e1):
+        a[np.uint64(e)] = 0
+
 
 @kernel
 def _im2col(x, HH, WW, s, p, H_out, W_out, cols, cm, h, c0, c1):  # pragma: no cover - compiled
@@ -45,55 +65,62 @@ def _im2col(x, HH, WW, s, p, H_out, W_out, cols, cm, h, c0, c1):  # pragma: no c
     instead (channel-major: one matrix for the whole batch)."""
     N, C, H, W = x.shape
     K = C * HH * WW
+    L = H_out * W_out
     for c in range(c0, c1):
         for n in range(c * h, min(N, (c + 1) * h)):
             ones = cols[K, n] if cm else cols[n, K]
             for j in range(ones.size):
                 ones[j] = 1
             for ch in range(C):
-                plane = x[n, ch]
+                plane = x[n, ch].reshape(-1)  # (H * W,)
                 for di in range(HH):
+                    i0, i1 = _inside(di, s, p, H, H_out)
                     for dj in range(WW):
+                        j0, j1 = _inside(dj, s, p, W, W_out)
                         k = (ch * HH + di) * WW + dj
-                        out = cols[k, n] if cm else cols[n, k]
-                        for i in range(H_out):
-                            r = s * i + di - p
-                            base = i * W_out
-                            if r < 0 or r >= H:
-                                for j in range(W_out):
-                                    out[base + j] = 0
-                                continue
-                            row = plane[r]
-                            for j in range(W_out):
-                                q = s * j + dj - p
-                                out[base + j] = row[q] if 0 <= q < W else 0
+                        out = cols[k, n] if cm else cols[n, k]  # (H' * W',)
+                        _zero(out, 0, i0 * W_out)  # window rows above x
+                        for i in range(i0, i1):
+                            xb = (s * i + di - p) * W + dj - p  # plane's index at j = 0
+                            ob = i * W_out
+                            _zero(out, ob, ob + j0)
+                            if s == 1:
+                                for j in range(j0, j1):
+                                    out[np.uint64(ob + j)] = plane[np.uint64(xb + j)]
+                            else:
+                                for j in range(j0, j1):
+                                    out[np.uint64(ob + j)] = plane[np.uint64(xb + s * j)]
+                            _zero(out, ob + j1, ob + W_out)
+                        _zero(out, i1 * W_out, L)  # and below it
 
 
 @kernel
 def _col2im(dcols, HH, WW, s, p, H_out, W_out, dx, cm, h, c0, c1):  # pragma: no cover - compiled
     """dx (N, C, H, W) += every window's column, for the samples of chunks c0..c1, in
-    the reference's order: tap by tap (di, dj), starting from 0. cm: dcols is
+    the reference's order: tap by tap (di, dj), starting from 0 (within one tap no two
+    outputs meet one input, so each value's sum runs in that order). cm: dcols is
     (C*HH*WW, N, H'*W') instead of (N, C*HH*WW, H'*W')."""
     N, C, H, W = dx.shape
     for c in range(c0, c1):
         for n in range(c * h, min(N, (c + 1) * h)):
             for ch in range(C):
-                plane = dx[n, ch]
-                plane[:, :] = 0
+                plane = dx[n, ch].reshape(-1)  # (H * W,)
+                _zero(plane, 0, H * W)
                 for di in range(HH):
+                    i0, i1 = _inside(di, s, p, H, H_out)
                     for dj in range(WW):
+                        j0, j1 = _inside(dj, s, p, W, W_out)
                         k = (ch * HH + di) * WW + dj
-                        col = dcols[k, n] if cm else dcols[n, k]
-                        for i in range(H_out):
-                            r = s * i + di - p
-                            if r < 0 or r >= H:
-                                continue
-                            row = plane[r]
-                            base = i * W_out
-                            for j in range(W_out):
-                                q = s * j + dj - p
-                                if 0 <= q < W:
-                                    row[q] += col[base + j]
+                        col = dcols[k, n] if cm else dcols[n, k]  # (H' * W',)
+                        for i in range(i0, i1):
+                            xb = (s * i + di - p) * W + dj - p  # plane's index at j = 0
+                            ob = i * W_out
+                            if s == 1:
+                                for j in range(j0, j1):
+                                    plane[np.uint64(xb + j)] += col[np.uint64(ob + j)]
+                            else:
+                                for j in range(j0, j1):
+                                    plane[np.uint64(xb + s * j)] += col[np.uint64(ob + j)]
 
 
 def _chunks(N: int) -> int:

@@ -28,7 +28,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from normgrad.kernels._runtime import height, inline, kernel, map_rows, n_chunks, reduction, run
+from normgrad.kernels._runtime import (
+    height,
+    inline,
+    kernel,
+    map_rows,
+    n_chunks,
+    nonfinite,
+    reduction,
+    run,
+)
 
 #: Values per float32 sub-block of a plane's sums (then carried on in float64).
 SPAN = 512
@@ -125,12 +134,12 @@ def _shift(x, C, cm):  # pragma: no cover - compiled
 @kernel
 def _normalize(x, cm, m, s, b, out, check, relu, flags, h, c0, c1):  # pragma: no cover - compiled
     """out = (x - m_c) * s_c + b_c for the rows of chunks c0..c1 (out in NCHW order);
-    with ``check``, flags[c] is NaN iff some output of chunk c is inf or NaN."""
+    with ``check``, flags[c] is 1 iff some output of chunk c is inf or NaN, else 0."""
     R, L = x.shape
     C = m.shape[0]
     N = R // C
     for c in range(c0, c1):
-        acc = 0.0
+        bad = False
         for r in range(c * h, min(R, (c + 1) * h)):
             n, ch = _plane(r, N, C, cm)
             mc, sc, bc = m[ch], s[ch], b[ch]
@@ -140,7 +149,7 @@ def _normalize(x, cm, m, s, b, out, check, relu, flags, h, c0, c1):  # pragma: n
                 for i in range(L):
                     v = value(row[i], mc, sc, bc)
                     orow[i] = v
-                    acc += v * 0.0
+                    bad |= nonfinite(v)
             elif relu:  # then max(out, 0): batch norm and ReLU in one pass
                 for i in range(L):
                     v = value(row[i], mc, sc, bc)
@@ -148,7 +157,7 @@ def _normalize(x, cm, m, s, b, out, check, relu, flags, h, c0, c1):  # pragma: n
             else:
                 for i in range(L):
                     orow[i] = value(row[i], mc, sc, bc)
-        flags[c] = acc
+        flags[c] = bad
 
 
 @kernel

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from normgrad.kernels._runtime import empty, height, inline, kernel, n_chunks, run
+from normgrad.kernels._runtime import empty, height, inline, kernel, n_chunks, nonfinite, run
 from normgrad.kernels.planes import _plane, grad_value, value
 from normgrad.kernels.pool import best_of_four
 
@@ -35,38 +35,38 @@ def _live_winner(row, W, i, j, k, mc, sc, bc):  # pragma: no cover - compiled
     """The flat offset in the H x W plane ``row`` of window (i, j)'s winner (offset k =
     2 di + dj) when ReLU passed it (v > 0, v recomputed as the forward made it), else -1."""
     q = (2 * i + k // 2) * W + 2 * j + k % 2
-    return q if value(row[q], mc, sc, bc) > 0 else -1
+    return q if value(row[np.uint64(q)], mc, sc, bc) > 0 else -1
 
 
 @kernel
 def _forward(x, cm, W, m, s, b, out, argmax, check, flags, h, c0, c1):  # pragma: no cover
     """Pooled max(v, 0) and its offsets for the rows of chunks c0..c1 (out, argmax:
-    (N, C, H', W')); with ``check``, flags[c] is NaN iff some v of chunk c is inf or NaN."""
+    (N, C, H', W')); with ``check``, flags[c] is 1 iff some v of chunk c is inf or NaN."""
     R, L = x.shape
     C = m.shape[0]
     N = R // C
     H_out, W_out = out.shape[2], out.shape[3]
     for c in range(c0, c1):
-        acc = 0.0
+        bad = False
         for r in range(c * h, min(R, (c + 1) * h)):
             n, ch = _plane(r, N, C, cm)
             mc, sc, bc = m[ch], s[ch], b[ch]
             row = x[r]
             if check:
                 for i in range(L):
-                    acc += value(row[i], mc, sc, bc) * 0.0
+                    bad |= nonfinite(value(row[i], mc, sc, bc))
             for i in range(H_out):
                 o = out[n, ch, i]
                 am = argmax[n, ch, i]
                 top = 2 * i * W
                 bottom = top + W
                 for j in range(W_out):
-                    v0 = value(row[top + 2 * j], mc, sc, bc)
-                    v1 = value(row[top + 2 * j + 1], mc, sc, bc)
-                    v2 = value(row[bottom + 2 * j], mc, sc, bc)
-                    v3 = value(row[bottom + 2 * j + 1], mc, sc, bc)
+                    v0 = value(row[np.uint64(top + 2 * j)], mc, sc, bc)
+                    v1 = value(row[np.uint64(top + 2 * j + 1)], mc, sc, bc)
+                    v2 = value(row[np.uint64(bottom + 2 * j)], mc, sc, bc)
+                    v3 = value(row[np.uint64(bottom + 2 * j + 1)], mc, sc, bc)
                     o[j], am[j] = best_of_four(v0, v1, v2, v3, True)
-        flags[c] = acc
+        flags[c] = bad
 
 
 @kernel
@@ -91,7 +91,7 @@ def _grad_sums(g, x, cm, W, m, s, b, argmax, dbetas, dcents, h, c0, c1):  # prag
                     q = _live_winner(row, W, i, j, am[j], mc, sc, bc)
                     if q >= 0:
                         t1 += gi[j]
-                        t2 += gi[j] * (row[q] - mc)
+                        t2 += gi[j] * (row[np.uint64(q)] - mc)
             dbetas[c, ch] += t1
             dcents[c, ch] += t2
 
@@ -119,7 +119,7 @@ def _input_grad(g, x, cm, W, m, s, b, argmax, a, c1, c0, dx, h, lo, hi):  # prag
                 for j in range(W_out):
                     q = _live_winner(row, W, i, j, am[j], mc, sc, bc)
                     if q >= 0:
-                        d[q] = grad_value(gi[j], row[q], mc, ac, bc1, cc)
+                        d[np.uint64(q)] = grad_value(gi[j], row[np.uint64(q)], mc, ac, bc1, cc)
 
 
 def normalize_pool(
