@@ -166,6 +166,8 @@ def _backward(
     for c in range(c0, c1):
         dg = dgam[c]
         db = dbet[c]
+        dg[:] = 0
+        db[:] = 0
         lo = c * h
         hi = min(R, (c + 1) * h)
         for i in range(lo, hi):
@@ -285,8 +287,8 @@ def backward(
     # one (G * P,) row of float64 partials per chunk: at most _PARTIALS values in all
     chunks = min(n_chunks(R, M), max(8, _PARTIALS // (G * P)))
     dx = empty_like(x)
-    dgam = np.zeros((chunks, G * P))
-    dbet = np.zeros((chunks, G * P))
+    dgam = np.empty((chunks, G * P))  # each chunk zeroes its row first
+    dbet = np.empty((chunks, G * P))
     gam = _flat_param(gamma, G * P, x.dtype, 1.0)
     mu = np.zeros(R) if mean is None else mean
     args = (dout, x, mu, rstd, gam, P, Q, G, center, dx, dgam, dbet, height(R, chunks))
