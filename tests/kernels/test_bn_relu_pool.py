@@ -16,6 +16,7 @@ numba = pytest.importorskip("numba")
 
 from normgrad.gradient_check import eval_numerical_gradient_array  # noqa: E402
 from normgrad.kernels import pool, spatial  # noqa: E402
+from normgrad.norms import spatial as reference  # noqa: E402
 
 POOL2 = {"pool_height": 2, "pool_width": 2, "stride": 2}
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
@@ -185,3 +186,30 @@ def test_non_finite_dout_gives_the_composed_nan_and_inf(dtype, bad) -> None:
     for g, w in zip(got, want, strict=True):
         for test in (np.isnan, np.isposinf, np.isneginf):
             assert np.array_equal(test(g), test(w))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("where", [(0, 0, 0, 0), (-1, -1, -1, -1), (7, 5, 3, 2)])
+def test_test_mode_overflow_in_any_chunk_is_the_reference(dtype, where) -> None:
+    """Test mode has no batch statistics to bound the output, so each normalize kernel
+    flags an inf or NaN it makes (``_runtime.nonfinite``) and the call is redone by the
+    reference, which rescales: here x - mean overflows, (x - mean) / sqrt(var) does not.
+    The value sits in the first, last or a middle plane of a call large enough for
+    several chunks and threads; the flag must travel from any of them."""
+    rng = np.random.default_rng(11)
+    shape = (16, 8, 32, 32)  # 131072 values: several chunks
+    big = np.finfo(dtype).max
+    x = rng.standard_normal(shape).astype(dtype)
+    x[where] = big
+    C = shape[1]
+    gamma = np.full(C, 2.0, dtype)
+    beta = np.zeros(C, dtype)
+    stats = {"running_mean": np.full(C, -big / 2), "running_var": np.full(C, 1e20)}
+    p1, p2, p3, p4 = ({"mode": "test", **{k: v.copy() for k, v in stats.items()}} for _ in range(4))
+    with np.errstate(over="ignore"):
+        out, _ = spatial.spatial_batchnorm_relu_pool_forward_fused(x, gamma, beta, p1, POOL2)
+        want, _ = _composed(x, gamma, beta, p2)
+        a, _ = spatial.spatial_batchnorm_forward_fused(x, gamma, beta, p3)
+        ref = reference.spatial_batchnorm_forward(x, gamma, beta, p4)[0]
+    assert np.all(np.isfinite(ref))  # the reference rescales: no overflow to flag there
+    assert np.array_equal(a, ref) and np.array_equal(out, want)

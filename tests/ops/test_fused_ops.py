@@ -225,6 +225,68 @@ def test_pooling_and_relu_say_what_the_reference_says() -> None:
             call()
 
 
+@pytest.mark.parametrize("window", [2, 3])
+@pytest.mark.parametrize("where", [(0, 0, 0, 0), (-1, -1, -1, -1), (5, 2, 1, 3)])
+@pytest.mark.parametrize("bad", [-1, 9, 10**6])
+def test_a_corrupt_pool_cache_is_refused_not_written_through(window, where, bad) -> None:
+    """The backward trusts the cache's winners to index dx: a winner outside its window
+    (a cache built by hand, or changed since) would write out of bounds in the compiled
+    kernels. Every backward, the reference included, raises ValueError instead, and a
+    cache of the wrong dtype or shape is refused before any work."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 4, 12, 12))  # 4608 values: one chunk per sample group
+    pp = {"pool_height": window, "pool_width": window, "stride": window}
+    for backward in (
+        fast.max_pool_backward_fast,
+        pool.max_pool_backward_fused,
+        pool.relu_pool_backward,
+    ):
+        forward = (
+            pool.relu_pool_forward
+            if backward is pool.relu_pool_backward
+            else fast.max_pool_forward_fast
+        )
+        out, cache = forward(x, pp)
+        dout = rng.standard_normal(out.shape)
+        good = backward(dout, cache)  # the cache as made works
+        assert good.shape == x.shape
+        argmax = cache.argmax.copy()
+        argmax[where] = bad
+        with pytest.raises(ValueError, match="winners outside"):
+            backward(dout, cache._replace(argmax=argmax))
+        with pytest.raises(TypeError, match="integer array of window winners"):
+            backward(dout, cache._replace(argmax=cache.argmax.astype(np.float64)))
+        with pytest.raises(ValueError, match="the cache's argmax must have shape"):
+            backward(dout, cache._replace(argmax=cache.argmax[:, :, :1]))
+
+
+@pytest.mark.parametrize("where", [(0, 0, 0, 0), (-1, -1, -1, -1)])
+def test_a_corrupt_one_kernel_cache_is_refused(where) -> None:
+    """The same for batch norm + ReLU + pool in one kernel (``kernels.planes_pool``)."""
+    from normgrad.kernels import spatial  # noqa: PLC0415
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((8, 4, 12, 12))
+    gamma, beta = rng.standard_normal(4), rng.standard_normal(4)
+    pp = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    out, cache = spatial.spatial_batchnorm_relu_pool_forward_fused(
+        x, gamma, beta, {"mode": "train"}, pp
+    )
+    dout = rng.standard_normal(out.shape)
+    argmax = cache.argmax.copy()
+    argmax[where] = 4
+    for d in (dout, dout.astype(np.float32)):  # the one-kernel path, and the layered one
+        with pytest.raises(ValueError, match="winners outside"):
+            spatial.spatial_batchnorm_relu_pool_backward_fused(d, cache._replace(argmax=argmax))
+    wide = cache._replace(argmax=cache.argmax.astype(np.int64))  # another integer dtype works
+    for got, want in zip(
+        spatial.spatial_batchnorm_relu_pool_backward_fused(dout, wide),
+        spatial.spatial_batchnorm_relu_pool_backward_fused(dout, cache),
+        strict=True,
+    ):
+        assert np.array_equal(got, want)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_the_sandwiches_give_the_same_bits_with_the_fused_ops(dtype) -> None:
     # conv, ReLU and pooling are bit-identical, so in float64 (reference norms) every

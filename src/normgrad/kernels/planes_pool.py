@@ -72,7 +72,8 @@ def _forward(x, cm, W, m, s, b, out, argmax, check, flags, h, c0, c1):  # pragma
 @kernel
 def _grad_sums(g, x, cm, W, m, s, b, argmax, dbetas, dcents, h, c0, c1):  # pragma: no cover
     """Rows of chunks c0..c1: per channel, float64 sums of da and da * (x - m_c), da
-    being g (N, C, H', W') at each winner whose v is > 0."""
+    being g (N, C, H', W') at each winner whose v is > 0. Returns 1 at the first offset
+    above 3 (a corrupt cache: nothing is read out of bounds), else 0."""
     R, L = x.shape
     C = m.shape[0]
     N = R // C
@@ -88,12 +89,15 @@ def _grad_sums(g, x, cm, W, m, s, b, argmax, dbetas, dcents, h, c0, c1):  # prag
                 gi = g[n, ch, i]
                 am = argmax[n, ch, i]
                 for j in range(W_out):
+                    if am[j] > 3:
+                        return 1
                     q = _live_winner(row, W, i, j, am[j], mc, sc, bc)
                     if q >= 0:
                         t1 += gi[j]
                         t2 += gi[j] * (row[np.uint64(q)] - mc)
             dbetas[c, ch] += t1
             dcents[c, ch] += t2
+    return 0
 
 
 @kernel
@@ -154,15 +158,17 @@ def grad_sums(
     b: np.ndarray,
     argmax: np.ndarray,
     cm: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(sum da, sum da * (x - m_c)) per channel, (C,) float64 each; g: (N, C, H', W')."""
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(sum da, sum da * (x - m_c)) per channel, (C,) float64 each; g: (N, C, H', W').
+    None when argmax holds an offset above 3 (``input_grad`` must not run then)."""
     R, L = x.shape
     C = m.shape[0]
     chunks = n_chunks(R, L)
     dbetas = np.zeros((chunks, C))
     dcents = np.zeros((chunks, C))
     args = (g, x, cm, W, m, s, b, argmax, dbetas, dcents, height(R, chunks))
-    run(_grad_sums, args, chunks, x.size)
+    if run(_grad_sums, args, chunks, x.size):
+        return None
     return dbetas.sum(axis=0), dcents.sum(axis=0)
 
 

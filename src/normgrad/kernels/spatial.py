@@ -34,7 +34,7 @@ from normgrad.kernels import _quick as q
 from normgrad.kernels._runtime import F64, as64, compiled, contiguous
 from normgrad.norms import spatial
 from normgrad.norms.spatial import SpatialBatchNormCache
-from normgrad.ops.fast import FastPoolCache
+from normgrad.ops.fast import FastPoolCache, bad_winners, check_winners
 from normgrad.ops.windows import pool_geometry
 
 #: The pool ``spatial_batchnorm_relu_pool_forward_fused`` runs as one kernel.
@@ -271,12 +271,22 @@ def spatial_batchnorm_relu_pool_backward_fused(
         return spatial_batchnorm_backward_fused(da, cache.bn)
     bn, s, b, argmax = cache
     x2, mu, m, inv, gamma, train, shape, cm = bn
+    N, C, H, W = shape
+    check_winners(argmax, (N, C, H // 2, W // 2), 4, *_RELU_POOL)
+    ours = argmax.dtype == np.uint8 and argmax.flags.c_contiguous  # as the forward made it
     v.float_array(dout, "dout")
     v.shape(dout, "dout", argmax.shape, "the shape of the forward output")
-    if dout.dtype != x2.dtype or not dout.flags.c_contiguous:  # one signature per dtype
-        return spatial_batchnorm_backward_fused(_pool_grad(dout, cache), bn)
-    W = shape[3]
-    dbeta, dcent = planes_pool.grad_sums(dout, x2, W, m, s, b, argmax, cm)
+    if not ours or dout.dtype != x2.dtype or not dout.flags.c_contiguous:
+        if argmax.size and (argmax.min() < 0 or argmax.max() > 3):  # the kernels check it
+            raise bad_winners(4, *_RELU_POOL)
+        cache = cache._replace(argmax=np.ascontiguousarray(argmax, np.uint8))
+        if dout.dtype != x2.dtype or not dout.flags.c_contiguous:  # one signature per dtype
+            return spatial_batchnorm_backward_fused(_pool_grad(dout, cache), bn)
+        argmax = cache.argmax
+    sums = planes_pool.grad_sums(dout, x2, W, m, s, b, argmax, cm)
+    if sums is None:
+        raise bad_winners(4, *_RELU_POOL)
+    dbeta, dcent = sums
     n = x2.size // shape[1]
     dgamma, a, c1, c0, finite = _affine.backward(dbeta, dcent, mu, m, inv, as64(gamma), n, train)
     if not finite:  # a float32 coefficient overflows, or dout has NaN or inf: layer by layer
@@ -284,6 +294,13 @@ def spatial_batchnorm_relu_pool_backward_fused(
     dx = planes_pool.input_grad(dout, x2, W, m, s, b, argmax, a, c1, c0, cm)
     pdt = gamma.dtype
     return _layout(dx, cm, shape), dgamma.astype(pdt), dbeta.astype(pdt)
+
+
+#: (backward, forward) as the errors about a one-kernel cache name them.
+_RELU_POOL = (
+    "spatial_batchnorm_relu_pool_backward_fused",
+    "spatial_batchnorm_relu_pool_forward_fused",
+)
 
 
 def _pool_grad(dout: np.ndarray, cache: FusedBnReluPoolCache) -> np.ndarray:

@@ -203,6 +203,9 @@ def _scatter_to_winners(
     N, C, H, W = x.shape
     v.float_array(dout, "dout")
     v.shape(dout, "dout", (N, C, H_out, W_out), "the shape of the forward output")
+    check_winners(argmax, (N, C, H_out, W_out), ph * pw, backward, forward)
+    if argmax.size and (argmax.min() < 0 or argmax.max() >= ph * pw):
+        raise bad_winners(ph * pw, backward, forward)
     di, dj = np.divmod(argmax, pw)  # (N, C, H', W') each: the winner's offset in its window
     rows = stride * np.arange(H_out)[:, None] + di  # (N, C, H', W')
     cols = stride * np.arange(W_out)[None, :] + dj  # (N, C, H', W')
@@ -210,6 +213,30 @@ def _scatter_to_winners(
     flat = plane[:, :, None, None] + rows * W + cols  # (N, C, H', W') index into x.ravel()
     dx = np.bincount(flat.ravel(), weights=dout.ravel(), minlength=x.size)  # (N*C*H*W,)
     return dx.reshape(x.shape).astype(np.result_type(dout, x), copy=False)
+
+
+def check_winners(
+    argmax: Any, shape: tuple[int, ...], window: int, backward: str, forward: str
+) -> None:
+    """Raise unless a pool cache's argmax is an integer array of ``shape`` (one winner per
+    window of the forward output; ``window`` offsets per window). Its values are checked
+    by the caller (``bad_winners``): the fused kernels check them as they go."""
+    if not isinstance(argmax, np.ndarray) or not np.issubdtype(argmax.dtype, np.integer):
+        got = getattr(argmax, "dtype", type(argmax).__name__)
+        raise TypeError(
+            f"{backward}'s cache must hold an integer array of window winners, as {forward} "
+            f"makes; got {got}. Pass the cache that {forward} returned, unchanged."
+        )
+    v.shape(argmax, "the cache's argmax", shape, f"one winner per window of {forward}'s output")
+
+
+def bad_winners(window: int, backward: str, forward: str) -> ValueError:
+    """The error for a pool cache whose argmax leaves its windows."""
+    return ValueError(
+        f"{backward}'s cache holds window winners outside [0, {window}): it was not made by "
+        f"{forward} for these pools, or was changed since. Pass the cache that {forward} "
+        f"returned, unchanged."
+    )
 
 
 def _check_reshape_pool(x: np.ndarray, pool_param: dict[str, Any]) -> None:
