@@ -194,6 +194,38 @@ def test_pooling_and_relu_are_the_reference_bit_for_bit(dtype, shape, pool_param
     _equal(pool.relu_backward_fused(big, x), act.relu_backward(big, x))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "ph,pw,stride", [(2, 2, 2), (3, 3, 3), (3, 3, 2), (2, 3, 1), (1, 1, 1), (4, 2, 2)]
+)
+def test_pooling_with_nan_inf_and_ties_anywhere_is_the_reference(dtype, ph, pw, stride) -> None:
+    """Values from a small set (ties everywhere, -0.0 beside 0.0), with NaN, inf and -inf
+    at random places (not only a window's first value), so every winner rule is met at
+    every offset: fused and reference agree on outputs (signs of zero included), winners
+    and gradients, with and without ReLU. ReLU of -inf is 0, as np.maximum makes it."""
+    rng = np.random.default_rng(ph * 100 + pw * 10 + stride)
+    H = W = 12 if stride > 1 else 7
+    H, W = H - (H - ph) % stride, W - (W - pw) % stride  # windows that tile
+    x = rng.choice(np.array([-2.0, -1.0, -0.0, 0.0, 1.0, 1.0, 2.0]), (6, 3, H, W)).astype(dtype)
+    for bad in (np.nan, np.inf, -np.inf):
+        x[rng.random(x.shape) < 0.04] = bad
+    param = {"pool_height": ph, "pool_width": pw, "stride": stride}
+    for relu in (False, True):
+        src = act.relu_forward(x)[0] if relu else x
+        ref, ref_cache = fast.max_pool_forward_fast(src, param)
+        out, cache = (pool.relu_pool_forward if relu else pool.max_pool_forward_fused)(x, param)
+        _equal(out, ref)
+        assert np.array_equal(np.signbit(out), np.signbit(ref))  # -0.0 too (ReLU makes it +0)
+        _equal(cache.argmax, ref_cache.argmax)
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        want = fast.max_pool_backward_fast(dout, ref_cache)
+        if relu:
+            want = act.relu_backward(want, x)
+            _equal(pool.relu_pool_backward(dout, cache), want)
+        else:
+            _equal(pool.max_pool_backward_fused(dout, cache), want)
+
+
 def test_pooling_and_relu_say_what_the_reference_says() -> None:
     x = np.ones((2, 2, 4, 4))
     pp = {"pool_height": 2, "pool_width": 2, "stride": 2}

@@ -98,6 +98,19 @@ def nonfinite(v):  # pragma: no cover - compiled
     return (v - v) != 0
 
 
+@inline
+def zero_of(a):  # pragma: no cover - compiled
+    """0 in a's dtype (``v - v`` is not one: it is NaN for an infinite v)."""
+    return np.zeros(1, dtype=a.dtype)[0]
+
+
+@inline
+def relu(v, z):  # pragma: no cover - compiled
+    """``np.maximum(v, 0)`` exactly, z a 0 of v's dtype (``zero_of``): NaN stays NaN, and
+    every other v that is not above 0 (-inf and -0.0 included) gives +0.0."""
+    return v if (v > 0) | (v != v) else z
+
+
 def compiled(*arrays: np.ndarray) -> bool:
     """True when every array has a dtype the kernels are compiled for."""
     return all(a.dtype in COMPILED for a in arrays)

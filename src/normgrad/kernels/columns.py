@@ -35,7 +35,16 @@ from typing import Any
 
 import numpy as np
 
-from normgrad.kernels._runtime import HI, height, kernel, map_rows, n_chunks, nonfinite, run
+from normgrad.kernels._runtime import (
+    HI,
+    height,
+    kernel,
+    map_rows,
+    n_chunks,
+    nonfinite,
+    run,
+    zero_of,
+)
 
 #: Rows per block of the float32 sums: their rounding error grows with it.
 BLOCK = 32
@@ -108,8 +117,10 @@ def _shift(x):  # pragma: no cover - compiled
 @kernel
 def _normalize(x, m, s, b, out, check, relu, flags, h, c0, c1):  # pragma: no cover - compiled
     """out = (x - m) * s + b for the rows of chunks c0..c1. With ``check``, flags[c] is
-    1 iff some output of chunk c is inf or NaN (``_runtime.nonfinite``), else 0."""
+    1 iff some output of chunk c is inf or NaN (``_runtime.nonfinite``), else 0. ``relu``:
+    out = max(out, 0), as ``np.maximum`` (``_runtime.relu``)."""
     N, D = x.shape
+    z = zero_of(x)
     for c in range(c0, c1):
         bad = False
         for i in range(c * h, min(N, (c + 1) * h)):
@@ -123,7 +134,7 @@ def _normalize(x, m, s, b, out, check, relu, flags, h, c0, c1):  # pragma: no co
             elif relu:  # then max(out, 0): batch norm and ReLU in one pass
                 for j in range(D):
                     value = (row[j] - m[j]) * s[j] + b[j]
-                    orow[j] = value if value > 0 else value - value
+                    orow[j] = relu(value, z)
             else:
                 for j in range(D):
                     orow[j] = (row[j] - m[j]) * s[j] + b[j]

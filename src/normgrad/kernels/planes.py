@@ -37,6 +37,7 @@ from normgrad.kernels._runtime import (
     nonfinite,
     reduction,
     run,
+    zero_of,
 )
 
 #: Values per float32 sub-block of a plane's sums (then carried on in float64).
@@ -138,6 +139,7 @@ def _normalize(x, cm, m, s, b, out, check, relu, flags, h, c0, c1):  # pragma: n
     R, L = x.shape
     C = m.shape[0]
     N = R // C
+    z = zero_of(x)
     for c in range(c0, c1):
         bad = False
         for r in range(c * h, min(R, (c + 1) * h)):
@@ -153,7 +155,7 @@ def _normalize(x, cm, m, s, b, out, check, relu, flags, h, c0, c1):  # pragma: n
             elif relu:  # then max(out, 0): batch norm and ReLU in one pass
                 for i in range(L):
                     v = value(row[i], mc, sc, bc)
-                    orow[i] = v if v > 0 else v - v
+                    orow[i] = relu(v, z)
             else:
                 for i in range(L):
                     orow[i] = value(row[i], mc, sc, bc)

@@ -25,7 +25,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from normgrad.kernels._runtime import empty, height, inline, kernel, n_chunks, nonfinite, run
+from normgrad.kernels._runtime import (
+    empty,
+    height,
+    inline,
+    kernel,
+    n_chunks,
+    nonfinite,
+    run,
+    zero_of,
+)
 from normgrad.kernels.planes import _plane, grad_value, value
 from normgrad.kernels.pool import best_of_four
 
@@ -46,6 +55,7 @@ def _forward(x, cm, W, m, s, b, out, argmax, check, flags, h, c0, c1):  # pragma
     C = m.shape[0]
     N = R // C
     H_out, W_out = out.shape[2], out.shape[3]
+    z = zero_of(x)
     for c in range(c0, c1):
         bad = False
         for r in range(c * h, min(R, (c + 1) * h)):
@@ -65,7 +75,7 @@ def _forward(x, cm, W, m, s, b, out, argmax, check, flags, h, c0, c1):  # pragma
                     v1 = value(row[np.uint64(top + 2 * j + 1)], mc, sc, bc)
                     v2 = value(row[np.uint64(bottom + 2 * j)], mc, sc, bc)
                     v3 = value(row[np.uint64(bottom + 2 * j + 1)], mc, sc, bc)
-                    o[j], am[j] = best_of_four(v0, v1, v2, v3, True)
+                    o[j], am[j] = best_of_four(v0, v1, v2, v3, True, z)
         flags[c] = bad
 
 

@@ -29,7 +29,17 @@ from typing import Any
 import numpy as np
 
 from normgrad._internal import validate as v
-from normgrad.kernels._runtime import COMPILED, empty, height, inline, kernel, n_chunks, run
+from normgrad.kernels._runtime import (
+    COMPILED,
+    empty,
+    height,
+    inline,
+    kernel,
+    n_chunks,
+    run,
+    zero_of,
+)
+from normgrad.kernels._runtime import relu as relu_of
 from normgrad.ops._checks import array_cache
 from normgrad.ops.activations import relu_backward
 from normgrad.ops.fast import (
@@ -47,6 +57,7 @@ def _pool(x, ph, pw, s, relu, out, argmax, h, c0, c1):  # pragma: no cover - com
     """Window maxima and their first offsets, for the samples of chunks c0..c1."""
     N, C, H, W = x.shape
     _, _, H_out, W_out = out.shape
+    z = zero_of(x)
     for c in range(c0, c1):
         for n in range(c * h, min(N, (c + 1) * h)):
             for ch in range(C):
@@ -56,14 +67,14 @@ def _pool(x, ph, pw, s, relu, out, argmax, h, c0, c1):  # pragma: no cover - com
                 for i in range(H_out):
                     for j in range(W_out):
                         best = plane[s * i, s * j]
-                        if relu and best < 0:  # np.maximum(v, 0); NaN stays NaN
-                            best = best - best
+                        if relu:  # np.maximum(v, 0)
+                            best = relu_of(best, z)
                         k = 0
                         for di in range(ph):
                             for dj in range(pw):
                                 value = plane[s * i + di, s * j + dj]
-                                if relu and value < 0:
-                                    value = value - value
+                                if relu:
+                                    value = relu_of(value, z)
                                 if best != best:  # a NaN won already: np.argmax keeps it
                                     break
                                 if value > best or value != value:
@@ -102,15 +113,16 @@ def _scatter(dout, x, argmax, ph, pw, s, relu, dx, h, c0, c1):  # pragma: no cov
 
 
 @inline
-def best_of_four(v0, v1, v2, v3, relu):  # pragma: no cover - compiled
+def best_of_four(v0, v1, v2, v3, relu, z):  # pragma: no cover - compiled
     """(max, its offset 0..3) of a 2x2 window's values in row-major order, branch-free:
     a value wins if it is larger, or NaN while the best is not (``np.argmax``: the first
-    NaN), so ties go to the first maximum. ``relu``: of max(v, 0) (NaN stays NaN)."""
+    NaN), so ties go to the first maximum. ``relu``: of ``_runtime.relu(v, z)``, which is
+    ``np.maximum(v, 0)`` (z: 0 in v's dtype)."""
     if relu:
-        v0 = v0 - v0 if v0 < 0 else v0
-        v1 = v1 - v1 if v1 < 0 else v1
-        v2 = v2 - v2 if v2 < 0 else v2
-        v3 = v3 - v3 if v3 < 0 else v3
+        v0 = relu_of(v0, z)
+        v1 = relu_of(v1, z)
+        v2 = relu_of(v2, z)
+        v3 = relu_of(v3, z)
     best = v0
     k = 0
     take = (v1 > best) | ((v1 != v1) & (best == best))
@@ -133,6 +145,7 @@ def _pool2(x, relu, out, argmax, h, c0, c1):  # pragma: no cover - compiled
     NaN); in row-major order, so ties go to the first maximum."""
     N, C, H, W = x.shape
     _, _, H_out, W_out = out.shape
+    z = zero_of(x)
     for c in range(c0, c1):
         for n in range(c * h, min(N, (c + 1) * h)):
             for ch in range(C):
@@ -145,7 +158,7 @@ def _pool2(x, relu, out, argmax, h, c0, c1):  # pragma: no cover - compiled
                     for j in range(W_out):
                         v0, v1 = r0[2 * j], r0[2 * j + 1]
                         v2, v3 = r1[2 * j], r1[2 * j + 1]
-                        o[j], am[j] = best_of_four(v0, v1, v2, v3, relu)
+                        o[j], am[j] = best_of_four(v0, v1, v2, v3, relu, z)
 
 
 @kernel
