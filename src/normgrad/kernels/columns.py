@@ -45,6 +45,7 @@ from normgrad.kernels._runtime import (
     run,
     zero_of,
 )
+from normgrad.kernels._runtime import relu as relu_of
 
 #: Rows per block of the float32 sums: their rounding error grows with it.
 BLOCK = 32
@@ -134,7 +135,7 @@ def _normalize(x, m, s, b, out, check, relu, flags, h, c0, c1):  # pragma: no co
             elif relu:  # then max(out, 0): batch norm and ReLU in one pass
                 for j in range(D):
                     value = (row[j] - m[j]) * s[j] + b[j]
-                    orow[j] = relu(value, z)
+                    orow[j] = relu_of(value, z)
             else:
                 for j in range(D):
                     orow[j] = (row[j] - m[j]) * s[j] + b[j]

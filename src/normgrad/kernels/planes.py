@@ -39,6 +39,7 @@ from normgrad.kernels._runtime import (
     run,
     zero_of,
 )
+from normgrad.kernels._runtime import relu as relu_of
 
 #: Values per float32 sub-block of a plane's sums (then carried on in float64).
 SPAN = 512
@@ -155,7 +156,7 @@ def _normalize(x, cm, m, s, b, out, check, relu, flags, h, c0, c1):  # pragma: n
             elif relu:  # then max(out, 0): batch norm and ReLU in one pass
                 for i in range(L):
                     v = value(row[i], mc, sc, bc)
-                    orow[i] = relu(v, z)
+                    orow[i] = relu_of(v, z)
             else:
                 for i in range(L):
                     orow[i] = value(row[i], mc, sc, bc)
