@@ -103,11 +103,8 @@ def blend(p: Plain, mu: np.ndarray, var: np.ndarray, n: int) -> tuple[int, np.nd
     mu, var: (D,) float64 batch mean and biased variance over n values per feature. The
     arrays are meaningful only when status is 0 (else ``INVALID`` or ``OVERFLOW``).
     """
-    new_mean = np.empty_like(p.mean)
-    new_var = np.empty_like(p.var)
-    keep = p.mean.dtype.type(p.keep)  # NumPy rounds the Python float to the array's dtype
     ratio = n / (n - 1) if p.unbiased else 1.0
-    status = columns._blend(p.mean, p.var, mu, var, keep, p.w, ratio, new_mean, new_var)
+    status, new_mean, new_var = columns.blend_new(p.mean, p.var, mu, var, p.keep, p.w, ratio)
     return int(status), new_mean, new_var
 
 

@@ -260,6 +260,19 @@ def _blend(old_mean, old_var, mu, var, keep, w, ratio, new_mean, new_var):  # pr
 
 
 @kernel
+def blend_new(old_mean, old_var, mu, var, keep, w, ratio):  # pragma: no cover - compiled
+    """``_blend`` into new arrays: (status, new_mean, new_var). keep is the Python float,
+    rounded here to the running dtype as NumPy rounds it against an array (one compiled
+    call instead of two allocations and a scalar conversion in Python)."""
+    k = np.empty(1, dtype=old_mean.dtype)
+    k[0] = keep
+    new_mean = np.empty_like(old_mean)
+    new_var = np.empty_like(old_var)
+    status = _blend(old_mean, old_var, mu, var, k[0], w, ratio, new_mean, new_var)
+    return status, new_mean, new_var
+
+
+@kernel
 def _chunk_sum(parts):  # pragma: no cover - compiled
     """(D,) float64: the rows of parts (chunks, D) added in chunk order."""
     total = parts[0].copy()
