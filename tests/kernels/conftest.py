@@ -146,6 +146,19 @@ def same_bits_on_one_and_two_threads(once) -> None:
 
 
 @pytest.fixture
+def two_threads():
+    """This thread's numba thread count set to 2 for the test (needs NUMBA_NUM_THREADS >= 2)."""
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs at least 2 numba threads")
+    previous = numba.get_num_threads()
+    numba.set_num_threads(2)
+    yield
+    numba.set_num_threads(previous)
+
+
+@pytest.fixture
 def fk() -> SimpleNamespace:
     """The shared helpers: ``fk.case(name)``, ``fk.draw``, ``fk.running``, ``fk.run_pair``,
     ``fk.same_bits_on_one_and_two_threads``."""

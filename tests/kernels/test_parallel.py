@@ -15,14 +15,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def two_threads():
-    previous = numba.get_num_threads()
-    numba.set_num_threads(2)
-    yield
-    numba.set_num_threads(previous)
-
-
 def _layer_norm(x, g, b):
     return rows.forward(x, g, b, x.shape[1], 1, 1, 1e-5, True)
 

@@ -16,8 +16,8 @@ the bits are the same on every run and for every ``numba.set_num_threads`` setti
 
 Threads. ``run`` calls a kernel once over all chunks when the problem is small (below
 ``PARALLEL_MIN`` elements: no thread is woken), and otherwise hands contiguous ranges of
-chunks to ``numba.get_num_threads()`` threads: the calling one and a small pool of
-Python threads, each running the GIL-free compiled code; or, with
+chunks to ``numba.get_num_threads()`` threads: the calling one and persistent worker threads
+(``kernels._workers``: a lock handoff each way), each running the GIL-free compiled code; or, with
 ``NORMGRAD_THREADS=numba``, numba's own threads through a compiled driver per kernel
 (``kernels._parallel``, which says why that is not the default).
 
@@ -40,12 +40,11 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from normgrad.kernels import _parallel
+from normgrad.kernels import _parallel, _workers
 from normgrad.norms.core import plain_range
 
 try:
@@ -130,19 +129,6 @@ def height(rows: int, chunks: int) -> int:
     return -(-rows // chunks)
 
 
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            workers = max(1, int(numba.config.NUMBA_NUM_THREADS) - 1)  # type: ignore[attr-defined]
-            _POOL = ThreadPoolExecutor(workers, thread_name_prefix="normgrad-kernels")
-        return _POOL
-
-
 def threads_for(size: int, chunks: int) -> int:
     """Threads a call of ``size`` elements cut into ``chunks`` chunks runs on."""
     if size < PARALLEL_MIN or chunks < 2:
@@ -164,16 +150,10 @@ def run(body: Any, args: tuple[Any, ...], chunks: int, size: int) -> bool:
     cuts = _parallel.cuts(chunks, threads)
     if _parallel.ENABLED:  # NORMGRAD_THREADS=numba: see kernels._parallel
         return bool(_parallel.driver(body)(*args, cuts))
-    cuts = cuts.tolist()
-    pool = _pool()
-    futures: list[Future[Any]] = [
-        pool.submit(_chunk_range, body, args, cuts[t], cuts[t + 1]) for t in range(1, threads)
-    ]
-    try:
-        hit = body(*args, cuts[0], cuts[1])
-    finally:
-        hits = [f.result() for f in futures]
-    return bool(hit) or any(hits)
+    hit = _workers.dispatch(body, args, cuts.tolist())
+    if hit is None:  # another thread's call has the workers: this one runs here, whole
+        return bool(body(*args, 0, chunks))
+    return hit
 
 
 def map_rows(
@@ -292,10 +272,6 @@ def empty_like(a: np.ndarray) -> np.ndarray:
     """``empty(a.shape, a.dtype, avoid=a)``: C-contiguous, like ``np.empty_like`` of a C
     array, and never at ``a``'s offset in a page."""
     return empty(a.shape, a.dtype, avoid=a)
-
-
-def _chunk_range(body: Any, args: tuple[Any, ...], lo: int, hi: int) -> Any:
-    return body(*args, lo, hi)
 
 
 def contiguous(a: np.ndarray) -> np.ndarray:
