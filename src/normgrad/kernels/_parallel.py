@@ -1,9 +1,10 @@
 """Compiled parallel drivers: a kernel's chunk ranges on numba's own threads (opt-in).
 
 ``_runtime.run`` splits a large call's chunks into one contiguous range per thread and,
-by default, runs them on the calling thread and a pool of Python threads. With
-``NORMGRAD_THREADS=numba`` in the environment (and a thread-safe numba threading layer:
-OpenMP or TBB) it calls a driver instead, compiled on first use with ``parallel=True``::
+by default, runs them on the calling thread and Python worker threads
+(``kernels._workers``). With ``NORMGRAD_THREADS=numba`` in the environment (and a
+thread-safe numba threading layer: OpenMP or TBB) it calls a driver instead, compiled on
+first use with ``parallel=True``::
 
     def _parallel_<kernel>(<the kernel's arguments but c0, c1>, cuts):
         hits = zeros(len(cuts) - 1)
@@ -19,7 +20,8 @@ a change to the module invalidates it); it costs about 5 s to compile once per d
 Why it is not the default (measured on the 2-core development VM, 2026-12-04):
 
 - Alone, it is faster. Layer norm's forward at (4096, 1024) float32 took 1.9 ms
-  through the drivers, 3.3 ms through the Python pool, and 2.1 ms in torch. A plain
+  through the drivers, 3.3 ms through the Python threads (then a ``ThreadPoolExecutor``),
+  and 2.1 ms in torch. A plain
   ``out = x * s + b`` took 0.82 against 1.52 ms (1 thread: 1.7 ms).
 - The speed comes from OpenMP's workers spinning between regions (libgomp's default,
   milliseconds). With ``GOMP_SPINCOUNT=1000`` in the environment the same forward took
