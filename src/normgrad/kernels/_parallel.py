@@ -97,14 +97,14 @@ def _layer_is_threadsafe() -> bool:
 def wanted() -> bool:
     """``NORMGRAD_THREADS=numba`` is set and numba has a thread-safe layer. Any value but
     ``numba``, ``pool`` or nothing, and ``numba`` without such a layer, warn (and keep
-    the pool)."""
+    the Python worker threads)."""
     choice = os.environ.get("NORMGRAD_THREADS", "").strip().lower()
     if choice in ("", "pool"):
         return False
     if choice != "numba":
         warnings.warn(
             f"NORMGRAD_THREADS={choice!r} is not 'pool' or 'numba'; normgrad uses its "
-            "Python thread pool. Set NORMGRAD_THREADS=numba for numba's threads.",
+            "Python worker threads. Set NORMGRAD_THREADS=numba for numba's threads.",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -112,7 +112,8 @@ def wanted() -> bool:
     if not _layer_is_threadsafe():
         warnings.warn(
             "NORMGRAD_THREADS=numba needs a thread-safe numba threading layer (OpenMP or "
-            "TBB: pip install tbb, or a system libgomp); normgrad uses its Python pool.",
+            "TBB: pip install tbb, or a system libgomp); normgrad uses its Python worker "
+            "threads.",
             RuntimeWarning,
             stacklevel=2,
         )

@@ -19,6 +19,7 @@ before it gets new work. A forked child starts with no workers and makes its own
 from __future__ import annotations
 
 import _thread
+import contextlib
 import os
 import threading
 from collections.abc import Sequence
@@ -86,10 +87,8 @@ def dispatch(body: Any, args: tuple[Any, ...], cuts: Sequence[int]) -> bool | No
         workers = _WORKERS[: n - 1]
         for w in workers:  # an interrupted call may have left one running
             if w.pending:
-                try:
+                with contextlib.suppress(BaseException):  # that call raised to its caller
                     w.collect()
-                except BaseException:  # noqa: S110 - that call already raised to its caller
-                    pass
         for t, w in enumerate(workers, start=1):
             w.post(body, args, cuts[t], cuts[t + 1])
         hit = False

@@ -127,11 +127,10 @@ def _train_small(
     """A plain train-mode call below the thread threshold: ``columns.train_small``."""
     N = xc.shape[0]
     lo = _affine.LO32 if xc.dtype == F32 else _affine.LO
-    keep = p.mean.dtype.type(p.keep)  # NumPy rounds the Python float to the stats' dtype
     ratio = N / (N - 1) if p.unbiased else 1.0
     g64, b64 = as64(gamma), as64(beta)
     status, out, mu, var, inv, m, mean, new_var = columns.train_small(
-        xc, g64, b64, p.eps, lo, relu, p.mean, p.var, keep, p.w, ratio
+        xc, g64, b64, p.eps, lo, relu, p.mean, p.var, p.keep, p.w, ratio
     )
     if status == columns.NOT_PLAIN:
         return _reference(x, gamma, beta, bn_param, relu)

@@ -243,9 +243,14 @@ def _valid(mean, var):  # pragma: no cover - compiled
 @kernel
 def _blend(old_mean, old_var, mu, var, keep, w, ratio, new_mean, new_var):  # pragma: no cover
     """RunningStats.update: keep * old (old's dtype) + w * batch (float64), rounded to old's
-    dtype; ratio = n / (n - 1) when unbiased, else 1. Returns 1 if an old value is not
-    finite or an old variance < 0 (nothing is computed), 2 if a result is not finite, else 0.
+    dtype; keep is the Python float, rounded first to old's dtype as NumPy rounds it
+    against an array; ratio = n / (n - 1) when unbiased, else 1. Returns 1 if an old value
+    is not finite or an old variance < 0 (nothing is computed), 2 if a result is not
+    finite, else 0.
     """
+    k = np.empty(1, dtype=old_mean.dtype)
+    k[0] = keep
+    keep = k[0]
     D = old_mean.shape[0]
     for j in range(D):
         if not (np.isfinite(old_mean[j]) and np.isfinite(old_var[j]) and old_var[j] >= 0):
@@ -261,14 +266,11 @@ def _blend(old_mean, old_var, mu, var, keep, w, ratio, new_mean, new_var):  # pr
 
 @kernel
 def blend_new(old_mean, old_var, mu, var, keep, w, ratio):  # pragma: no cover - compiled
-    """``_blend`` into new arrays: (status, new_mean, new_var). keep is the Python float,
-    rounded here to the running dtype as NumPy rounds it against an array (one compiled
-    call instead of two allocations and a scalar conversion in Python)."""
-    k = np.empty(1, dtype=old_mean.dtype)
-    k[0] = keep
+    """``_blend`` into new arrays: (status, new_mean, new_var), in one compiled call
+    (instead of two allocations and a dispatch from Python)."""
     new_mean = np.empty_like(old_mean)
     new_var = np.empty_like(old_var)
-    status = _blend(old_mean, old_var, mu, var, k[0], w, ratio, new_mean, new_var)
+    status = _blend(old_mean, old_var, mu, var, keep, w, ratio, new_mean, new_var)
     return status, new_mean, new_var
 
 
@@ -339,12 +341,12 @@ def _backward_small(g, x, mu, m, inv, gamma, train, chunks, h):  # pragma: no co
 
 
 def train_small(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float, lo: float,
-                relu: bool, old_mean: np.ndarray, old_var: np.ndarray, keep: Any, w: float,
+                relu: bool, old_mean: np.ndarray, old_var: np.ndarray, keep: float, w: float,
                 ratio: float) -> tuple[Any, ...]:  # fmt: skip
     """``_train_small`` for x: (N, D) below ``_runtime.PARALLEL_MIN`` elements."""
     N, D = x.shape
     chunks = n_chunks(N, D)
-    args = (gamma, beta, float(eps), float(lo), relu, old_mean, old_var, keep, float(w))
+    args = (gamma, beta, float(eps), float(lo), relu, old_mean, old_var, float(keep), float(w))
     return _train_small(x, chunks, height(N, chunks), *args, float(ratio))
 
 

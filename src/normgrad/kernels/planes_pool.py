@@ -117,12 +117,12 @@ def _input_grad(g, x, cm, W, m, s, b, argmax, a, c1, c0, dx, h, lo, hi):  # prag
     C = m.shape[0]
     N = R // C
     H_out, W_out = g.shape[2], g.shape[3]
+    zero = zero_of(x)  # da = 0 off the winners: a_c * 0, as the composition computes it
     for c in range(lo, hi):
         for r in range(c * h, min(R, (c + 1) * h)):
             n, ch = _plane(r, N, C, cm)
             ac, bc1, cc, mc = a[ch], c1[ch], c0[ch], m[ch]
             sc, bc = s[ch], b[ch]
-            zero = mc - mc  # da = 0 off the winners: a_c * 0, as the composition computes it
             row = x[r]
             d = dx[r]
             for i in range(L):

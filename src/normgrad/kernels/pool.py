@@ -9,8 +9,9 @@ returns the same pool cache the reference would build on the ReLU output::
     out[n, c, i, j] = max over the window at (s i, s j) of v,   v = x (or max(x, 0))
     argmax          = the first offset di * pw + dj where that maximum is
 
-2x2 windows at stride 2 (the course's) take a branch-free kernel of their own, which
-vectorizes. Backward, for pools that do not overlap (stride >= window):
+2x2 windows at stride 2 (the course's) take a branch-free forward kernel of their own,
+which vectorizes. Backward (one kernel for every pool: dx zeroed, then each winner
+set), for pools that do not overlap (stride >= window):
 every input receives at most one upstream value, so::
 
     dx[n, c, s i + di*, s j + dj*] = dout[n, c, i, j]                   (0 elsewhere)
@@ -86,29 +87,37 @@ def _pool(x, ph, pw, s, relu, out, argmax, h, c0, c1):  # pragma: no cover - com
 
 @kernel
 def _scatter(dout, x, argmax, ph, pw, s, relu, dx, h, c0, c1):  # pragma: no cover - compiled
-    """dx at each window's winner = dout (0 where relu and x <= 0 there); 0 elsewhere.
-    Returns 1 at the first winner outside its ph x pw window (a corrupt cache: nothing
-    is stored out of bounds, and the caller raises), else 0."""
+    """dx at each window's winner = dout (0 where relu and x <= 0 there); 0 elsewhere:
+    dx's plane zeroed, then each winner set (a select per input, for 2x2 pools, ran 3x
+    slower), by flat unsigned indices (no wraparound select). Returns 1 at the first
+    winner outside its ph x pw window (a corrupt cache: nothing is stored out of bounds,
+    and the caller raises), else 0."""
     N, C, H_out, W_out = dout.shape
+    H, W = dx.shape[2], dx.shape[3]
     window = np.uint64(ph * pw)
+    z = zero_of(dx)
     for c in range(c0, c1):
         for n in range(c * h, min(N, (c + 1) * h)):
             for ch in range(C):
-                d = dx[n, ch]
-                d[:, :] = 0
-                g = dout[n, ch]
-                am = argmax[n, ch]
-                plane = x[n, ch]
+                d = dx[n, ch].reshape(-1)  # (H * W,)
+                for e in range(H * W):
+                    d[e] = z
+                plane = x[n, ch].reshape(-1)
                 for i in range(H_out):
+                    g = dout[n, ch, i]
+                    am = argmax[n, ch, i]
+                    top = s * i * W
                     for j in range(W_out):
-                        k = am[i, j]
+                        k = am[j]
                         if np.uint64(k) >= window:  # negative offsets too
                             return 1
-                        r = s * i + k // pw
-                        q = s * j + k % pw
-                        if relu and not plane[r, q] > 0:
-                            continue
-                        d[r, q] = g[i, j]
+                        if pw == 2:  # the course's pools: no integer division per window
+                            di, dj = k >> 1, k & 1
+                        else:
+                            di, dj = k // pw, k % pw
+                        q = np.uint64(top + di * W + s * j + dj)
+                        if (not relu) or plane[q] > 0:
+                            d[q] = g[j]
     return 0
 
 
@@ -159,34 +168,6 @@ def _pool2(x, relu, out, argmax, h, c0, c1):  # pragma: no cover - compiled
                         v0, v1 = r0[2 * j], r0[2 * j + 1]
                         v2, v3 = r1[2 * j], r1[2 * j + 1]
                         o[j], am[j] = best_of_four(v0, v1, v2, v3, relu, z)
-
-
-@kernel
-def _scatter2(dout, x, argmax, relu, z, dx, h, c0, c1):  # pragma: no cover - compiled
-    """``_scatter`` for 2x2 windows at stride 2: dx's plane zeroed (z: 0 in dx's dtype),
-    then each window's winner set (a select per input instead ran 3x slower). Returns 1
-    at the first winner outside its window, as ``_scatter``, else 0."""
-    N, C, H_out, W_out = dout.shape
-    H, W = dx.shape[2], dx.shape[3]
-    for c in range(c0, c1):
-        for n in range(c * h, min(N, (c + 1) * h)):
-            for ch in range(C):
-                d = dx[n, ch].reshape(-1)  # (H * W,): zeros, then each winner's value
-                for e in range(H * W):
-                    d[e] = z
-                plane = x[n, ch].reshape(-1)
-                for i in range(H_out):
-                    g = dout[n, ch, i]
-                    am = argmax[n, ch, i]
-                    top = 2 * i * W
-                    for j in range(W_out):
-                        k = am[j]
-                        if np.uint64(k) > 3:  # a corrupt cache (negative k too)
-                            return 1
-                        q = np.uint64(top + (k // 2) * W + 2 * j + k % 2)  # unsigned: no wraparound
-                        if (not relu) or plane[q] > 0:
-                            d[q] = g[j]
-    return 0
 
 
 @kernel
@@ -265,12 +246,8 @@ def _backward(dout: np.ndarray, cache: FastPoolCache, relu: bool) -> np.ndarray:
     g = dout if dout.flags.c_contiguous else np.ascontiguousarray(dout)
     dx = empty(x.shape, x.dtype)
     chunks = _chunks(N, C, H * W)
-    if ph == pw == stride == 2:
-        args2 = (g, x, argmax, relu, x.dtype.type(0), dx, height(N, chunks))
-        corrupt = run(_scatter2, args2, chunks, x.size)
-    else:
-        args = (g, x, argmax, ph, pw, stride, relu, dx, height(N, chunks))
-        corrupt = run(_scatter, args, chunks, x.size)
+    args = (g, x, argmax, ph, pw, stride, relu, dx, height(N, chunks))
+    corrupt = run(_scatter, args, chunks, x.size)
     if corrupt:
         raise bad_winners(ph * pw, *_NAMES[relu])
     return dx

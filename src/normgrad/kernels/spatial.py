@@ -34,7 +34,7 @@ from normgrad.kernels import _quick as q
 from normgrad.kernels._runtime import F64, as64, compiled, contiguous
 from normgrad.norms import spatial
 from normgrad.norms.spatial import SpatialBatchNormCache
-from normgrad.ops.fast import FastPoolCache, bad_winners, check_winners
+from normgrad.ops.fast import FastPoolCache, bad_winners, check_winner_values, check_winners
 from normgrad.ops.windows import pool_geometry
 
 #: The pool ``spatial_batchnorm_relu_pool_forward_fused`` runs as one kernel.
@@ -273,16 +273,16 @@ def spatial_batchnorm_relu_pool_backward_fused(
     x2, mu, m, inv, gamma, train, shape, cm = bn
     N, C, H, W = shape
     check_winners(argmax, (N, C, H // 2, W // 2), 4, *_RELU_POOL)
-    ours = argmax.dtype == np.uint8 and argmax.flags.c_contiguous  # as the forward made it
     v.float_array(dout, "dout")
     v.shape(dout, "dout", argmax.shape, "the shape of the forward output")
-    if not ours or dout.dtype != x2.dtype or not dout.flags.c_contiguous:
-        if argmax.size and (argmax.min() < 0 or argmax.max() > 3):  # the kernels check it
-            raise bad_winners(4, *_RELU_POOL)
-        cache = cache._replace(argmax=np.ascontiguousarray(argmax, np.uint8))
-        if dout.dtype != x2.dtype or not dout.flags.c_contiguous:  # one signature per dtype
-            return spatial_batchnorm_backward_fused(_pool_grad(dout, cache), bn)
-        argmax = cache.argmax
+    layered = dout.dtype != x2.dtype or not dout.flags.c_contiguous  # one signature per dtype
+    if layered or argmax.dtype != np.uint8 or not argmax.flags.c_contiguous:
+        # not the forward's own winners, or not the one-kernel path (which checks them)
+        check_winner_values(argmax, 4, *_RELU_POOL)
+        argmax = np.ascontiguousarray(argmax, np.uint8)
+        cache = cache._replace(argmax=argmax)
+    if layered:
+        return spatial_batchnorm_backward_fused(_pool_grad(dout, cache), bn)
     sums = planes_pool.grad_sums(dout, x2, W, m, s, b, argmax, cm)
     if sums is None:
         raise bad_winners(4, *_RELU_POOL)

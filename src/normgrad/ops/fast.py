@@ -204,8 +204,7 @@ def _scatter_to_winners(
     v.float_array(dout, "dout")
     v.shape(dout, "dout", (N, C, H_out, W_out), "the shape of the forward output")
     check_winners(argmax, (N, C, H_out, W_out), ph * pw, backward, forward)
-    if argmax.size and (argmax.min() < 0 or argmax.max() >= ph * pw):
-        raise bad_winners(ph * pw, backward, forward)
+    check_winner_values(argmax, ph * pw, backward, forward)
     di, dj = np.divmod(argmax, pw)  # (N, C, H', W') each: the winner's offset in its window
     rows = stride * np.arange(H_out)[:, None] + di  # (N, C, H', W')
     cols = stride * np.arange(W_out)[None, :] + dj  # (N, C, H', W')
@@ -219,8 +218,8 @@ def check_winners(
     argmax: Any, shape: tuple[int, ...], window: int, backward: str, forward: str
 ) -> None:
     """Raise unless a pool cache's argmax is an integer array of ``shape`` (one winner per
-    window of the forward output; ``window`` offsets per window). Its values are checked
-    by the caller (``bad_winners``): the fused kernels check them as they go."""
+    window of the forward output; ``window`` offsets per window). Its values are
+    ``check_winner_values``' (the fused kernels check them as they go instead)."""
     if not isinstance(argmax, np.ndarray) or not np.issubdtype(argmax.dtype, np.integer):
         got = getattr(argmax, "dtype", type(argmax).__name__)
         raise TypeError(
@@ -228,6 +227,12 @@ def check_winners(
             f"makes; got {got}. Pass the cache that {forward} returned, unchanged."
         )
     v.shape(argmax, "the cache's argmax", shape, f"one winner per window of {forward}'s output")
+
+
+def check_winner_values(argmax: np.ndarray, window: int, backward: str, forward: str) -> None:
+    """Raise ``bad_winners`` unless every offset of the integer argmax is in [0, window)."""
+    if argmax.size and (argmax.min() < 0 or argmax.max() >= window):
+        raise bad_winners(window, backward, forward)
 
 
 def bad_winners(window: int, backward: str, forward: str) -> ValueError:
