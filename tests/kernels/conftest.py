@@ -173,15 +173,15 @@ def fk() -> SimpleNamespace:
 
 
 @pytest.fixture
-def piped_calls(monkeypatch) -> list[bool]:
-    """Every call of flatrows' forward kernel appends its ``piped`` flag here."""
+def piped_calls(monkeypatch) -> list[tuple[bool, bool]]:
+    """Every call of flatrows' forward kernel appends its (piped, prefetch) flags here."""
     from normgrad.kernels import flatrows
 
-    seen: list[bool] = []
+    seen: list[tuple[bool, bool]] = []
     real = flatrows._forward
 
     def spy(*args):
-        seen.append(args[8])  # piped
+        seen.append((bool(args[8]), bool(args[9])))  # (piped, pf)
         return real(*args)
 
     monkeypatch.setattr(flatrows, "_forward", spy)

@@ -4,7 +4,8 @@ Row lengths below, at and above a vector's width and ``_rowmath.SPAN`` (vector t
 spans, a span tail), chunks of one row and of more rows than a ``BLOCK`` of column
 partials, and per-group scales (group norm with H = W = 1 is Q = 1 with G > 1): every
 result against the reference, float64 to 1e-12 and float32 to 1e-5 relative. Every
-forward runs both of ``flatrows``' loops (pipelined and two-pass), whatever x's size.
+forward runs each of ``flatrows``' loops (pipelined, two-pass, two-pass with a prefetch of
+the next row), whatever x's size and dtype.
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ ROW_SHAPES = [(1, 1), (2, L - 1), (3, L), (5, L + 3), (BLOCK + 7, 70), (130, 257
               (4, SPAN), (3, 2 * SPAN + L + 5), (2100, 24)]  # fmt: skip
 
 
-@pytest.fixture(params=[True, False], ids=["piped", "two-pass"], autouse=True)
-def piped(request, monkeypatch) -> bool:
-    """Each test once with every Q = 1 forward pipelined and once with none of them."""
-    monkeypatch.setattr(flatrows, "PIPED_MIN", 0 if request.param else 1 << 62)
+LOOPS = {"piped": (True, False), "two-pass": (False, False), "prefetch": (False, True)}
+LOOP_OF = flatrows.loop_of  # the real rule (the fixture below replaces it)
+
+
+@pytest.fixture(params=list(LOOPS), autouse=True)
+def loop(request, monkeypatch) -> str:
+    """Each test once with every Q = 1 forward in each of flatrows' loops."""
+    monkeypatch.setattr(flatrows, "loop_of", lambda x: LOOPS[request.param])
     return request.param
 
 
@@ -111,23 +116,34 @@ def test_float32_rows_far_from_zero_keep_the_contract(offset) -> None:
 
 @pytest.mark.parametrize("shape", ROW_SHAPES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_both_loops_agree_to_rounding(shape, dtype, monkeypatch) -> None:
-    """The pipelined and two-pass loops sum in different orders: equal to rounding."""
+def test_the_loops_agree(shape, dtype, loop, monkeypatch) -> None:
+    """The pipelined and two-pass loops sum in different orders: equal to rounding. The
+    prefetch changes no value: its results are the two-pass loop's bits."""
     x, g, b, _ = _draw(shape, dtype)
-    runs = []
-    for limit in (0, 1 << 62):  # every x pipelined, then none
-        monkeypatch.setattr(flatrows, "PIPED_MIN", limit)
-        runs.append(rows.forward(x, g, b, shape[-1], 1, 1, 1e-5, True))
-    assert runs[0] is not None and runs[1] is not None
-    for a, w in zip(*runs, strict=True):
-        _close(a, w, dtype)
+    runs = {}
+    for name in ("two-pass", loop):
+        monkeypatch.setattr(flatrows, "loop_of", lambda a, name=name: LOOPS[name])
+        runs[name] = rows.forward(x, g, b, shape[-1], 1, 1, 1e-5, True)
+        assert runs[name] is not None
+    for a, w in zip(runs[loop], runs["two-pass"], strict=True):
+        if loop == "piped":
+            _close(a, w, dtype)
+        else:
+            assert a.dtype == w.dtype and np.array_equal(a, w)
 
 
-def test_the_loop_is_chosen_by_size_alone(monkeypatch, piped_calls) -> None:
-    """x below ``PIPED_MIN`` bytes takes two passes, x at it is pipelined, whatever the
-    thread count (the choice never changes a result's bits across thread counts)."""
-    x, g, b, _ = _draw((64, 96), np.float64)
-    for limit in (x.nbytes + 1, x.nbytes):
-        monkeypatch.setattr(flatrows, "PIPED_MIN", limit)
-        rows.forward(x, g, b, 96, 1, 1, 1e-5, True)
-    assert piped_calls == [False, True]
+@pytest.mark.parametrize(
+    ("dtype", "big", "want"),
+    [(np.float64, False, (False, False)), (np.float32, False, (False, False)),
+     (np.float64, True, (True, False)), (np.float32, True, (False, True))],
+)  # fmt: skip
+def test_the_loop_is_chosen_by_size_and_dtype(dtype, big, want, monkeypatch, piped_calls) -> None:
+    """x below ``PIPED_MIN`` bytes takes two passes; at it, float64 is pipelined and
+    float32 takes two passes with a prefetch, whatever the thread count (the choice never
+    changes a result's bits across thread counts)."""
+    monkeypatch.setattr(flatrows, "loop_of", LOOP_OF)
+    x, g, b, _ = _draw((64, 96), dtype)
+    monkeypatch.setattr(flatrows, "PIPED_MIN", x.nbytes if big else x.nbytes + 1)
+    assert flatrows.loop_of(x) == want
+    rows.forward(x, g, b, 96, 1, 1, 1e-5, True)
+    assert piped_calls == [want]

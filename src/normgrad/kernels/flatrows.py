@@ -14,10 +14,17 @@ an A/B in one process (2026-12-04, 1 thread; the machine is noisy) gave pipeline
 two-pass 0.87 to 0.91 for float64 (4096, 1024), 0.94 to 1.16 for float32 (4096, 1024),
 but 1.2 to 1.5 for problems that fit in cache, (64, 1024) to (1024, 1024), where the
 two-pass loop's sums (``_rowmath.stats``: vectorized reductions) are faster than the
-lanes below. So x of at least ``PIPED_MIN`` bytes is pipelined and smaller x takes two
-passes. The choice depends on x's size alone (never the thread count), so results are
-still the same bits for every run and thread count; the two orders of summation agree
-to rounding (1e-15 float64, 1e-7 float32), not bit for bit. The backward keeps
+lanes below. For float32 out of cache a third loop beats both: the two-pass loop with
+a software prefetch of row r + 1 before row r is read (``_prefetch``: a row of 1024
+float32 is one 4 KiB page, and the hardware prefetchers stop at a page's end). An A/B
+in one process (2026-12-04, (4096, 1024) float32, medians of 15 rounds) gave two-pass
+3.44, pipelined 3.27, prefetched 2.98 ms on 1 thread (torch 3.16) and 2.04, 3.22, 1.77
+on 2 (torch 1.95); (16384, 768) float32 11.5, 12.3, 10.9 ms on 1. For float64 the
+prefetch did not pay (7.31 two-pass, 7.47 prefetched, 6.51 pipelined): its rows are
+two pages, and the pipelined loop keeps it. So ``loop_of`` picks by x's size and dtype
+alone (never the thread count), and results are still the same bits for every run and
+thread count; the prefetch changes no value, and the pipelined and two-pass orders of
+summation agree to rounding (1e-15 float64, 1e-7 float32), not bit for bit. The backward keeps
 ``rows``' two passes: the same pipelining of its wider loop (nine arrays) did not
 vectorize and ran 2.7x slower. The pipelined sums run in ``LANES`` independent partial
 sums in x's dtype (element-wise updates: they vectorize with no reassociation, so the
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from normgrad.kernels._prefetch import prefetch_row
 from normgrad.kernels._rowmath import (
     SPAN,
     finish,
@@ -48,8 +56,23 @@ from normgrad.kernels._runtime import inline, kernel
 #: and out of cache it is 0.85x to 0.93x (4096 x 1024: 2.35 against 2.78 ms float32).
 LANES = 32
 #: x of at least this many bytes (16 MiB: half this machine's L3 with its output) is
-#: pipelined; smaller x takes the two-pass loop.
+#: out of cache: ``loop_of`` picks its loop by dtype; smaller x takes the two-pass loop.
 PIPED_MIN = 1 << 24
+
+
+def loop_of(x: np.ndarray) -> tuple[bool, bool]:
+    """(piped, prefetch) for ``_forward`` on x: (R, M), by x's size and dtype alone.
+
+    Below ``PIPED_MIN`` bytes x is in cache: two passes, no prefetch. Out of cache,
+    float64 is pipelined and float32 takes two passes with a prefetch of the next row
+    (see the module docstring for the measurements). Never by thread count, so a
+    result's bits are the same for every run and thread count.
+    """
+    if x.nbytes < PIPED_MIN:
+        return False, False
+    if x.dtype == np.float64:
+        return True, False
+    return False, True
 
 
 @inline
@@ -131,10 +154,11 @@ def _normalize(a, m, delta, inv, gamma, beta, out):  # pragma: no cover - compil
 
 @kernel
 def _forward(
-    x, gamma, beta, G, eps, lo, big, center, piped, out, mean, rstd, h, c0, c1
+    x, gamma, beta, G, eps, lo, big, center, piped, pf, out, mean, rstd, h, c0, c1
 ):  # pragma: no cover
     """Rows of chunks c0..c1. ``piped``: row i's output with row i + 1's moments (lane
-    sums); else each row's statistics (``_rowmath.stats``), then its output. Returns 1,
+    sums); else each row's statistics (``_rowmath.stats``), then its output, and with
+    ``pf`` a prefetch of row i + 1 before row i is read (``_prefetch``). Returns 1,
     with the work left undone, when gamma and beta could take an output to ``big`` or
     beyond, or some row's var + eps leaves [lo, HI] (NaN included); else 0."""
     R, M = x.shape
@@ -155,6 +179,8 @@ def _forward(
             s1, s2 = _moments(x[first], k, a1, a2)
         for i in range(first, last):
             xi = x[i]
+            if pf and i + 1 < R:  # row i + 1's lines arrive while row i is worked on
+                prefetch_row(x[i + 1])
             if piped:
                 mu, var = finish(xi, center, k, s1, s2, buf)
             else:

@@ -238,8 +238,8 @@ def forward(
     or None when some row's var + eps is outside the plain range or gamma and beta could
     take an output beyond x's dtype (NaN, inf, or max|gamma| sqrt(M) + max|beta| near
     the largest float): the caller then runs the reference route, which rescales,
-    reports eps = 0 errors or propagates NaN. Q = 1 rows of at least
-    ``flatrows.PIPED_MIN`` bytes in all take the pipelined loop, smaller ones two passes.
+    reports eps = 0 errors or propagates NaN. Q = 1 rows take the loop
+    ``flatrows.loop_of`` picks for x's size and dtype.
     """
     R, M = x.shape
     dt = x.dtype
@@ -253,7 +253,7 @@ def forward(
     numerics = (float(eps), lo, big, center)
     results = (out, mean, rstd, height(R, chunks))
     if Q == 1:  # a scale per element: flatrows' loops
-        args = (x, gam, bet, G, *numerics, x.nbytes >= flatrows.PIPED_MIN, *results)
+        args = (x, gam, bet, G, *numerics, *flatrows.loop_of(x), *results)
         flagged = run(flatrows._forward, args, chunks, x.size)
     else:
         flagged = run(_forward, (x, gam, bet, P, Q, G, *numerics, *results), chunks, x.size)
