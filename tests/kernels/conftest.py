@@ -173,7 +173,7 @@ def fk() -> SimpleNamespace:
 
 
 @pytest.fixture
-def piped_calls(monkeypatch) -> list[tuple[bool, bool]]:
+def loop_calls(monkeypatch) -> list[tuple[bool, bool]]:
     """Every call of flatrows' forward kernel appends its (piped, prefetch) flags here."""
     from normgrad.kernels import flatrows
 

@@ -210,13 +210,13 @@ def test_a_second_process_loads_the_parallel_drivers_without_compiling() -> None
     assert _subprocess(code, env).split() == ["True", "0", "2"]
 
 
-def test_layer_norm_takes_two_passes_in_cache_and_prefetches_out_of_it(piped_calls) -> None:
+def test_layer_norm_takes_two_passes_in_cache_and_prefetches_out_of_it(loop_calls) -> None:
     """flatrows' choice at its real threshold: a 4 MiB float32 x (in cache on the machines
     we measured) takes the two-pass loop, 16 MiB and more the two-pass loop with a
     prefetch of the next row (float64 that size is pipelined: see test_rows_shapes)."""
     from normgrad.kernels import layer
 
-    seen = piped_calls
+    seen = loop_calls
     for rows in (1024, 4096):  # x: 4 MiB, then 16 MiB of float32
         x = np.ones((rows, 1024), np.float32)
         x[:, 0] = 2.0

@@ -25,7 +25,7 @@ ROW_SHAPES = [(1, 1), (2, L - 1), (3, L), (5, L + 3), (BLOCK + 7, 70), (130, 257
               (4, SPAN), (3, 2 * SPAN + L + 5), (2100, 24)]  # fmt: skip
 
 
-LOOPS = {"piped": (True, False), "two-pass": (False, False), "prefetch": (False, True)}
+LOOPS = flatrows.LOOPS
 LOOP_OF = flatrows.loop_of  # the real rule (the fixture below replaces it)
 
 
@@ -118,7 +118,8 @@ def test_float32_rows_far_from_zero_keep_the_contract(offset) -> None:
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_the_loops_agree(shape, dtype, loop, monkeypatch) -> None:
     """The pipelined and two-pass loops sum in different orders: equal to rounding. The
-    prefetch changes no value: its results are the two-pass loop's bits."""
+    prefetch changes no value: its results are the two-pass loop's bits. (For the
+    two-pass loop itself: the same bits on a second call.)"""
     x, g, b, _ = _draw(shape, dtype)
     runs = {}
     for name in ("two-pass", loop):
@@ -137,13 +138,13 @@ def test_the_loops_agree(shape, dtype, loop, monkeypatch) -> None:
     [(np.float64, False, (False, False)), (np.float32, False, (False, False)),
      (np.float64, True, (True, False)), (np.float32, True, (False, True))],
 )  # fmt: skip
-def test_the_loop_is_chosen_by_size_and_dtype(dtype, big, want, monkeypatch, piped_calls) -> None:
-    """x below ``PIPED_MIN`` bytes takes two passes; at it, float64 is pipelined and
+def test_the_loop_is_chosen_by_size_and_dtype(dtype, big, want, monkeypatch, loop_calls) -> None:
+    """x below ``OUT_OF_CACHE`` bytes takes two passes; at it, float64 is pipelined and
     float32 takes two passes with a prefetch, whatever the thread count (the choice never
     changes a result's bits across thread counts)."""
     monkeypatch.setattr(flatrows, "loop_of", LOOP_OF)
     x, g, b, _ = _draw((64, 96), dtype)
-    monkeypatch.setattr(flatrows, "PIPED_MIN", x.nbytes if big else x.nbytes + 1)
+    monkeypatch.setattr(flatrows, "OUT_OF_CACHE", x.nbytes if big else x.nbytes + 1)
     assert flatrows.loop_of(x) == want
     rows.forward(x, g, b, 96, 1, 1, 1e-5, True)
-    assert piped_calls == [want]
+    assert loop_calls == [want]

@@ -18,10 +18,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from normgrad.kernels._runtime import inline
-
-#: Bytes per cache line: one prefetch per line.
-LINE = 64
+from normgrad.kernels._runtime import CACHE_LINE, inline
 
 
 @intrinsic
@@ -46,6 +43,6 @@ def _prefetch(typingctx: Any, a: Any, i: Any) -> Any:  # pragma: no cover - comp
 @inline
 def prefetch_row(a):  # pragma: no cover - compiled
     """Prefetch every cache line of the 1-D contiguous view a."""
-    step = max(1, LINE // a.itemsize)
+    step = max(1, CACHE_LINE // a.itemsize)
     for k in range(0, a.shape[0], step):
         _prefetch(a, k)  # type: ignore[call-arg]  # the typing context is numba's

@@ -198,8 +198,10 @@ def _free_refs() -> int:
 _FREE_REFS = _free_refs()
 
 
+#: Bytes per cache line (also the prefetch's step: ``kernels._prefetch``).
+CACHE_LINE = 64
 #: Bytes of slack in each pooled buffer, so that the array handed out can start at any
-#: 64-byte boundary of a page (see ``empty``).
+#: cache line of a page (see ``empty``).
 _PAGE = 4096
 _SHIFT = _PAGE // 2
 
@@ -240,8 +242,8 @@ def empty(shape: tuple[int, ...], dtype: Any, avoid: np.ndarray | None = None) -
                     _KEPT_BYTES[0] += buf.nbytes
         start = buf.ctypes.data
         target = _SHIFT if avoid is None else avoid.ctypes.data + _SHIFT
-        # the address in the page we want, rounded down to 64 bytes (a cache line)
-        offset = (target % _PAGE // 64 * 64 - start) % _PAGE
+        # the address in the page we want, rounded down to a cache line
+        offset = (target % _PAGE // CACHE_LINE * CACHE_LINE - start) % _PAGE
         view: np.ndarray = buf[offset : offset + nbytes].view(dtype).reshape(shape)
         return view
 

@@ -57,22 +57,22 @@ from normgrad.kernels._runtime import inline, kernel
 LANES = 32
 #: x of at least this many bytes (16 MiB: half this machine's L3 with its output) is
 #: out of cache: ``loop_of`` picks its loop by dtype; smaller x takes the two-pass loop.
-PIPED_MIN = 1 << 24
+OUT_OF_CACHE = 1 << 24
+#: ``_forward``'s loops, as its (piped, pf) flags.
+LOOPS = {"piped": (True, False), "two-pass": (False, False), "prefetch": (False, True)}
 
 
 def loop_of(x: np.ndarray) -> tuple[bool, bool]:
-    """(piped, prefetch) for ``_forward`` on x: (R, M), by x's size and dtype alone.
+    """``LOOPS``' (piped, pf) flags for ``_forward`` on x: (R, M), by size and dtype alone.
 
-    Below ``PIPED_MIN`` bytes x is in cache: two passes, no prefetch. Out of cache,
+    Below ``OUT_OF_CACHE`` bytes x is in cache: two passes, no prefetch. Out of cache,
     float64 is pipelined and float32 takes two passes with a prefetch of the next row
     (see the module docstring for the measurements). Never by thread count, so a
     result's bits are the same for every run and thread count.
     """
-    if x.nbytes < PIPED_MIN:
-        return False, False
-    if x.dtype == np.float64:
-        return True, False
-    return False, True
+    if x.nbytes < OUT_OF_CACHE:
+        return LOOPS["two-pass"]
+    return LOOPS["piped" if x.dtype == np.float64 else "prefetch"]
 
 
 @inline
